@@ -1,0 +1,9 @@
+# Installation and the find_package(userkey) package (completed in issue 4).
+include(CMakePackageConfigHelpers)
+install(TARGETS userkey EXPORT userkeyTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/userkey DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY dump/ DESTINATION ${CMAKE_INSTALL_DATADIR}/userkey/dump)

@@ -1,0 +1,79 @@
+// CachingRepository: a bounded LRU cache with time-to-live in front of any
+// UserRepository.
+//
+// Found keys live for `ttl`; "no such user" answers live for the shorter
+// `negative_ttl` so a newly added user appears quickly; failures
+// (unavailable, unauthorized) are never cached. When full, the least recently
+// used entry is evicted. The clock is injected for tests.
+//
+// Thread-safety: safe for concurrent use; a large cache (>= 1024 entries) is
+// split into 16 shards, each behind its own mutex (LRU order is then per
+// shard), and the inner repository is called without any lock
+// held.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "userkey/user_repository.hpp"
+
+namespace userkey {
+
+struct CacheConfig {
+  std::size_t capacity = 10'000;                 ///< entries in total; 0 disables caching
+  std::chrono::milliseconds ttl{30'000};          ///< found keys
+  std::chrono::milliseconds negative_ttl{2'000};  ///< not-found answers
+};
+
+struct CacheStats {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t evictions = 0;
+  std::size_t size = 0;
+};
+
+class CachingRepository final : public UserRepository {
+public:
+  using Clock = std::chrono::steady_clock;
+  using ClockFn = std::function<Clock::time_point()>;
+
+  CachingRepository(std::shared_ptr<UserRepository> inner, CacheConfig config, ClockFn clock = {});
+
+  LookupResult find_key(UserId id) override;
+  ReadyResult ready() override { return inner_->ready(); }
+  std::string describe() const override;
+
+  CacheStats stats() const;
+
+private:
+  static constexpr std::size_t kShards = 16;
+  struct Entry {
+    UserId id;
+    LookupResult result;
+    Clock::time_point expires;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::list<Entry> lru;  // front = most recent
+    std::unordered_map<UserId, std::list<Entry>::iterator> index;
+  };
+
+  Shard& shard_for(UserId id) { return shards_[static_cast<std::uint64_t>(id) % shard_count_]; }
+
+  std::shared_ptr<UserRepository> inner_;
+  CacheConfig config_;
+  ClockFn clock_;
+  std::size_t shard_count_;  // 1 for small caches, so their LRU order is exact
+  std::size_t per_shard_capacity_;
+  mutable std::array<Shard, kShards> shards_;
+  std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0};
+};
+
+}  // namespace userkey

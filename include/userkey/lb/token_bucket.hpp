@@ -1,0 +1,120 @@
+// Per-client request rate limiting for the load balancer.
+//
+// TokenBucket is the classic token bucket: it holds up to `burst` tokens,
+// refills continuously at `rate` tokens per second, and each request takes
+// one token. A client can therefore send `burst` requests at once and then
+// `rate` per second on average.
+//
+// RateLimiter keeps one TokenBucket per client IP. The map is split into
+// kShards shards, each with its own mutex and unordered_map, chosen by a hash
+// of the IP, so proxy threads serving different clients rarely contend.
+// Memory is bounded by the number of *recently active* clients: sweep() drops
+// buckets that are full again and have been idle longer than the idle TTL;
+// the proxy calls it periodically, and each shard also sweeps itself
+// opportunistically every kSweepEvery new entries.
+//
+// Time is always passed in (TimePoint `now`), so both are deterministic in
+// tests; callers must pass a non-decreasing clock (steady_clock). A clock
+// that goes backwards is treated as "no time passed".
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "userkey/lb/upstream.hpp"
+
+namespace userkey::lb {
+
+/// A single token bucket. Not thread-safe (RateLimiter guards each one with
+/// its shard's mutex). A new bucket starts full; its clock starts at the
+/// first call.
+class TokenBucket {
+public:
+  /// `rate_per_sec` > 0 and `burst` >= 1 are expected; burst < 1 is raised
+  /// to 1 (so a bucket can always eventually admit a request).
+  TokenBucket(double rate_per_sec, double burst);
+
+  /// Takes one token if available. Returns false (and takes nothing) when
+  /// the bucket is empty.
+  bool try_take(TimePoint now);
+  /// How long until a token is available (zero when one is available now),
+  /// rounded up to whole milliseconds.
+  std::chrono::milliseconds retry_after(TimePoint now);
+  /// Tokens that would be available at `now` (does not modify the bucket).
+  double tokens(TimePoint now) const;
+  /// The last time the bucket was refilled/used (epoch if never used).
+  TimePoint last_update() const { return last_; }
+  bool full(TimePoint now) const { return tokens(now) >= burst_ - 1e-9; }
+
+private:
+  void refill(TimePoint now);
+
+  double rate_;
+  double burst_;
+  double tokens_;
+  TimePoint last_{};
+  bool started_ = false;
+};
+
+/// Per-client-IP rate limiter over sharded TokenBuckets. Thread-safe.
+class RateLimiter {
+public:
+  static constexpr std::size_t kShards = 16;
+  /// A shard sweeps itself after this many newly created entries.
+  static constexpr std::size_t kSweepEvery = 4096;
+
+  struct Decision {
+    bool allowed = true;
+    /// When not allowed: how long the client should wait (Retry-After);
+    /// zero when allowed.
+    std::chrono::milliseconds retry_after{0};
+  };
+
+  /// `rate_per_sec` == 0 disables limiting (every request is allowed and no
+  /// state is kept). `burst` is the bucket size (0 means "same as rate",
+  /// at least 1). Buckets idle longer than `idle_ttl` (and full) are dropped.
+  RateLimiter(double rate_per_sec, double burst,
+              std::chrono::milliseconds idle_ttl = std::chrono::seconds(60));
+
+  bool enabled() const { return rate_ > 0; }
+
+  /// Takes a token from `ip`'s bucket. No allocation for an IP already
+  /// tracked.
+  Decision try_acquire(std::string_view ip, TimePoint now);
+
+  /// Drops buckets that are full and idle longer than idle_ttl. Returns how
+  /// many were dropped.
+  std::size_t sweep(TimePoint now);
+
+  /// Number of tracked client IPs (approximate under concurrency).
+  std::size_t size() const;
+
+private:
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept;
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, TokenBucket, StringHash, std::equal_to<>> buckets;
+    std::size_t created_since_sweep = 0;
+  };
+
+  Shard& shard_for(std::string_view ip);
+  std::size_t sweep_shard(Shard& s, TimePoint now);  // s.mu held
+
+  double rate_;
+  double burst_;
+  std::chrono::milliseconds idle_ttl_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace userkey::lb

@@ -1,0 +1,196 @@
+// Upstream servers and the health model every balancing policy shares.
+//
+// An Upstream is one backend address plus its live state: in-flight request
+// count, passive health (nginx's max_fails / fail_timeout) and active health
+// (HAProxy's rise / fall over periodic probes). State lives in atomics so the
+// proxy's event-loop threads read it without locks; only the rare failure
+// path takes a per-upstream mutex.
+//
+// Policies never look at health themselves: the proxy builds a Candidates view
+// (healthy and not yet tried for this request) and asks the policy to choose
+// within it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace userkey::lb {
+
+using SteadyClock = std::chrono::steady_clock;
+using TimePoint = SteadyClock::time_point;
+
+/// Source of "now", injected so health and rate limiting are testable.
+class TimeSource {
+public:
+  virtual ~TimeSource() = default;
+  virtual TimePoint now() const = 0;
+};
+
+/// The real steady clock.
+class SystemTimeSource final : public TimeSource {
+public:
+  TimePoint now() const override { return SteadyClock::now(); }
+};
+
+/// A clock tests move by hand.
+class ManualTimeSource final : public TimeSource {
+public:
+  explicit ManualTimeSource(TimePoint start = TimePoint{} + std::chrono::hours(1))
+      : now_(start.time_since_epoch().count()) {}
+  TimePoint now() const override {
+    return TimePoint{SteadyClock::duration{now_.load(std::memory_order_relaxed)}};
+  }
+  void advance(SteadyClock::duration d) { now_.fetch_add(d.count(), std::memory_order_relaxed); }
+
+private:
+  std::atomic<SteadyClock::rep> now_;
+};
+
+/// Source of randomness, injected so random policies are deterministic in tests.
+/// Implementations must be safe to call from several threads.
+class RandomSource {
+public:
+  virtual ~RandomSource() = default;
+  /// Uniform 64-bit value.
+  virtual std::uint64_t next() = 0;
+  /// Uniform in [0, bound); bound > 0.
+  std::uint64_t uniform(std::uint64_t bound) { return next() % bound; }
+};
+
+/// splitmix64 generator (Steele, Lea, Flood, OOPSLA 2014): a seeded,
+/// deterministic RandomSource. Thread-safe and lock-free (the state is one
+/// atomic counter; each next() claims a distinct step), so it serves both as
+/// the production source (seed it from std::random_device) and as the
+/// reproducible source in tests. Not cryptographic.
+class SplitMixRandom final : public RandomSource {
+public:
+  explicit SplitMixRandom(std::uint64_t seed = 0x5eed5eed5eed5eedULL) : state_(seed) {}
+  std::uint64_t next() override {
+    std::uint64_t z = state_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) +
+                      0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+private:
+  std::atomic<std::uint64_t> state_;
+};
+
+/// Passive health settings (nginx semantics): `max_fails` failures within
+/// `fail_timeout` mark the upstream down for `fail_timeout`. max_fails == 0
+/// disables passive health.
+struct PassiveHealthConfig {
+  std::uint32_t max_fails = 1;
+  std::chrono::milliseconds fail_timeout{10'000};
+};
+
+/// Active health settings (HAProxy semantics): an upstream that is up goes down
+/// after `fall` consecutive failed probes; one that is down comes up after
+/// `rise` consecutive good probes.
+struct ActiveHealthConfig {
+  bool enabled = true;
+  std::string path = "/healthz";
+  std::chrono::milliseconds interval{1'000};
+  std::chrono::milliseconds timeout{500};
+  std::uint32_t rise = 2;
+  std::uint32_t fall = 2;
+};
+
+struct UpstreamConfig {
+  std::string host;
+  std::uint16_t port = 0;
+  std::uint32_t weight = 1;
+  /// Upper bound on open connections to this upstream; 0 = unlimited.
+  std::uint32_t max_conns = 0;
+
+  /// "host:port", used as the upstream's identity in logs and metrics.
+  std::string address() const { return host + ":" + std::to_string(port); }
+};
+
+/// Parses "HOST:PORT[,weight=N][,max_conns=N]". Returns nullopt and sets
+/// `error` on malformed input.
+std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error = nullptr);
+
+/// One upstream and its live state. Thread-safe.
+class Upstream {
+public:
+  Upstream(UpstreamConfig config, PassiveHealthConfig passive);
+
+  const UpstreamConfig& config() const { return config_; }
+  const std::string& address() const { return address_; }
+  std::uint32_t weight() const { return config_.weight; }
+
+  /// True when neither passive nor active health has taken it out at `now`.
+  bool available(TimePoint now) const;
+  /// Active-health view only (for metrics and /status).
+  bool active_up() const { return active_up_.load(std::memory_order_relaxed); }
+  /// Passive view only: true while taken out by max_fails.
+  bool passively_down(TimePoint now) const;
+
+  /// A request completed with a response from this upstream.
+  void report_success(TimePoint now);
+  /// A connect error, reset or timeout before a response (passive health).
+  void report_failure(TimePoint now);
+  /// Outcome of one active probe; returns true when it changed active_up().
+  bool report_probe(bool ok, const ActiveHealthConfig& cfg);
+  /// Force the active state (e.g. starting state before the first probe).
+  void set_active_up(bool up) { active_up_.store(up, std::memory_order_relaxed); }
+
+  /// Requests currently being proxied to this upstream (used by least_connections / P2C).
+  std::int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  void begin_request() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void end_request() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
+private:
+  UpstreamConfig config_;
+  std::string address_;
+  PassiveHealthConfig passive_;
+  std::atomic<std::int64_t> in_flight_{0};
+  std::atomic<bool> active_up_{true};
+  std::atomic<SteadyClock::rep> down_until_{0};  // passive; ticks since epoch
+  std::uint32_t probe_streak_ = 0;                // guarded by mu_
+  std::uint32_t fails_ = 0;                       // guarded by mu_
+  TimePoint window_start_{};                      // guarded by mu_
+  mutable std::mutex mu_;
+};
+
+/// The request attributes a policy may key on. Views stay valid for the call.
+struct RequestInfo {
+  std::string_view client_ip;
+  std::string_view target;  // path and query, as on the request line
+  /// Value of the configured hash key (e.g. the user_id query parameter),
+  /// extracted by the proxy with HashKeySpec; empty when absent.
+  std::string_view hash_key;
+};
+
+/// The upstreams a policy may choose from for one request: the full set in a
+/// stable order (indices are stable until the set is replaced) plus, per
+/// index, whether it is eligible (healthy and not already tried).
+class Candidates {
+public:
+  Candidates(std::span<Upstream* const> all, std::span<const bool> eligible)
+      : all_(all), eligible_(eligible) {}
+  std::size_t size() const { return all_.size(); }
+  Upstream& operator[](std::size_t i) const { return *all_[i]; }
+  bool eligible(std::size_t i) const { return eligible_[i]; }
+  std::size_t eligible_count() const {
+    std::size_t n = 0;
+    for (bool e : eligible_) n += e ? 1 : 0;
+    return n;
+  }
+
+private:
+  std::span<Upstream* const> all_;
+  std::span<const bool> eligible_;
+};
+
+}  // namespace userkey::lb

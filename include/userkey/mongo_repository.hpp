@@ -1,0 +1,88 @@
+// MongoRepository: user keys read from MongoDB (or any server speaking its
+// wire protocol, such as FerretDB) through mongo-c-driver's client pool.
+//
+// Queries are built as BSON with typed values -- {user_id: {$in: [<int64>,
+// "<digits>"]}} -- so a user-supplied id is never parsed as a query. Numeric
+// ids of any BSON number type compare by value; the string form is accepted
+// for documents written by hand. The admin helpers (upsert, list,
+// ensure_index) back the userkey-admin tool.
+//
+// Failure is a value: an unreachable or timed-out server gives
+// LookupStatus::unavailable within the configured timeouts (defaults answer a
+// dead server in well under a second), refused credentials give
+// LookupStatus::unauthorized. Messages never include the password.
+//
+// Thread-safety: all members are safe to call concurrently; each call borrows
+// a client from the pool. On first use per process it runs mongoc_init() and
+// installs a driver log handler that keeps only errors (the driver would
+// otherwise log a warning for every failed authentication).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "userkey/bson_file_repository.hpp"
+#include "userkey/user_repository.hpp"
+
+namespace userkey {
+
+struct MongoConfig {
+  /// mongodb:// URI. Credentials may be in it or given below.
+  std::string uri = "mongodb://127.0.0.1:27017/";
+  std::string database = "myusers";
+  std::string collection = "users";
+  /// Used when the URI carries no credentials; authSource defaults to
+  /// "admin" unless the URI names one.
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  /// Applied unless the URI sets the matching option.
+  std::chrono::milliseconds server_selection_timeout{400};
+  std::chrono::milliseconds connect_timeout{300};
+  std::chrono::milliseconds socket_timeout{500};
+  std::chrono::milliseconds heartbeat_frequency{500};
+  std::uint32_t max_pool_size = 100;
+  std::string app_name = "userkey";
+};
+
+/// Environment lookup, injectable for tests (defaults to std::getenv).
+using EnvLookup = std::function<const char*(const char*)>;
+
+/// Fills `base` from the seed's environment: USERKEY_MONGO_URI (a full URI)
+/// when `uri_given` is false, and mongo_user / mongo_pass as credentials.
+MongoConfig mongo_config_from_env(MongoConfig base, bool uri_given, const EnvLookup& env = {});
+
+/// The URI with any password replaced by "****", for logs.
+std::string redact_uri(const std::string& uri);
+
+class MongoRepository final : public UserRepository {
+public:
+  /// Throws std::invalid_argument for a malformed URI (a start-up error); does
+  /// not contact the server.
+  explicit MongoRepository(MongoConfig config);
+  ~MongoRepository() override;
+  MongoRepository(const MongoRepository&) = delete;
+  MongoRepository& operator=(const MongoRepository&) = delete;
+
+  LookupResult find_key(UserId id) override;
+  /// Runs a ping that needs authentication.
+  ReadyResult ready() override;
+  std::string describe() const override;
+
+  /// Admin: inserts or replaces user `r.user_id`. status found = written.
+  LookupResult upsert(const UserRecord& r);
+  /// Admin: every user, ordered by id.
+  std::vector<UserRecord> list(LookupResult* status = nullptr);
+  /// Admin: creates the unique index on user_id (idempotent).
+  LookupResult ensure_index();
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace userkey

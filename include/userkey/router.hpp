@@ -1,0 +1,81 @@
+// Router: the HTTP contract of a userkey backend, independent of any HTTP
+// server. Feed it a method, a request target and the Accept header; it
+// returns status, headers and body. cpp-httplib (BackendServer), Beast, or a
+// test can all drive it.
+//
+//   GET /?user_id=1  -> 200 {"user_id":"1","user_key":"...","port":5001,"backend":"backend-1"}
+//   GET /            -> 200 {"port":5001,"backend":"backend-1"}
+//   unknown id       -> 400 {"error":"unknown user_id","user_id":"9",...}
+//   bad id           -> 400 {"error":"invalid user_id","detail":"...",...}
+//   store down       -> 503 {"error":"database unavailable",...} + Retry-After
+//   GET /healthz     -> 200 while the process runs
+//   GET /readyz      -> 200 when the repository is reachable, else 503
+// A client whose Accept prefers text/html gets the same data as a small HTML
+// page. HEAD is answered like GET; other methods get 405.
+//
+// Thread-safety: handle() is const and safe to call concurrently.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "userkey/user_repository.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace userkey {
+
+struct HttpRequest {
+  std::string_view method;  ///< "GET", "HEAD", ...
+  std::string_view target;  ///< path and query as on the request line: "/?user_id=1"
+  std::string_view accept;  ///< the Accept header, empty when absent
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers (Retry-After, Allow)
+};
+
+/// Which server answered: shown in every response.
+struct BackendIdentity {
+  std::string name;  ///< e.g. "backend-1"
+  int port = 0;      ///< the port this backend listens on
+};
+
+/// Seconds a client is told to wait (Retry-After) when the store is down.
+inline constexpr int kRetryAfterSeconds = 1;
+
+/// True when `accept` ranks text/html above application/json (a browser).
+bool prefers_html(std::string_view accept);
+
+class Router {
+public:
+  /// `log` receives one warning when the store starts refusing credentials
+  /// (never the credentials themselves); may be null.
+  Router(std::shared_ptr<UserRepository> repo, BackendIdentity id, std::shared_ptr<spdlog::logger> log = nullptr);
+
+  HttpResponse handle(const HttpRequest& req) const;
+
+  const BackendIdentity& identity() const { return id_; }
+  UserRepository& repository() const { return *repo_; }
+
+private:
+  HttpResponse lookup(std::string_view query, bool html) const;
+  HttpResponse render(int status, std::vector<std::pair<std::string, std::string>> fields, bool html) const;
+  void note_auth_state(LookupStatus s) const;
+
+  std::shared_ptr<UserRepository> repo_;
+  BackendIdentity id_;
+  std::shared_ptr<spdlog::logger> log_;
+  mutable std::atomic<bool> auth_refused_{false};
+};
+
+}  // namespace userkey

@@ -1,0 +1,76 @@
+#include "userkey/backend_server.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+namespace userkey {
+
+// cpp-httplib's listening socket is protected; a subclass may re-listen() it
+// with a real backlog (Linux applies the new backlog to a listening socket).
+class BackendServer::Server : public httplib::Server {
+public:
+  bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+};
+
+BackendServer::BackendServer(std::shared_ptr<const Router> router, BackendServerConfig config,
+                             std::shared_ptr<spdlog::logger> log)
+    : router_(std::move(router)), config_(std::move(config)), log_(std::move(log)), server_(std::make_unique<Server>()) {
+  auto& s = *server_;
+  const std::size_t threads = config_.threads == 0 ? 1 : config_.threads;
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // owned by httplib
+  s.set_keep_alive_max_count(config_.keep_alive_max_requests);
+  s.set_keep_alive_timeout(config_.keep_alive_timeout_s);
+  s.set_read_timeout(config_.read_timeout_s, 0);
+  s.set_payload_max_length(64 * 1024);
+
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string accept = req.get_header_value("Accept");
+    HttpResponse out = router_->handle({req.method, req.target, accept});
+    res.status = out.status;
+    for (auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
+    res.set_content(std::move(out.body), out.content_type.c_str());
+    if (config_.access_log && log_) {
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+      log_->info("{} {} {} {}us {}", req.method, req.target, out.status, us, req.remote_addr);
+    }
+  };
+  s.Get(".*", handler);
+  s.Post(".*", handler);
+  s.Put(".*", handler);
+  s.Patch(".*", handler);
+  s.Delete(".*", handler);
+  s.Options(".*", handler);
+}
+
+BackendServer::~BackendServer() { stop(); }
+
+bool BackendServer::bind(std::string* error) {
+  int port = config_.port;
+  if (port == 0) {
+    port = server_->bind_to_any_port(config_.host);
+    if (port < 0) port = 0;
+  } else if (!server_->bind_to_port(config_.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    if (error) *error = "cannot listen on " + config_.host + ":" + std::to_string(config_.port) +
+                        " (address in use or not local)";
+    return false;
+  }
+  if (!server_->raise_backlog(config_.backlog) && log_) log_->warn("could not raise the listen backlog");
+  bound_port_ = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+void BackendServer::run() { server_->listen_after_bind(); }
+
+void BackendServer::stop() {
+  if (server_) server_->stop();
+}
+
+}  // namespace userkey

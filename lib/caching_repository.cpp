@@ -1,0 +1,70 @@
+#include "userkey/caching_repository.hpp"
+
+namespace userkey {
+
+CachingRepository::CachingRepository(std::shared_ptr<UserRepository> inner, CacheConfig config, ClockFn clock)
+    : inner_(std::move(inner)),
+      config_(config),
+      clock_(clock ? std::move(clock) : ClockFn([] { return Clock::now(); })),
+      shard_count_(config.capacity >= 1024 ? kShards : 1),
+      per_shard_capacity_((config.capacity + shard_count_ - 1) / shard_count_) {}
+
+LookupResult CachingRepository::find_key(UserId id) {
+  if (per_shard_capacity_ == 0) return inner_->find_key(id);
+  Shard& s = shard_for(id);
+  const auto now = clock_();
+  {
+    std::lock_guard lock(s.mu);
+    if (auto it = s.index.find(id); it != s.index.end()) {
+      if (it->second->expires > now) {
+        s.lru.splice(s.lru.begin(), s.lru, it->second);
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return it->second->result;
+      }
+      s.lru.erase(it->second);
+      s.index.erase(it);
+    }
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  LookupResult r = inner_->find_key(id);
+  std::chrono::milliseconds ttl{0};
+  if (r.status == LookupStatus::found) ttl = config_.ttl;
+  else if (r.status == LookupStatus::not_found) ttl = config_.negative_ttl;
+  if (ttl.count() <= 0) return r;
+
+  std::lock_guard lock(s.mu);
+  const auto expires = clock_() + ttl;
+  if (auto it = s.index.find(id); it != s.index.end()) {
+    it->second->result = r;
+    it->second->expires = expires;
+    s.lru.splice(s.lru.begin(), s.lru, it->second);
+    return r;
+  }
+  s.lru.push_front({id, r, expires});
+  s.index.emplace(id, s.lru.begin());
+  while (s.lru.size() > per_shard_capacity_) {
+    s.index.erase(s.lru.back().id);
+    s.lru.pop_back();
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+std::string CachingRepository::describe() const {
+  return "cache(" + std::to_string(config_.capacity) + " entries, ttl " + std::to_string(config_.ttl.count()) +
+         "ms) over " + inner_->describe();
+}
+
+CacheStats CachingRepository::stats() const {
+  CacheStats st;
+  st.hits = hits_.load(std::memory_order_relaxed);
+  st.misses = misses_.load(std::memory_order_relaxed);
+  st.evictions = evictions_.load(std::memory_order_relaxed);
+  for (auto& s : shards_) {
+    std::lock_guard lock(s.mu);
+    st.size += s.lru.size();
+  }
+  return st;
+}
+
+}  // namespace userkey

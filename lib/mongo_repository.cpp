@@ -1,0 +1,235 @@
+#include "userkey/mongo_repository.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+#include "bson_handles.hpp"
+#include "bson_user.hpp"
+
+namespace userkey {
+
+namespace {
+
+void init_driver_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mongoc_init();
+    // The driver's own warnings (one per failed authentication, per
+    // connection) would flood the log; callers report failures themselves.
+    mongoc_log_trace_disable();
+    mongoc_log_set_handler(
+        [](mongoc_log_level_t level, const char* domain, const char* message, void* data) {
+          if (level <= MONGOC_LOG_LEVEL_ERROR) mongoc_log_default_handler(level, domain, message, data);
+        },
+        nullptr);
+  });
+}
+
+LookupResult classify(const bson_error_t& e) {
+  // A pooled client reports a refused login either directly or, when the
+  // failure happened while selecting a server, inside the selection error
+  // that lists each server's last error.
+  const bool auth = (e.domain == MONGOC_ERROR_CLIENT && e.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+                    (e.domain == MONGOC_ERROR_SERVER && (e.code == 18 /* AuthenticationFailed */ ||
+                                                         e.code == 13 /* Unauthorized */)) ||
+                    (e.domain == MONGOC_ERROR_SERVER_SELECTION && std::strstr(e.message, "Authentication failed"));
+  if (auth) return LookupResult::error(LookupStatus::unauthorized, "database refused the credentials");
+  return LookupResult::error(LookupStatus::unavailable, std::string("database unavailable: ") + e.message);
+}
+
+}  // namespace
+
+MongoConfig mongo_config_from_env(MongoConfig base, bool uri_given, const EnvLookup& env) {
+  auto get = [&](const char* name) -> const char* { return env ? env(name) : std::getenv(name); };
+  if (!uri_given) {
+    if (const char* u = get("USERKEY_MONGO_URI"); u && *u) base.uri = u;
+  }
+  if (const char* u = get("mongo_user"); u && *u && !base.username) base.username = u;
+  if (const char* p = get("mongo_pass"); p && !base.password) base.password = p;
+  return base;
+}
+
+std::string redact_uri(const std::string& uri) {
+  const auto scheme = uri.find("://");
+  if (scheme == std::string::npos) return uri;
+  const auto start = scheme + 3;
+  const auto at = uri.find('@', start);
+  const auto slash = uri.find('/', start);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return uri;
+  const auto colon = uri.find(':', start);
+  if (colon == std::string::npos || colon > at) return uri;
+  return uri.substr(0, colon + 1) + "****" + uri.substr(at);
+}
+
+struct MongoRepository::Impl {
+  MongoConfig cfg;
+  detail::UriPtr uri;
+  detail::ClientPoolPtr pool;
+  std::string described;
+
+  detail::CollectionPtr collection(mongoc_client_t* client) const {
+    return detail::CollectionPtr(mongoc_client_get_collection(client, cfg.database.c_str(), cfg.collection.c_str()));
+  }
+};
+
+MongoRepository::MongoRepository(MongoConfig config) : impl_(std::make_unique<Impl>()) {
+  init_driver_once();
+  impl_->cfg = std::move(config);
+  auto& cfg = impl_->cfg;
+  bson_error_t err;
+  impl_->uri.reset(mongoc_uri_new_with_error(cfg.uri.c_str(), &err));
+  if (!impl_->uri) throw std::invalid_argument(std::string("invalid MongoDB URI: ") + err.message);
+  mongoc_uri_t* u = impl_->uri.get();
+
+  if (!mongoc_uri_get_username(u) && cfg.username) {
+    mongoc_uri_set_username(u, cfg.username->c_str());
+    if (cfg.password) mongoc_uri_set_password(u, cfg.password->c_str());
+  }
+  if (mongoc_uri_get_username(u) && !mongoc_uri_get_auth_source(u)) mongoc_uri_set_auth_source(u, "admin");
+
+  auto set_default = [u](const char* opt, std::chrono::milliseconds v) {
+    if (!mongoc_uri_has_option(u, opt)) mongoc_uri_set_option_as_int32(u, opt, static_cast<int32_t>(v.count()));
+  };
+  set_default(MONGOC_URI_SERVERSELECTIONTIMEOUTMS, cfg.server_selection_timeout);
+  set_default(MONGOC_URI_CONNECTTIMEOUTMS, cfg.connect_timeout);
+  set_default(MONGOC_URI_SOCKETTIMEOUTMS, cfg.socket_timeout);
+  set_default(MONGOC_URI_HEARTBEATFREQUENCYMS, cfg.heartbeat_frequency);
+  if (!mongoc_uri_has_option(u, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(u, cfg.app_name.c_str());
+
+  impl_->pool.reset(mongoc_client_pool_new(u));
+  if (!impl_->pool) throw std::invalid_argument("cannot create a MongoDB client pool for this URI");
+  mongoc_client_pool_set_error_api(impl_->pool.get(), MONGOC_ERROR_API_VERSION_2);
+  mongoc_client_pool_max_size(impl_->pool.get(), cfg.max_pool_size);
+
+  char* s = mongoc_uri_get_string(u) ? bson_strdup(mongoc_uri_get_string(u)) : nullptr;
+  impl_->described = "mongodb:" + redact_uri(s ? s : "") + " " + cfg.database + "." + cfg.collection;
+  bson_free(s);
+}
+
+MongoRepository::~MongoRepository() = default;
+
+LookupResult MongoRepository::find_key(UserId id) {
+  if (id < 0) return LookupResult::error(LookupStatus::invalid_id, "user_id must not be negative");
+  detail::PooledClient client(impl_->pool.get());
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  auto coll = impl_->collection(client.get());
+
+  const std::string as_text = std::to_string(id);
+  detail::StackBson filter;
+  bson_t cond, in;
+  BSON_APPEND_DOCUMENT_BEGIN(filter.get(), "user_id", &cond);
+  BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &in);
+  BSON_APPEND_INT64(&in, "0", id);
+  BSON_APPEND_UTF8(&in, "1", as_text.c_str());
+  bson_append_array_end(&cond, &in);
+  bson_append_document_end(filter.get(), &cond);
+
+  detail::StackBson opts;
+  BSON_APPEND_INT64(opts.get(), "limit", 1);
+  bson_t proj;
+  BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "projection", &proj);
+  BSON_APPEND_INT32(&proj, "user_key", 1);
+  BSON_APPEND_INT32(&proj, "_id", 0);
+  bson_append_document_end(opts.get(), &proj);
+
+  detail::CursorPtr cursor(mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr));
+  const bson_t* doc = nullptr;
+  std::optional<std::string> key;
+  while (mongoc_cursor_next(cursor.get(), &doc)) {
+    if ((key = detail::read_user_key(doc))) break;
+  }
+  bson_error_t err;
+  if (!key && mongoc_cursor_error(cursor.get(), &err)) return classify(err);
+  if (!key) return LookupResult::not_found();
+  return LookupResult::found(std::move(*key));
+}
+
+ReadyResult MongoRepository::ready() {
+  detail::PooledClient client(impl_->pool.get());
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  // A count on the collection needs both a server and working credentials,
+  // unlike a bare ping.
+  auto coll = impl_->collection(client.get());
+  detail::StackBson filter;
+  detail::StackBson opts;
+  BSON_APPEND_INT64(opts.get(), "limit", 1);
+  bson_error_t err;
+  if (mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err) < 0)
+    return classify(err);
+  return LookupResult::found({});
+}
+
+std::string MongoRepository::describe() const { return impl_->described; }
+
+LookupResult MongoRepository::upsert(const UserRecord& r) {
+  detail::PooledClient client(impl_->pool.get());
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  auto coll = impl_->collection(client.get());
+  if (r.user_id < 0 || r.user_id > 2147483647)
+    return LookupResult::error(LookupStatus::invalid_id, "user_id out of range (0..2147483647)");
+  detail::StackBson selector, replacement, opts;
+  BSON_APPEND_INT32(selector.get(), "user_id", static_cast<int32_t>(r.user_id));
+  BSON_APPEND_INT32(replacement.get(), "user_id", static_cast<int32_t>(r.user_id));
+  BSON_APPEND_UTF8(replacement.get(), "user_key", r.user_key.c_str());
+  BSON_APPEND_BOOL(opts.get(), "upsert", true);
+  bson_error_t err;
+  if (!mongoc_collection_replace_one(coll.get(), selector.get(), replacement.get(), opts.get(), nullptr, &err))
+    return classify(err);
+  return LookupResult::found({});
+}
+
+std::vector<UserRecord> MongoRepository::list(LookupResult* status) {
+  std::vector<UserRecord> out;
+  detail::PooledClient client(impl_->pool.get());
+  if (!client.get()) {
+    if (status) *status = LookupResult::error(LookupStatus::unavailable, "no database client available");
+    return out;
+  }
+  auto coll = impl_->collection(client.get());
+  detail::StackBson filter, opts;
+  bson_t sort;
+  BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "sort", &sort);
+  BSON_APPEND_INT32(&sort, "user_id", 1);
+  bson_append_document_end(opts.get(), &sort);
+  detail::CursorPtr cursor(mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr));
+  const bson_t* doc = nullptr;
+  while (mongoc_cursor_next(cursor.get(), &doc)) {
+    auto id = detail::read_user_id(doc);
+    auto key = detail::read_user_key(doc);
+    if (id && key) out.push_back({*id, std::move(*key)});
+  }
+  bson_error_t err;
+  if (mongoc_cursor_error(cursor.get(), &err)) {
+    if (status) *status = classify(err);
+    return {};
+  }
+  if (status) *status = LookupResult::found({});
+  return out;
+}
+
+LookupResult MongoRepository::ensure_index() {
+  detail::PooledClient client(impl_->pool.get());
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  mongoc_database_t* db = mongoc_client_get_database(client.get(), impl_->cfg.database.c_str());
+  std::unique_ptr<mongoc_database_t, detail::CDeleter<mongoc_database_destroy>> db_owner(db);
+  detail::StackBson cmd, reply;
+  bson_t indexes, index, key;
+  BSON_APPEND_UTF8(cmd.get(), "createIndexes", impl_->cfg.collection.c_str());
+  BSON_APPEND_ARRAY_BEGIN(cmd.get(), "indexes", &indexes);
+  BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+  BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &key);
+  BSON_APPEND_INT32(&key, "user_id", 1);
+  bson_append_document_end(&index, &key);
+  BSON_APPEND_UTF8(&index, "name", "user_id_1");
+  BSON_APPEND_BOOL(&index, "unique", true);
+  bson_append_document_end(&indexes, &index);
+  bson_append_array_end(cmd.get(), &indexes);
+  bson_error_t err;
+  bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, reply.get(), &err);
+  if (!ok) return classify(err);
+  return LookupResult::found({});
+}
+
+}  // namespace userkey

@@ -1,0 +1,16 @@
+#include "userkey/repository_factory.hpp"
+
+#include "userkey/bson_file_repository.hpp"
+
+namespace userkey {
+
+std::shared_ptr<UserRepository> make_repository(const RepositoryOptions& opts) {
+  std::shared_ptr<UserRepository> repo;
+  if (opts.mongo) repo = std::make_shared<MongoRepository>(*opts.mongo);
+  else repo = std::make_shared<BsonFileRepository>(opts.dump);
+  if (opts.cache.capacity > 0 && opts.cache.ttl.count() > 0)
+    repo = std::make_shared<CachingRepository>(std::move(repo), opts.cache);
+  return repo;
+}
+
+}  // namespace userkey

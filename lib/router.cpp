@@ -1,0 +1,204 @@
+#include "userkey/router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "escape.hpp"
+#include "userkey/query_string.hpp"
+#include "userkey/user_id.hpp"
+
+namespace userkey {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// A field value is either a JSON string or a raw JSON number.
+struct Field {
+  std::string name;
+  std::string value;
+  bool is_number = false;
+};
+
+}  // namespace
+
+bool prefers_html(std::string_view accept) {
+  // q of the most specific range matching each type; -1 = not acceptable.
+  double html = -1, json = -1;
+  int html_spec = -1, json_spec = -1;
+  while (!accept.empty()) {
+    const auto comma = accept.find(',');
+    auto item = trim(accept.substr(0, comma));
+    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    if (item.empty()) continue;
+    auto semi = item.find(';');
+    const auto range = trim(item.substr(0, semi));
+    double q = 1.0;
+    while (semi != std::string_view::npos) {
+      item = item.substr(semi + 1);
+      semi = item.find(';');
+      auto param = trim(item.substr(0, semi));
+      if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        auto v = param.substr(2);
+        // from_chars for double is available in GCC 11+.
+        double parsed = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+        if (ec == std::errc{}) q = parsed;
+        (void)p;
+      }
+    }
+    auto consider = [&](std::string_view type, double& best, int& spec) {
+      int s = -1;
+      if (iequals(range, type)) s = 2;
+      else if (range.size() > 2 && range.ends_with("/*") && iequals(range.substr(0, range.size() - 1), type.substr(0, type.find('/') + 1))) s = 1;
+      else if (range == "*/*") s = 0;
+      if (s > spec) {
+        spec = s;
+        best = q;
+      }
+    };
+    consider("text/html", html, html_spec);
+    consider("application/json", json, json_spec);
+  }
+  return html > 0 && html > json;
+}
+
+Router::Router(std::shared_ptr<UserRepository> repo, BackendIdentity id, std::shared_ptr<spdlog::logger> log)
+    : repo_(std::move(repo)), id_(std::move(id)), log_(std::move(log)) {}
+
+HttpResponse Router::render(int status, std::vector<std::pair<std::string, std::string>> fields, bool html) const {
+  // fields: name -> already-rendered JSON value ("\"x\"" or 5001)
+  HttpResponse res;
+  res.status = status;
+  if (!html) {
+    res.body.reserve(128);
+    res.body.push_back('{');
+    bool first = true;
+    for (auto& [k, v] : fields) {
+      if (!first) res.body.push_back(',');
+      first = false;
+      detail::append_json_string(res.body, k);
+      res.body.push_back(':');
+      res.body += v;
+    }
+    res.body += "}\n";
+    return res;
+  }
+  res.content_type = "text/html; charset=utf-8";
+  std::string& b = res.body;
+  b = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>userkey ";
+  detail::append_html_escaped(b, id_.name);
+  b += "</title></head>\n<body>\n<h1>";
+  b += status == 200 ? "Served by " : "Error from ";
+  detail::append_html_escaped(b, id_.name);
+  b += "</h1>\n<dl>\n";
+  for (auto& [k, v] : fields) {
+    b += "<dt>";
+    detail::append_html_escaped(b, k);
+    b += "</dt><dd>";
+    std::string_view shown = v;
+    std::string unquoted;
+    if (shown.size() >= 2 && shown.front() == '"') {
+      // Undo the JSON quoting for display; escapes stay visible, harmlessly.
+      unquoted = std::string(shown.substr(1, shown.size() - 2));
+      shown = unquoted;
+    }
+    detail::append_html_escaped(b, shown);
+    b += "</dd>\n";
+  }
+  b += "</dl>\n</body></html>\n";
+  return res;
+}
+
+namespace {
+std::string json_str(std::string_view s) {
+  std::string out;
+  detail::append_json_string(out, s);
+  return out;
+}
+}  // namespace
+
+void Router::note_auth_state(LookupStatus s) const {
+  if (s == LookupStatus::unauthorized) {
+    if (!auth_refused_.exchange(true) && log_)
+      log_->error("database refused our credentials ({}); answering 503 until it accepts them",
+                  repo_->describe());
+  } else if (s == LookupStatus::found || s == LookupStatus::not_found) {
+    if (auth_refused_.exchange(false) && log_) log_->info("database accepts our credentials again");
+  }
+}
+
+HttpResponse Router::lookup(std::string_view query, bool html) const {
+  const std::string port = std::to_string(id_.port);
+  const std::string backend = json_str(id_.name);
+  bool malformed = false;
+  auto param = find_query_param(query, "user_id", &malformed);
+  auto invalid = [&](std::string_view why) {
+    return render(400, {{"error", json_str("invalid user_id")}, {"detail", json_str(why)}, {"port", port}, {"backend", backend}},
+                  html);
+  };
+  if (malformed) return invalid("malformed percent-encoding in query string");
+  if (param.count == 0) return render(200, {{"port", port}, {"backend", backend}}, html);
+  if (param.count > 1) return invalid("user_id given more than once");
+  if (param.raw.size() > 3 * kMaxUserIdLength) return invalid("user_id is too long (at most 10 digits)");
+  auto decoded = percent_decode(param.raw);
+  if (!decoded) return invalid("malformed percent-encoding in user_id");
+  UserIdError err;
+  auto id = parse_user_id(*decoded, &err);
+  if (!id) return invalid(err.message);
+
+  const std::string id_text = json_str(std::to_string(*id));
+  LookupResult r = repo_->find_key(*id);
+  note_auth_state(r.status);
+  switch (r.status) {
+    case LookupStatus::found:
+      return render(200, {{"user_id", id_text}, {"user_key", json_str(r.key)}, {"port", port}, {"backend", backend}}, html);
+    case LookupStatus::not_found:
+      return render(400, {{"error", json_str("unknown user_id")}, {"user_id", id_text}, {"port", port}, {"backend", backend}},
+                    html);
+    case LookupStatus::invalid_id: return invalid(r.detail.empty() ? "user_id out of range" : r.detail);
+    case LookupStatus::unavailable:
+    case LookupStatus::unauthorized: break;
+  }
+  auto res = render(503, {{"error", json_str("database unavailable")}, {"port", port}, {"backend", backend}}, html);
+  res.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
+  return res;
+}
+
+HttpResponse Router::handle(const HttpRequest& req) const {
+  const bool html = prefers_html(req.accept);
+  const auto parts = split_target(req.target);
+  if (req.method != "GET" && req.method != "HEAD") {
+    auto res = render(405, {{"error", json_str("method not allowed")}}, html);
+    res.headers.emplace_back("Allow", "GET, HEAD");
+    return res;
+  }
+  if (parts.path == "/") return lookup(parts.query, html);
+  if (parts.path == "/healthz") return render(200, {{"status", json_str("ok")}, {"backend", json_str(id_.name)}}, false);
+  if (parts.path == "/readyz") {
+    auto r = repo_->ready();
+    note_auth_state(r.status == LookupStatus::found ? LookupStatus::found : r.status);
+    if (r.ok()) return render(200, {{"status", json_str("ready")}, {"backend", json_str(id_.name)}}, false);
+    auto res = render(503, {{"status", json_str("unavailable")}, {"reason", json_str(to_string(r.status))},
+                            {"backend", json_str(id_.name)}}, false);
+    res.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
+    return res;
+  }
+  return render(404, {{"error", json_str("not found")}}, html);
+}
+
+}  // namespace userkey

@@ -1,0 +1,153 @@
+// End-to-end: real userkey-backend and userkey-admin processes on free ports,
+// talked to over HTTP.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "support/ferretdb.hpp"
+#include "support/process.hpp"
+
+using namespace userkey::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct Backend {
+  TempDir dir;
+  std::uint16_t port = free_port();
+  ChildProcess proc;
+  Backend(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv{USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc = ChildProcess(argv, dir.path() / "backend.log", env);
+    REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
+  }
+};
+
+int run(std::vector<std::string> argv, std::string* output = nullptr, std::map<std::string, std::string> env = {}) {
+  TempDir dir;
+  ChildProcess p(std::move(argv), dir.path() / "out.log", std::move(env));
+  auto rc = p.wait(30s);
+  if (output) *output = p.log();
+  return rc.value_or(-1);
+}
+
+}  // namespace
+
+TEST_CASE("backend on the embedded dump answers the / contract") {
+  Backend b({"--name", "backend-1", "--dump", dump_dir().string()});
+  auto r = http_get(b.port, "/?user_id=1");
+  CHECK(r.status == 200);
+  auto j = json::parse(r.body);
+  CHECK(j["user_key"] == "one@5cdb5896d7c8");
+  CHECK(j["backend"] == "backend-1");
+  CHECK(j["port"] == b.port);
+  CHECK(j["user_id"] == "1");
+
+  auto plain = json::parse(http_get(b.port, "/").body);
+  CHECK(plain == json{{"port", b.port}, {"backend", "backend-1"}});
+
+  auto unknown = http_get(b.port, "/?user_id=99");
+  CHECK(unknown.status == 400);
+  CHECK(json::parse(unknown.body)["error"] == "unknown user_id");
+  CHECK(http_get(b.port, "/?user_id=%7B%22%24ne%22%3Anull%7D").status == 400);
+  CHECK(http_get(b.port, "/healthz").status == 200);
+  CHECK(http_get(b.port, "/readyz").status == 200);
+  auto html = http_get(b.port, "/", {{"Accept", "text/html,*/*;q=0.8"}});
+  CHECK(html.headers["content-type"].rfind("text/html", 0) == 0);
+
+  // One access-log line per request, with method, target and status.
+  std::this_thread::sleep_for(100ms);
+  const auto log = b.proc.log();
+  CHECK(log.find("GET /?user_id=1 200") != std::string::npos);
+  CHECK(log.find("GET /?user_id=99 400") != std::string::npos);
+}
+
+TEST_CASE("a burst of concurrent connections is served without failures") {
+  Backend b({"--dump", dump_dir().string(), "--access-log", "false"});
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 64; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 5; ++i)
+        if (http_get(b.port, "/?user_id=" + std::to_string(1 + i % 7)).status == 200) ++ok;
+    });
+  }
+  for (auto& c : clients) c.join();
+  CHECK(ok == 64 * 5);
+}
+
+TEST_CASE("SIGTERM and SIGINT stop the backend with exit 0") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    Backend b({"--dump", dump_dir().string()});
+    REQUIRE(http_get(b.port, "/").status == 200);
+    b.proc.signal(sig);
+    auto rc = b.proc.wait(10s);
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 0);
+  }
+}
+
+TEST_CASE("bad configuration is a clear message and a non-zero exit") {
+  std::string out;
+  CHECK(run({USERKEY_BACKEND_BIN, "--listen", "nonsense"}, &out) == 2);
+  CHECK(out.find("HOST:PORT") != std::string::npos);
+  CHECK(run({USERKEY_BACKEND_BIN, "--cache-ttl", "soon"}, &out) != 0);
+  CHECK(out.find("duration") != std::string::npos);
+  CHECK(run({USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port()), "--dump", "/no/such/dump"},
+            &out) == 1);
+  CHECK(out.find("/no/such/dump") != std::string::npos);
+  CHECK(run({USERKEY_BACKEND_BIN, "--dump", "x", "--mongo-uri", "mongodb://h/"}, &out) != 0);
+  CHECK(run({USERKEY_BACKEND_BIN, "--help"}, &out) == 0);
+  for (const char* flag : {"--listen", "--name", "--dump", "--mongo-uri", "--db", "--collection", "--cache-ttl",
+                           "--threads", "USERKEY_LISTEN", "USERKEY_MONGO_URI"}) {
+    CAPTURE(flag);
+    CHECK(out.find(flag) != std::string::npos);
+  }
+  // Flags win over the environment.
+  Backend b({"--name", "from-flag"}, {{"USERKEY_NAME", "from-env"}, {"USERKEY_DUMP", dump_dir().string()}});
+  CHECK(json::parse(http_get(b.port, "/").body)["backend"] == "from-flag");
+}
+
+TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / mongo_pass") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  CHECK(out.find("restored 7 users") != std::string::npos);
+  REQUIRE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0);
+  REQUIRE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "put", "8", "eight@000000000008"}, &out, creds) == 0);
+  REQUIRE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "get", "8"}, &out, creds) == 0);
+  CHECK(out == "eight@000000000008\n");
+  CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "get", "99"}, &out, creds) == 3);
+  CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "get", "x1"}, &out, creds) == 2);
+  REQUIRE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, &out, creds) == 0);
+  CHECK(out.rfind("1\tone@5cdb5896d7c8\n", 0) == 0);
+  CHECK(out.find("8\teight@000000000008\n") != std::string::npos);
+
+  Backend b({"--name", "backend-m", "--mongo-uri", db.uri()}, creds);
+  auto r = http_get(b.port, "/?user_id=8");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["user_key"] == "eight@000000000008");
+  CHECK(http_get(b.port, "/readyz").status == 200);
+
+  // Wrong password: 503 with Retry-After, one log line, password never logged.
+  auto wrong = creds;
+  wrong["mongo_pass"] = "not-the-password-42";
+  Backend bad({"--mongo-uri", db.uri()}, wrong);
+  auto denied = http_get(bad.port, "/?user_id=1");
+  CHECK(denied.status == 503);
+  CHECK(denied.headers["retry-after"] == "1");
+  http_get(bad.port, "/?user_id=2");
+  std::this_thread::sleep_for(100ms);
+  const auto log = bad.proc.log();
+  CHECK(log.find("refused our credentials") != std::string::npos);
+  CHECK(log.find("refused our credentials") == log.rfind("refused our credentials"));
+  CHECK(log.find("not-the-password-42") == std::string::npos);
+  CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, &out, wrong) == 1);
+  CHECK(out.find("refused") != std::string::npos);
+}

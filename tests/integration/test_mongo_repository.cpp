@@ -1,0 +1,152 @@
+// MongoRepository against a real FerretDB (MongoDB wire protocol), started by
+// the test with authentication on.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+#include <thread>
+
+#include <userkey/bson_file_repository.hpp>
+#include <userkey/caching_repository.hpp>
+#include <userkey/mongo_repository.hpp>
+#include <userkey/router.hpp>
+
+#include "support/ferretdb.hpp"
+
+using namespace userkey;
+using namespace std::chrono_literals;
+using test::FerretDb;
+
+namespace {
+
+MongoConfig config_for(const FerretDb& db, std::string user = FerretDb::kUser, std::string pass = FerretDb::kPassword) {
+  MongoConfig cfg;
+  cfg.uri = db.uri();
+  cfg.username = std::move(user);
+  cfg.password = std::move(pass);
+  return cfg;
+}
+
+void restore(MongoRepository& repo) {
+  for (const auto& r : read_bson_dump(resolve_dump_file(test::dump_dir()))) REQUIRE(repo.upsert(r).ok());
+  REQUIRE(repo.ensure_index().ok());
+}
+
+}  // namespace
+
+TEST_CASE("restored dump: keys 1-7 are found, others are not, ids of any number type match") {
+  FerretDb db;
+  MongoRepository repo(config_for(db));
+  restore(repo);
+  restore(repo);  // idempotent
+  LookupResult st;
+  auto all = repo.list(&st);
+  REQUIRE(st.ok());
+  CHECK(all.size() == 7);
+  const auto expected = read_bson_dump(resolve_dump_file(test::dump_dir()));
+  for (const auto& r : expected) {
+    auto got = repo.find_key(r.user_id);
+    REQUIRE(got.ok());
+    CHECK(got.key == r.user_key);
+  }
+  CHECK(repo.find_key(1).key == "one@5cdb5896d7c8");
+  CHECK(repo.find_key(8).status == LookupStatus::not_found);
+  CHECK(repo.find_key(0).status == LookupStatus::not_found);
+  CHECK(repo.ready().ok());
+  CHECK(repo.describe().find(FerretDb::kPassword) == std::string::npos);
+}
+
+TEST_CASE("a user added after start is found once the negative cache entry expires") {
+  FerretDb db;
+  auto mongo = std::make_shared<MongoRepository>(config_for(db));
+  restore(*mongo);
+  CachingRepository cache(mongo, {100, 60s, 300ms});
+  CHECK(cache.find_key(42).status == LookupStatus::not_found);
+  REQUIRE(mongo->upsert({42, "forty-two@0123456789ab"}).ok());
+  CHECK(cache.find_key(42).status == LookupStatus::not_found);  // still the cached answer
+  std::this_thread::sleep_for(400ms);
+  auto r = cache.find_key(42);
+  REQUIRE(r.ok());
+  CHECK(r.key == "forty-two@0123456789ab");
+}
+
+TEST_CASE("a wrong password is 'unauthorized': a 503 and one log line without the password") {
+  FerretDb db;
+  {
+    MongoRepository admin(config_for(db));
+    restore(admin);
+  }
+  const std::string wrong = "definitely-wrong-password";
+  auto repo = std::make_shared<MongoRepository>(config_for(db, FerretDb::kUser, wrong));
+  CHECK(repo->find_key(1).status == LookupStatus::unauthorized);
+  CHECK(repo->ready().status == LookupStatus::unauthorized);
+
+  std::ostringstream out;
+  auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  Router router(repo, {"backend-1", 5001}, log);
+  for (int i = 0; i < 3; ++i) CHECK(router.handle({"GET", "/?user_id=1", ""}).status == 503);
+  const auto text = out.str();
+  CHECK(text.find("credentials") != std::string::npos);
+  CHECK(text.find("credentials") == text.rfind("credentials"));
+  CHECK(text.find(wrong) == std::string::npos);
+
+  // A full URI with the wrong password behaves the same, and is redacted.
+  MongoConfig uri_cfg;
+  uri_cfg.uri = db.uri_with(FerretDb::kUser, wrong);
+  MongoRepository by_uri(uri_cfg);
+  CHECK(by_uri.find_key(1).status == LookupStatus::unauthorized);
+  CHECK(by_uri.describe().find(wrong) == std::string::npos);
+}
+
+TEST_CASE("FerretDB killed: unavailable within a second; restarted: lookups work again") {
+  FerretDb db;
+  auto repo = std::make_shared<MongoRepository>(config_for(db));
+  restore(*repo);
+  Router router(repo, {"backend-1", 5001});
+  REQUIRE(router.handle({"GET", "/?user_id=1", ""}).status == 200);
+
+  db.stop();
+  for (int i = 0; i < 3; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto res = router.handle({"GET", "/?user_id=1", ""});
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(res.status == 503);
+    CHECK(nlohmann::json::parse(res.body)["error"] == "database unavailable");
+    CHECK(took < 1s);
+  }
+  CHECK(router.handle({"GET", "/readyz", ""}).status == 503);
+
+  db.restart();
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    back = router.handle({"GET", "/?user_id=1", ""}).status == 200;
+    if (!back) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(back);
+  CHECK(router.handle({"GET", "/readyz", ""}).status == 200);
+}
+
+TEST_CASE("a malformed URI is a start-up error, not a crash") {
+  MongoConfig cfg;
+  cfg.uri = "not-a-uri";
+  CHECK_THROWS_AS(MongoRepository{cfg}, std::invalid_argument);
+}
+
+TEST_CASE("environment: USERKEY_MONGO_URI and mongo_user / mongo_pass") {
+  std::map<std::string, std::string> env{{"USERKEY_MONGO_URI", "mongodb://h:1/"}, {"mongo_user", "u"}, {"mongo_pass", "p"}};
+  auto lookup = [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  auto cfg = mongo_config_from_env({}, false, lookup);
+  CHECK(cfg.uri == "mongodb://h:1/");
+  CHECK(cfg.username == "u");
+  CHECK(cfg.password == "p");
+  MongoConfig given;
+  given.uri = "mongodb://flag:2/";
+  CHECK(mongo_config_from_env(given, true, lookup).uri == "mongodb://flag:2/");
+  CHECK(redact_uri("mongodb://u:secret@h:1/?x=1") == "mongodb://u:****@h:1/?x=1");
+  CHECK(redact_uri("mongodb://h:1/") == "mongodb://h:1/");
+}

@@ -1,0 +1,82 @@
+// Test support: child processes on 127.0.0.1, free ports, temp dirs, HTTP.
+// Every process a test starts is killed and reaped by its owner's destructor,
+// so a failing test leaves nothing running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace userkey::test {
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
+std::uint16_t free_port();
+
+/// A fresh directory under the system temp dir, removed at destruction.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+private:
+  std::filesystem::path path_;
+};
+
+class ChildProcess {
+public:
+  ChildProcess() = default;
+  /// Starts argv[0] with argv; stdout and stderr go to `log_file`. `env`
+  /// entries are added to (or override) the current environment; an empty
+  /// value removes the variable.
+  ChildProcess(std::vector<std::string> argv, std::filesystem::path log_file,
+               std::map<std::string, std::string> env = {});
+  ~ChildProcess();
+  ChildProcess(ChildProcess&& o) noexcept;
+  ChildProcess& operator=(ChildProcess&& o) noexcept;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  /// Waits for exit up to `timeout`; the exit status (as from waitpid's
+  /// WEXITSTATUS, or 128+signal) or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  /// SIGKILL and reap.
+  void kill();
+  std::string log() const;
+
+private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  std::filesystem::path log_file_;
+};
+
+/// True once something accepts TCP connections on 127.0.0.1:port.
+bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout);
+
+struct HttpResult {
+  int status = 0;  ///< 0 when no response arrived
+  std::string body;
+  std::map<std::string, std::string> headers;  ///< lower-cased names
+};
+
+/// One GET to 127.0.0.1:port with optional extra headers.
+HttpResult http_get(std::uint16_t port, const std::string& target,
+                    const std::map<std::string, std::string>& headers = {},
+                    std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+
+/// Polls `target` until it answers `status`, up to `timeout`.
+bool wait_for_status(std::uint16_t port, const std::string& target, int status, std::chrono::milliseconds timeout);
+
+/// Path of the committed embedded dump.
+std::filesystem::path dump_dir();
+
+}  // namespace userkey::test

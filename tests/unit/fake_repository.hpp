@@ -1,0 +1,39 @@
+// A scripted in-memory repository for unit tests of the cache and router.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include <userkey/user_repository.hpp>
+
+namespace userkey::test {
+
+class FakeRepository final : public UserRepository {
+public:
+  std::map<UserId, std::string> keys;
+  std::atomic<LookupStatus> fail_with{LookupStatus::found};  // found = behave normally
+  std::atomic<int> calls{0};
+
+  LookupResult find_key(UserId id) override {
+    ++calls;
+    if (fail_with != LookupStatus::found) return LookupResult::error(fail_with, "scripted failure");
+    std::lock_guard lock(mu_);
+    auto it = keys.find(id);
+    return it == keys.end() ? LookupResult::not_found() : LookupResult::found(it->second);
+  }
+  ReadyResult ready() override {
+    if (fail_with != LookupStatus::found) return LookupResult::error(fail_with, "scripted failure");
+    return LookupResult::found({});
+  }
+  std::string describe() const override { return "fake"; }
+  void put(UserId id, std::string key) {
+    std::lock_guard lock(mu_);
+    keys[id] = std::move(key);
+  }
+
+private:
+  std::mutex mu_;
+};
+
+}  // namespace userkey::test

@@ -1,0 +1,9 @@
+# doctest unit tests for userkey::lb. No main(): the unit-test runner provides
+# DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN in its own translation unit.
+set(USERKEY_LB_TEST_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/test_policies.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_health.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_token_bucket.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_ip_filter.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_hash_key.cpp
+)

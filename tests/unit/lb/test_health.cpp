@@ -1,0 +1,240 @@
+// Unit tests for Upstream health (passive nginx-style, active HAProxy-style)
+// and parse_upstream.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+
+#include "userkey/lb/upstream.hpp"
+
+namespace lb = userkey::lb;
+using namespace std::chrono_literals;
+
+namespace {
+
+lb::Upstream make_upstream(std::uint32_t max_fails, std::chrono::milliseconds fail_timeout) {
+  lb::UpstreamConfig cfg;
+  cfg.host = "10.0.0.1";
+  cfg.port = 9000;
+  return lb::Upstream(cfg, lb::PassiveHealthConfig{max_fails, fail_timeout});
+}
+
+}  // namespace
+
+TEST_CASE("passive health: max_fails within fail_timeout takes the upstream down, back after fail_timeout") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(3, 10s);
+  CHECK(u.available(clock.now()));
+
+  u.report_failure(clock.now());
+  clock.advance(1s);
+  u.report_failure(clock.now());
+  CHECK(u.available(clock.now()));  // 2 of 3
+  clock.advance(1s);
+  u.report_failure(clock.now());    // 3 within 10 s
+  CHECK(u.passively_down(clock.now()));
+  CHECK_FALSE(u.available(clock.now()));
+
+  clock.advance(10s - 1ms);
+  CHECK_FALSE(u.available(clock.now()));
+  clock.advance(1ms);
+  CHECK(u.available(clock.now()));
+  CHECK_FALSE(u.passively_down(clock.now()));
+}
+
+TEST_CASE("passive health: failures spread beyond the window do not trip") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(3, 10s);
+  for (int i = 0; i < 10; ++i) {
+    u.report_failure(clock.now());
+    CHECK(u.available(clock.now()));
+    clock.advance(6s);  // at most 2 failures ever fall in one 10 s window
+  }
+}
+
+TEST_CASE("passive health: success does not end a down period early") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(1, 5s);
+  u.report_failure(clock.now());
+  CHECK_FALSE(u.available(clock.now()));
+  u.report_success(clock.now());
+  clock.advance(2s);
+  u.report_success(clock.now());
+  CHECK_FALSE(u.available(clock.now()));
+  clock.advance(3s);
+  CHECK(u.available(clock.now()));
+}
+
+TEST_CASE("passive health: failures while down do not extend the down period") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(2, 10s);
+  u.report_failure(clock.now());
+  u.report_failure(clock.now());
+  CHECK_FALSE(u.available(clock.now()));
+  clock.advance(9s);
+  u.report_failure(clock.now());  // a request that was already in flight
+  clock.advance(1s);
+  CHECK(u.available(clock.now()));
+}
+
+TEST_CASE("passive health: probation after a down period") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(3, 10s);
+  for (int i = 0; i < 3; ++i) u.report_failure(clock.now());
+  clock.advance(10s);
+  REQUIRE(u.available(clock.now()));
+
+  SUBCASE("first outcome a failure: down again immediately") {
+    u.report_failure(clock.now());
+    CHECK_FALSE(u.available(clock.now()));
+    clock.advance(10s);
+    CHECK(u.available(clock.now()));
+  }
+  SUBCASE("first outcome a success: fully recovered, needs max_fails again") {
+    u.report_success(clock.now());
+    u.report_failure(clock.now());
+    u.report_failure(clock.now());
+    CHECK(u.available(clock.now()));
+    u.report_failure(clock.now());
+    CHECK_FALSE(u.available(clock.now()));
+  }
+}
+
+TEST_CASE("passive health: max_fails == 0 disables it") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(0, 10s);
+  for (int i = 0; i < 100; ++i) u.report_failure(clock.now());
+  CHECK(u.available(clock.now()));
+  CHECK_FALSE(u.passively_down(clock.now()));
+}
+
+TEST_CASE("active health: fall consecutive failures take it down, rise consecutive successes bring it back") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(1, 10s);
+  lb::ActiveHealthConfig cfg;
+  cfg.rise = 2;
+  cfg.fall = 3;
+  REQUIRE(u.active_up());
+
+  CHECK_FALSE(u.report_probe(false, cfg));
+  CHECK_FALSE(u.report_probe(false, cfg));
+  CHECK_FALSE(u.report_probe(true, cfg));   // streak broken
+  CHECK_FALSE(u.report_probe(false, cfg));
+  CHECK_FALSE(u.report_probe(false, cfg));
+  CHECK(u.active_up());
+  CHECK(u.report_probe(false, cfg));        // third in a row: flips
+  CHECK_FALSE(u.active_up());
+  CHECK_FALSE(u.available(clock.now()));
+  CHECK_FALSE(u.report_probe(false, cfg));  // already down: no change
+
+  CHECK_FALSE(u.report_probe(true, cfg));
+  CHECK_FALSE(u.report_probe(false, cfg));  // streak broken
+  CHECK_FALSE(u.report_probe(true, cfg));
+  CHECK(u.report_probe(true, cfg));         // second in a row: flips
+  CHECK(u.active_up());
+  CHECK(u.available(clock.now()));
+  CHECK_FALSE(u.report_probe(true, cfg));
+}
+
+TEST_CASE("active health: starting down, rise/fall of 1, and independence from passive") {
+  lb::ManualTimeSource clock;
+  auto u = make_upstream(1, 10s);
+  lb::ActiveHealthConfig cfg;
+  cfg.rise = 1;
+  cfg.fall = 1;
+  u.set_active_up(false);
+  CHECK_FALSE(u.available(clock.now()));
+  CHECK(u.report_probe(true, cfg));
+  CHECK(u.available(clock.now()));
+  CHECK(u.report_probe(false, cfg));
+  CHECK_FALSE(u.active_up());
+
+  // rise/fall of 0 behave as 1.
+  cfg.rise = 0;
+  CHECK(u.report_probe(true, cfg));
+
+  // Passively down but actively up: not available; active_up() still true.
+  u.report_failure(clock.now());
+  CHECK(u.active_up());
+  CHECK_FALSE(u.available(clock.now()));
+}
+
+TEST_CASE("in-flight accounting") {
+  auto u = make_upstream(1, 1s);
+  CHECK(u.in_flight() == 0);
+  u.begin_request();
+  u.begin_request();
+  CHECK(u.in_flight() == 2);
+  u.end_request();
+  CHECK(u.in_flight() == 1);
+  CHECK(u.address() == "10.0.0.1:9000");
+  CHECK(u.weight() == 1);
+}
+
+TEST_CASE("parse_upstream: valid specs") {
+  std::string err;
+  auto a = lb::parse_upstream("10.0.0.5:8080", &err);
+  REQUIRE(a);
+  CHECK(a->host == "10.0.0.5");
+  CHECK(a->port == 8080);
+  CHECK(a->weight == 1);
+  CHECK(a->max_conns == 0);
+  CHECK(a->address() == "10.0.0.5:8080");
+
+  auto b = lb::parse_upstream("backend-2.internal:9000,weight=5,max_conns=100");
+  REQUIRE(b);
+  CHECK(b->host == "backend-2.internal");
+  CHECK(b->port == 9000);
+  CHECK(b->weight == 5);
+  CHECK(b->max_conns == 100);
+
+  auto c = lb::parse_upstream("localhost:1,max_conns=7,weight=1000");
+  REQUIRE(c);
+  CHECK(c->weight == 1000);
+  CHECK(c->max_conns == 7);
+
+  auto d = lb::parse_upstream("[::1]:65535,weight=2");
+  REQUIRE(d);
+  CHECK(d->host == "::1");
+  CHECK(d->port == 65535);
+  CHECK(d->weight == 2);
+}
+
+TEST_CASE("parse_upstream: errors") {
+  const char* bad[] = {
+      "",                        // empty
+      "10.0.0.5",                // no port
+      ":8080",                   // no host
+      "10.0.0.5:",               // empty port
+      "10.0.0.5:0",              // port 0
+      "10.0.0.5:65536",          // port too big
+      "10.0.0.5:80x",            // junk in port
+      "10.0.0.5:-1",             // negative
+      "10.0.0.5:80,weight=0",    // weight too small
+      "10.0.0.5:80,weight=1001", // weight too big
+      "10.0.0.5:80,weight=",     // empty weight
+      "10.0.0.5:80,weight=2,weight=3",
+      "10.0.0.5:80,max_conns=-4",
+      "10.0.0.5:80,backup=1",    // unknown option
+      "10.0.0.5:80,weight",      // no '='
+      "10.0.0.5:80,",            // empty option
+      "::1:80",                  // IPv6 without brackets
+      "[::1:80",                 // unterminated bracket
+      "[::1]80",                 // missing ':'
+      "bad host:80",             // space
+  };
+  for (const char* spec : bad) {
+    CAPTURE(spec);
+    std::string err;
+    CHECK_FALSE(lb::parse_upstream(spec, &err).has_value());
+    CHECK_FALSE(err.empty());
+  }
+  std::string err;
+  lb::parse_upstream("10.0.0.5:80,weight=1001", &err);
+  CHECK(err.find("weight") != std::string::npos);
+  CHECK(err.find("1..1000") != std::string::npos);
+  lb::parse_upstream("10.0.0.5:99999", &err);
+  CHECK(err.find("port") != std::string::npos);
+  // No error pointer: must not crash.
+  CHECK_FALSE(lb::parse_upstream("nope").has_value());
+}

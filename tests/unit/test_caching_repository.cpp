@@ -1,0 +1,102 @@
+#include <doctest/doctest.h>
+
+#include <thread>
+#include <vector>
+
+#include <userkey/caching_repository.hpp>
+
+#include "fake_repository.hpp"
+
+using namespace userkey;
+using namespace std::chrono_literals;
+
+namespace {
+struct Fixture {
+  std::shared_ptr<test::FakeRepository> inner = std::make_shared<test::FakeRepository>();
+  CachingRepository::Clock::time_point now{};
+  CachingRepository make(CacheConfig cfg) {
+    return CachingRepository(inner, cfg, [this] { return now; });
+  }
+};
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "found keys are served from cache until the TTL expires") {
+  inner->put(1, "one");
+  auto cache = make({100, 10s, 1s});
+  CHECK(cache.find_key(1).key == "one");
+  inner->put(1, "changed");
+  now += 9s;
+  CHECK(cache.find_key(1).key == "one");
+  CHECK(inner->calls == 1);
+  now += 2s;
+  CHECK(cache.find_key(1).key == "changed");
+  CHECK(inner->calls == 2);
+  auto st = cache.stats();
+  CHECK(st.hits == 1);
+  CHECK(st.misses == 2);
+}
+
+TEST_CASE_FIXTURE(Fixture, "unknown ids are cached for the shorter negative TTL") {
+  auto cache = make({100, 60s, 2s});
+  CHECK(cache.find_key(8).status == LookupStatus::not_found);
+  inner->put(8, "eight");
+  now += 1s;
+  CHECK(cache.find_key(8).status == LookupStatus::not_found);
+  now += 2s;
+  CHECK(cache.find_key(8).key == "eight");
+}
+
+TEST_CASE_FIXTURE(Fixture, "failures are never cached") {
+  inner->put(1, "one");
+  auto cache = make({100, 60s, 2s});
+  inner->fail_with = LookupStatus::unavailable;
+  CHECK(cache.find_key(1).status == LookupStatus::unavailable);
+  inner->fail_with = LookupStatus::found;
+  CHECK(cache.find_key(1).key == "one");
+}
+
+TEST_CASE_FIXTURE(Fixture, "the least recently used entry is evicted when full") {
+  for (int i = 1; i <= 3; ++i) inner->put(i, "k" + std::to_string(i));
+  auto cache = make({2, 60s, 2s});
+  cache.find_key(1);
+  cache.find_key(2);
+  cache.find_key(1);  // 2 is now least recent
+  cache.find_key(3);  // evicts 2
+  CHECK(cache.stats().evictions == 1);
+  CHECK(cache.stats().size == 2);
+  const int before = inner->calls;
+  cache.find_key(1);
+  CHECK(inner->calls == before);  // still cached
+  cache.find_key(2);
+  CHECK(inner->calls == before + 1);  // was evicted
+}
+
+TEST_CASE_FIXTURE(Fixture, "capacity 0 disables caching") {
+  inner->put(1, "one");
+  auto cache = make({0, 60s, 2s});
+  cache.find_key(1);
+  cache.find_key(1);
+  CHECK(inner->calls == 2);
+}
+
+TEST_CASE("concurrent use from many threads stays consistent") {
+  auto inner = std::make_shared<test::FakeRepository>();
+  for (int i = 0; i < 5000; ++i) inner->put(i, "key" + std::to_string(i));
+  CachingRepository cache(inner, {2048, 60s, 2s});
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20000; ++i) {
+        const int id = (i * 7 + t * 13) % 5000;
+        auto r = cache.find_key(id);
+        if (!r.ok() || r.key != "key" + std::to_string(id)) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+  auto st = cache.stats();
+  CHECK(st.hits + st.misses == 160000);
+  CHECK(st.size <= 2048);
+}
