@@ -6,6 +6,8 @@
 
 #include <chrono>
 
+#include "httplib_socket.hpp"
+
 namespace userkey {
 
 // cpp-httplib's listening socket is protected; a subclass may re-listen() it
@@ -21,6 +23,10 @@ BackendServer::BackendServer(std::shared_ptr<const Router> router, BackendServer
   auto& s = *server_;
   const std::size_t threads = config_.threads == 0 ? 1 : config_.threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // owned by httplib
+  // Without it, Nagle holds the body segment until the client's delayed ACK
+  // (~40 ms) whenever a response goes out in two writes.
+  s.set_tcp_nodelay(true);
+  s.set_socket_options(detail::exclusive_socket_options);
   s.set_keep_alive_max_count(config_.keep_alive_max_requests);
   s.set_keep_alive_timeout(config_.keep_alive_timeout_s);
   s.set_read_timeout(config_.read_timeout_s, 0);

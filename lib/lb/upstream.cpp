@@ -44,6 +44,8 @@ bool parse_uint(std::string_view s, std::uint64_t lo, std::uint64_t hi, std::uin
 //    any success takes it down for another fail_timeout straight away.
 //  * Failures reported while it is down (requests that were already in
 //    flight) are ignored; they do not extend the down period.
+//  * When active health checks bring it back up (rise), the passive state is
+//    cleared as well: the checks are the stronger evidence.
 // ---------------------------------------------------------------------------
 
 Upstream::Upstream(UpstreamConfig config, PassiveHealthConfig passive)
@@ -109,6 +111,13 @@ bool Upstream::report_probe(bool ok, const ActiveHealthConfig& cfg) {
   if (probe_streak_ < need) return false;
   probe_streak_ = 0;
   active_up_.store(!up, std::memory_order_relaxed);
+  if (!up) {
+    // Health checks have just proven it back: forget the passive verdict
+    // too, rather than keep a recovered upstream out for the rest of
+    // fail_timeout.
+    fails_ = 0;
+    down_until_.store(0, std::memory_order_release);
+  }
   return true;
 }
 

@@ -80,3 +80,15 @@ bool wait_for_status(std::uint16_t port, const std::string& target, int status, 
 std::filesystem::path dump_dir();
 
 }  // namespace userkey::test
+
+namespace userkey::test {
+
+/// Sends `bytes` as-is on a new connection to 127.0.0.1:port and returns
+/// everything read until the peer closes or `timeout` passes.
+std::string raw_exchange(std::uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+
+/// The status code of the first response in `raw` ("HTTP/1.1 431 ..."), or 0.
+int status_of(const std::string& raw);
+
+}  // namespace userkey::test

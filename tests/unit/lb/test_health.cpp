@@ -238,3 +238,23 @@ TEST_CASE("parse_upstream: errors") {
   // No error pointer: must not crash.
   CHECK_FALSE(lb::parse_upstream("nope").has_value());
 }
+
+TEST_CASE("active health coming back up clears a passive take-down") {
+  using namespace std::chrono_literals;
+  userkey::lb::ManualTimeSource clock;
+  userkey::lb::UpstreamConfig cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = 1;
+  userkey::lb::Upstream up(cfg, {1, 10s});
+  userkey::lb::ActiveHealthConfig active;
+  active.rise = 2;
+  active.fall = 2;
+  up.report_failure(clock.now());
+  CHECK_FALSE(up.available(clock.now()));
+  CHECK_FALSE(up.report_probe(false, active));
+  CHECK(up.report_probe(false, active));  // fall: down
+  CHECK_FALSE(up.report_probe(true, active));
+  CHECK(up.report_probe(true, active));  // rise: up
+  clock.advance(1s);                     // well within fail_timeout
+  CHECK(up.available(clock.now()));
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: userkey-lb vs HAProxy vs nginx in front of the same
+# three userkey-backend processes, driven by wrk on loopback, in one run.
+# Prints requests/s, p50/p99 latency, errors per front and connection count,
+# and each front's ratio to HAProxy.
+#
+#   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--threads N] [--policy round_robin]
+#
+# Needs wrk, haproxy and nginx (scripts in this folder install them from
+# Debian when missing). Ports are taken from the kernel, so a running demo is
+# never disturbed. The machine is shared: compare ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=10s
+conns="16 64 256 1024"
+lb_threads=1
+policy=round_robin
+upstream_cap=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --conns) conns=$2; shift 2 ;;
+    --threads) lb_threads=$2; shift 2 ;;
+    --policy) policy=$2; shift 2 ;;
+    --max-conns) upstream_cap=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bin=${USERKEY_BIN:-build/apps}
+for tool in wrk haproxy nginx; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq --no-install-recommends wrk haproxy nginx-light >/dev/null; break; }
+done
+export PATH=$PATH:/usr/sbin
+
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+backends=()
+for i in 1 2 3; do
+  p=$(free_port)
+  "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 256 \
+    >"$work/backend-$i.log" 2>&1 &
+  pids+=($!)
+  backends+=("$p")
+done
+for p in "${backends[@]}"; do wait_port "$p"; done
+
+# userkey-lb
+lb_port=$(free_port)
+lb_args=()
+for p in "${backends[@]}"; do lb_args+=(--upstream "127.0.0.1:$p,max_conns=$upstream_cap"); done
+"$bin/userkey-lb" --listen "127.0.0.1:$lb_port" --admin off --threads "$lb_threads" --policy "$policy" \
+  --access-log false "${lb_args[@]}" >"$work/lb.log" 2>&1 &
+pids+=($!)
+
+# HAProxy: same caps (maxconn per server queues the rest), keep-alive reuse.
+ha_port=$(free_port)
+{
+  echo "global"; echo "  maxconn 20000"; echo "  nbthread $lb_threads"
+  echo "defaults"; echo "  mode http"; echo "  timeout connect 1s"; echo "  timeout client 30s"
+  echo "  timeout server 30s"; echo "  timeout queue 2s"; echo "  option http-keep-alive"
+  echo "frontend fe"; echo "  bind 127.0.0.1:$ha_port"; echo "  default_backend be"
+  echo "backend be"; echo "  balance roundrobin"; echo "  http-reuse always"
+  for i in "${!backends[@]}"; do echo "  server b$i 127.0.0.1:${backends[$i]} maxconn $upstream_cap"; done
+} >"$work/haproxy.cfg"
+haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+pids+=($!)
+
+# nginx: upstream keep-alive pool of the same size.
+ng_port=$(free_port)
+mkdir -p "$work/nginx"
+{
+  echo "worker_processes $lb_threads; pid $work/nginx.pid; error_log $work/nginx-error.log;"
+  echo "events { worker_connections 8192; }"
+  echo "http { access_log off;"
+  echo "  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;"
+  echo "  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;"
+  echo "  upstream be {"
+  for p in "${backends[@]}"; do echo "    server 127.0.0.1:$p max_conns=$upstream_cap;"; done
+  echo "    keepalive $upstream_cap; }"
+  echo "  server { listen 127.0.0.1:$ng_port;"
+  echo "    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
+} >"$work/nginx.conf"
+nginx -c "$work/nginx.conf" -g "daemon off;" >"$work/nginx.log" 2>&1 &
+pids+=($!)
+
+for p in "$lb_port" "$ha_port" "$ng_port"; do wait_port "$p"; done
+
+run_wrk() {  # port conns -> "rps p50_ms p99_ms errors"
+  local out
+  out=$(wrk -t2 -c"$2" -d"$duration" --timeout 5s --latency "http://127.0.0.1:$1/?user_id=1" 2>&1)
+  python3 - "$out" <<'PY'
+import re, sys
+t = sys.argv[1]
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, t, re.M)
+    if not m: return float("nan")
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+errs = 0
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+if m: errs += sum(int(x) for x in m.groups())
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+if m: errs += int(m.group(1))
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs}")
+PY
+}
+
+echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
+echo
+echo "| conns | front | req/s | p50 ms | p99 ms | errors | req/s vs HAProxy | p99 vs HAProxy |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+for c in $conns; do
+  declare -A r=()
+  # Warm up each front briefly, then measure in turn.
+  for name in haproxy userkey-lb nginx; do
+    case $name in haproxy) p=$ha_port ;; userkey-lb) p=$lb_port ;; nginx) p=$ng_port ;; esac
+    wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
+    r[$name]=$(run_wrk "$p" "$c")
+  done
+  read -r ha_rps _ ha_p99 _ <<<"${r[haproxy]}"
+  for name in haproxy userkey-lb nginx; do
+    read -r rps p50 p99 errs <<<"${r[$name]}"
+    ratio=$(python3 -c "print(f'{$rps/$ha_rps:.2f}')")
+    pr=$(python3 -c "print(f'{$p99/$ha_p99:.2f}' if $ha_p99 > 0 else 'n/a')")
+    echo "| $c | $name | $rps | $p50 | $p99 | $errs | $ratio | $pr |"
+  done
+done

@@ -1,0 +1,74 @@
+// ProxyConfig: every setting of the L7 proxy, as plain data. The lb app fills
+// it from flags or a TOML file (load_proxy_config); a program embedding
+// ProxyServer fills it in code.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "userkey/lb/upstream.hpp"
+
+namespace userkey::lb {
+
+struct LimitsConfig {
+  /// Per-client-IP token bucket: requests per second and burst; rate 0 = off.
+  double rate = 0;
+  double burst = 0;
+  /// Concurrent connections per client IP; 0 = unlimited.
+  std::uint32_t max_conns_per_ip = 0;
+  /// CIDR lists; deny wins; a non-empty allow list admits only its members.
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+  /// Request line + headers, bytes (431 beyond); body bytes (413 beyond).
+  std::uint32_t max_header_bytes = 8 * 1024;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  /// Time allowed to receive a complete request head (slowloris guard), and
+  /// how long an idle keep-alive client connection is kept.
+  std::chrono::milliseconds header_timeout{5'000};
+  std::chrono::milliseconds idle_timeout{30'000};
+};
+
+struct ProxyConfig {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+  std::vector<UpstreamConfig> upstreams;
+  std::string policy = "round_robin";
+  std::string hash_key = "query:user_id";
+
+  PassiveHealthConfig passive;
+  ActiveHealthConfig active;
+
+  /// Extra attempts on a different upstream for an idempotent request that
+  /// could not connect or got no response.
+  std::uint32_t retries = 2;
+  std::chrono::milliseconds connect_timeout{1'000};
+  /// Time for the upstream to answer completely.
+  std::chrono::milliseconds upstream_timeout{10'000};
+  /// Pooled upstream connections idle longer than this are closed rather
+  /// than reused (keep it below the backends' keep-alive timeout, 5 s).
+  std::chrono::milliseconds upstream_idle_timeout{2'000};
+  /// Requests waiting for a connection slot when an upstream is at
+  /// max_conns (per event-loop thread); beyond, or after queue_timeout, 503.
+  std::uint32_t queue_size = 1024;
+  std::chrono::milliseconds queue_timeout{2'000};
+
+  LimitsConfig limits;
+
+  /// Event-loop threads; 0 = one per core, at most 4 (on 2 cores one loop
+  /// measured as fast as two).
+  std::uint32_t threads = 1;
+  /// SIGTERM: how long in-flight requests get to finish.
+  std::chrono::milliseconds drain_timeout{10'000};
+
+  /// Admin endpoint (/metrics, /status); empty host = disabled.
+  std::string admin_host = "127.0.0.1";
+  std::uint16_t admin_port = 9100;
+
+  bool access_log = true;
+  std::string log_level = "info";
+};
+
+}  // namespace userkey::lb

@@ -1,0 +1,67 @@
+// Counters the proxy keeps, exposed as Prometheus text and JSON.
+//
+// Every field is a relaxed atomic: the request path only ever adds, and a
+// scrape reads a slightly torn but monotonic view, which is what Prometheus
+// expects. Per-upstream stats are keyed by address and survive reloads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace userkey::lb {
+
+/// Upper bounds (seconds) of the latency histogram buckets; +Inf is implied.
+inline constexpr std::array<double, 12> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                           0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+
+struct LatencyHistogram {
+  std::array<std::atomic<std::uint64_t>, kLatencyBuckets.size() + 1> buckets{};  // last = +Inf
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::uint64_t> sum_us{0};
+
+  void observe(std::chrono::microseconds d);
+};
+
+struct UpstreamStats {
+  std::atomic<std::uint64_t> requests{0};       ///< attempts sent to this upstream
+  std::atomic<std::uint64_t> responses_2xx{0}, responses_3xx{0}, responses_4xx{0}, responses_5xx{0};
+  std::atomic<std::uint64_t> connect_errors{0};  ///< could not connect
+  std::atomic<std::uint64_t> response_errors{0}; ///< reset/closed/invalid before a full response
+  std::atomic<std::uint64_t> timeouts{0};
+  std::atomic<std::uint64_t> queue_timeouts{0};  ///< waited for a max_conns slot too long
+  std::atomic<std::uint64_t> open_connections{0};
+  LatencyHistogram latency;
+
+  void count_status(unsigned status);
+};
+
+/// Why the proxy answered a request itself instead of relaying one.
+enum class Rejection : std::size_t {
+  rate_limited,      // 429
+  denied,            // 403, IP filter
+  too_many_conns,    // per-IP connection cap
+  header_too_large,  // 431
+  body_too_large,    // 413
+  bad_request,       // 400, malformed or ambiguous framing
+  header_timeout,    // 408 / closed, slow client
+  no_upstream,       // 503, all down
+  queue_full,        // 503, max_conns queue full or timed out
+  bad_gateway,       // 502/504 after retries
+  count_
+};
+std::string_view to_string(Rejection r);
+
+struct ProxyStats {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::int64_t> connections_open{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Rejection::count_)> rejections{};
+
+  void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+};
+
+}  // namespace userkey::lb

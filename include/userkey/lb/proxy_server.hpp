@@ -1,0 +1,76 @@
+// ProxyServer: the event-driven HTTP/1.1 reverse proxy (Boost.Asio +
+// Boost.Beast, C++20 coroutines).
+//
+// Request path: accept (IP filter, per-IP connection cap) -> read the request
+// head under a deadline (431 / 413 / 400 on oversize or ambiguous framing) ->
+// per-IP token bucket (429) -> the BalancingPolicy chooses among healthy,
+// untried upstreams -> a pooled keep-alive upstream connection (bounded by
+// max_conns, with a bounded wait queue) -> response relayed to the client.
+// Idempotent requests that could not connect or got no response are retried
+// on a different upstream; never after a response byte reached the client.
+//
+// Threads: `threads` event loops. The first accepts and hands connections to
+// each loop in turn; each loop has its own upstream connection pools, so the
+// request path takes no lock. (One listening socket and no SO_REUSEPORT: a
+// second process can never silently share the port.)
+// Upstream state (health, in-flight counts, metrics) is shared through
+// atomics.
+//
+// Lifecycle: start() binds and runs the loops in background threads;
+// reload() swaps upstreams and policy without dropping connections;
+// drain() stops accepting and waits for in-flight requests (bounded by
+// drain_timeout); stop() ends everything at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "userkey/lb/balancing_policy.hpp"
+#include "userkey/lb/proxy_config.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace userkey::lb {
+
+class ProxyServer {
+public:
+  /// Throws std::invalid_argument for an unknown policy, a bad hash key or
+  /// CIDR, or an empty upstream list.
+  ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  /// Binds the listener (and admin endpoint) and starts serving. Returns
+  /// false with a message when an address cannot be bound.
+  bool start(std::string* error);
+  /// The bound proxy / admin ports (after start()).
+  std::uint16_t port() const;
+  std::uint16_t admin_port() const;
+
+  /// Replaces upstreams, policy, hash key, health and retry settings (other
+  /// fields are ignored). Upstreams whose address is unchanged keep their
+  /// health and pooled connections. Throws std::invalid_argument like the
+  /// constructor, leaving the running configuration untouched.
+  void reload(const ProxyConfig& config);
+
+  /// Stops accepting, lets in-flight requests finish (up to drain_timeout),
+  /// then stops. Blocks until done.
+  void drain();
+  /// Stops at once. Blocks until the loops have exited.
+  void stop();
+
+  /// Prometheus text exposition of the proxy's metrics.
+  std::string metrics_text() const;
+  /// JSON: upstreams with health, in-flight, counters; policy; settings.
+  std::string status_json() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace userkey::lb

@@ -1,0 +1,1034 @@
+// The proxy engine. See proxy_server.hpp for what it promises; this file is
+// how. Boost 1.74's asio/awaitable.hpp needs <utility> first under GCC 12.
+#include <utility>
+
+#include "userkey/lb/proxy_server.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "httplib_socket.hpp"
+#include "userkey/lb/hash_key.hpp"
+#include "userkey/lb/ip_filter.hpp"
+#include "userkey/lb/proxy_metrics.hpp"
+#include "userkey/lb/token_bucket.hpp"
+
+namespace userkey::lb {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using error_code = boost::system::error_code;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+namespace {
+
+auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded.
+template <class Fields>
+void strip_hop_by_hop(Fields& f) {
+  // Headers named by Connection are hop-by-hop too.
+  std::vector<std::string> named;
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
+    for (auto tok : http::token_list(it->value())) named.emplace_back(tok);
+  }
+  for (auto& n : named) f.erase(beast::string_view(n));
+  for (auto h : {http::field::connection, http::field::keep_alive, http::field::proxy_authenticate,
+                 http::field::proxy_authorization, http::field::te, http::field::trailer, http::field::transfer_encoding,
+                 http::field::upgrade, http::field::proxy_connection})
+    f.erase(h);
+}
+
+bool idempotent(http::verb v) {
+  switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::trace: return true;
+    default: return false;
+  }
+}
+
+// One upstream in a configuration snapshot, with what outlives reloads.
+struct UpstreamEntry {
+  std::shared_ptr<Upstream> upstream;
+  std::shared_ptr<UpstreamStats> stats;
+  tcp::endpoint endpoint;
+};
+
+// An immutable configuration; workers hold it by shared_ptr while they use it.
+struct Snapshot {
+  std::uint64_t generation = 0;
+  std::vector<UpstreamEntry> entries;
+  std::vector<Upstream*> ptrs;
+  std::shared_ptr<BalancingPolicy> policy;
+  HashKeySpec hash_key = *HashKeySpec::parse("ip");
+  std::uint32_t retries = 0;
+  ActiveHealthConfig active;
+};
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct ProxyServer::Impl {
+  ProxyConfig cfg;
+  PolicyRegistry registry;
+  std::shared_ptr<spdlog::logger> log;
+  SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+  SystemTimeSource clock;
+  ProxyStats stats;
+  IpFilter filter;
+  RateLimiter limiter;
+  ConnectionLimiter conn_limiter;
+
+  // Configuration snapshot: swapped under mu, read by workers only when the
+  // generation they cached is out of date.
+  mutable std::mutex mu;
+  std::shared_ptr<const Snapshot> current;
+  std::atomic<std::uint64_t> generation{0};
+  // Per-address state kept across reloads.
+  std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> known;
+
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  std::uint16_t bound_port = 0;
+  std::uint16_t bound_admin_port = 0;
+
+  struct Worker;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  std::unique_ptr<httplib::Server> admin;
+  std::thread admin_thread;
+
+  Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l)
+      : cfg(std::move(c)),
+        registry(std::move(r)),
+        log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
+        limiter(cfg.limits.rate, cfg.limits.burst),
+        conn_limiter(cfg.limits.max_conns_per_ip) {
+    for (auto& a : cfg.limits.allow) filter.add_allow(parse_cidr(a));
+    for (auto& d : cfg.limits.deny) filter.add_deny(parse_cidr(d));
+    install(build_snapshot(cfg), cfg);
+  }
+
+  static Cidr parse_cidr(const std::string& s) {
+    std::string err;
+    auto c = Cidr::parse(s, &err);
+    if (!c) throw std::invalid_argument("bad CIDR '" + s + "': " + err);
+    return *c;
+  }
+
+  std::shared_ptr<Snapshot> build_snapshot(const ProxyConfig& c) {
+    if (c.upstreams.empty()) throw std::invalid_argument("no upstream configured");
+    auto snap = std::make_shared<Snapshot>();
+    std::string err;
+    auto key = HashKeySpec::parse(c.hash_key, &err);
+    if (!key) throw std::invalid_argument("bad hash key '" + c.hash_key + "': " + err);
+    snap->hash_key = *key;
+    PolicyContext ctx{&random, &clock};
+    std::shared_ptr<BalancingPolicy> policy = registry.create(c.policy, ctx);
+    if (!policy) {
+      std::string names;
+      for (auto& n : registry.names()) names += (names.empty() ? "" : ", ") + n;
+      throw std::invalid_argument("unknown policy '" + c.policy + "' (known: " + names + ")");
+    }
+    snap->policy = std::move(policy);
+    snap->retries = c.retries;
+    snap->active = c.active;
+    asio::io_context resolver_ctx;
+    tcp::resolver resolver(resolver_ctx);
+    for (const auto& u : c.upstreams) {
+      UpstreamEntry e;
+      error_code ec;
+      auto addr = asio::ip::make_address(u.host, ec);
+      if (!ec) {
+        e.endpoint = tcp::endpoint(addr, u.port);
+      } else {
+        auto results = resolver.resolve(u.host, std::to_string(u.port), ec);
+        if (ec || results.empty()) throw std::invalid_argument("cannot resolve upstream " + u.address());
+        e.endpoint = *results.begin();
+      }
+      snap->entries.push_back(std::move(e));
+    }
+    return snap;
+  }
+
+  // Binds upstream state to a snapshot (reusing state of known addresses)
+  // and publishes it.
+  void install(std::shared_ptr<Snapshot> snap, const ProxyConfig& c) {
+    std::lock_guard lock(mu);
+    std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> next;
+    for (std::size_t i = 0; i < snap->entries.size(); ++i) {
+      const auto& ucfg = c.upstreams[i];
+      auto it = known.find(ucfg.address());
+      std::shared_ptr<Upstream> up;
+      std::shared_ptr<UpstreamStats> st;
+      if (it != known.end() && it->second.first->config().weight == ucfg.weight &&
+          it->second.first->config().max_conns == ucfg.max_conns) {
+        up = it->second.first;
+        st = it->second.second;
+      } else {
+        up = std::make_shared<Upstream>(ucfg, c.passive);
+        st = it != known.end() ? it->second.second : std::make_shared<UpstreamStats>();
+      }
+      snap->entries[i].upstream = up;
+      snap->entries[i].stats = st;
+      snap->ptrs.push_back(up.get());
+      next[ucfg.address()] = {up, st};
+    }
+    snap->policy->rebuild(snap->ptrs);
+    snap->generation = generation.load() + 1;
+    known = std::move(next);
+    current = std::move(snap);
+    generation.store(current->generation, std::memory_order_release);
+  }
+
+  std::shared_ptr<const Snapshot> snapshot() const {
+    std::lock_guard lock(mu);
+    return current;
+  }
+
+  void start_health_checks(const std::shared_ptr<const Snapshot>& snap);
+  std::string metrics_text() const;
+  std::string status_json() const;
+};
+
+// ---------------------------------------------------------------------------
+// A worker: one event loop, its listener, its sessions and its upstream pools.
+struct ProxyServer::Impl::Worker {
+  Impl& impl;
+  std::size_t index;
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
+
+  struct Idle {
+    std::unique_ptr<beast::tcp_stream> stream;
+    TimePoint since;
+  };
+  // Keyed by Upstream identity; entries for removed upstreams are purged on refresh.
+  std::unordered_map<const Upstream*, std::vector<Idle>> pools;
+  std::unordered_map<const Upstream*, std::deque<asio::steady_timer*>> waiters;
+  std::size_t waiting = 0;
+
+  // Sessions, so drain can close idle keep-alive connections.
+  struct SessionRef {
+    beast::tcp_stream* stream;
+    bool busy;
+  };
+  std::list<SessionRef> sessions;
+  // Read deadline for a request head; shared with its timer handler, which
+  // may run after the read finished (then `armed` is false and it does nothing).
+  struct HeadDeadline {
+    HeadDeadline(asio::io_context& io, beast::tcp_stream* s) : timer(io), stream(s) {}
+    asio::steady_timer timer;
+    beast::tcp_stream* stream;
+    bool armed = true;
+    bool fired = false;
+  };
+  std::uint64_t request_counter = 0;
+  std::uint64_t id_prefix;
+
+  Worker(Impl& i, std::size_t idx) : impl(i), index(idx), id_prefix(i.random.next()) {}
+
+  const Snapshot& refresh() {
+    if (!snap || snap->generation != impl.generation.load(std::memory_order_acquire)) {
+      snap = impl.snapshot();
+      // Drop pools of upstreams that are gone.
+      for (auto it = pools.begin(); it != pools.end();) {
+        bool present = false;
+        for (auto* p : snap->ptrs) present = present || p == it->first;
+        if (!present) {
+          for (auto& idle : it->second) close_counted(*idle.stream, it->first);
+          it = pools.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return *snap;
+  }
+
+  UpstreamStats& stats_of(const Snapshot& s, const Upstream* up) {
+    for (auto& e : s.entries)
+      if (e.upstream.get() == up) return *e.stats;
+    static UpstreamStats orphan;  // unreachable: callers pass members of s
+    return orphan;
+  }
+
+  void close_counted(beast::tcp_stream& stream, const Upstream* up) {
+    error_code ec;
+    stream.socket().close(ec);
+    if (snap) stats_of(*snap, up).open_connections.fetch_sub(1, std::memory_order_relaxed);
+    wake_one(up);
+  }
+
+  void wake_one(const Upstream* up) {
+    auto it = waiters.find(up);
+    if (it != waiters.end() && !it->second.empty()) {
+      it->second.front()->cancel();
+      it->second.pop_front();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Accepting
+  // Only the first worker accepts; each connection goes to the next worker's
+  // loop in turn. (One listening socket: no SO_REUSEPORT, so a second process
+  // can never silently share the port.)
+  awaitable<void> accept_loop() {
+    std::size_t next = 0;
+    for (;;) {
+      auto& target = *impl.workers[next];
+      next = (next + 1) % impl.workers.size();
+      error_code ec;
+      tcp::socket sock(target.ioc);
+      co_await acceptor.async_accept(sock, nothrow(ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        continue;  // EMFILE and friends: keep accepting
+      }
+      impl.stats.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(target.ioc, target.session(std::move(sock)), asio::detached);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Client side
+  awaitable<void> write_error(beast::tcp_stream& client, unsigned status, std::string_view message, bool keep_alive,
+                              unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0)) {
+    Response res{static_cast<http::status>(status), version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "userkey-lb");
+    if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
+    res.body() = "{\"error\":\"" + json_escape(message) + "\"}\n";
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    client.expires_after(std::chrono::seconds(5));
+    error_code ec;
+    co_await http::async_write(client, res, nothrow(ec));
+  }
+
+  awaitable<void> session(tcp::socket sock) {
+    error_code ec;
+    const auto remote = sock.remote_endpoint(ec);
+    if (ec) co_return;
+    auto ip_addr = remote.address();
+    if (ip_addr.is_v6() && ip_addr.to_v6().is_v4_mapped()) ip_addr = ip_addr.to_v6().to_v4();
+    const std::string client_ip = ip_addr.to_string();
+    sock.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream client(std::move(sock));
+
+    if (!impl.filter.empty() && !impl.filter.allowed(client_ip)) {
+      impl.stats.reject(Rejection::denied);
+      co_await write_error(client, 403, "forbidden", false);
+      co_return;
+    }
+    const bool limited = impl.conn_limiter.cap() > 0;
+    if (limited && !impl.conn_limiter.try_acquire(client_ip)) {
+      impl.stats.reject(Rejection::too_many_conns);
+      co_await write_error(client, 429, "too many connections from this address", false, 11, std::chrono::seconds(1));
+      co_return;
+    }
+    impl.stats.connections_open.fetch_add(1, std::memory_order_relaxed);
+    sessions.push_front({&client, false});
+    auto self = sessions.begin();
+
+    co_await serve(client, client_ip, *self);
+
+    sessions.erase(self);
+    impl.stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (limited) impl.conn_limiter.release(client_ip);
+    client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    client.socket().close(ec);
+  }
+
+  awaitable<void> serve(beast::tcp_stream& client, const std::string& client_ip, SessionRef& ref) {
+    const auto& lim = impl.cfg.limits;
+    beast::flat_buffer buffer;
+    std::vector<bool> tried;
+    bool first = true;
+    for (;;) {
+      if (impl.draining.load(std::memory_order_relaxed)) co_return;
+      ref.busy = false;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(lim.max_header_bytes);
+      parser.body_limit(lim.max_body_bytes);
+      // A new connection must send its head within header_timeout; between
+      // keep-alive requests it may idle for idle_timeout. The deadline cancels
+      // the read instead of closing the socket, so a slow client still gets
+      // its 408.
+      error_code ec;
+      {
+        auto deadline = std::make_shared<HeadDeadline>(ioc, &client);
+        deadline->timer.expires_after(first ? lim.header_timeout : lim.idle_timeout);
+        deadline->timer.async_wait([deadline](const error_code& e) {
+          if (e || !deadline->armed) return;
+          deadline->fired = true;
+          error_code ignored;
+          deadline->stream->socket().cancel(ignored);
+        });
+        first = false;
+        co_await http::async_read_header(client, buffer, parser, nothrow(ec));
+        deadline->armed = false;
+        deadline->timer.cancel();
+        if (deadline->fired) ec = beast::error::timeout;
+      }
+      ref.busy = true;
+      if (ec) {
+        if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) co_return;
+        if (ec == beast::error::timeout) {
+          // Nothing at all is an idle keep-alive connection timing out; a
+          // partial head is a slow client.
+          if (parser.got_some()) {
+            impl.stats.reject(Rejection::header_timeout);
+            co_await write_error(client, 408, "request header timeout", false);
+          }
+          co_return;
+        }
+        if (ec == http::error::header_limit) {
+          impl.stats.reject(Rejection::header_too_large);
+          co_await write_error(client, 431, "request header fields too large", false);
+          co_return;
+        }
+        if (ec == http::error::body_limit) {  // Content-Length over the limit
+          impl.stats.reject(Rejection::body_too_large);
+          co_await write_error(client, 413, "payload too large", false);
+          co_return;
+        }
+        if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::partial_message)
+          co_return;
+        impl.stats.reject(Rejection::bad_request);
+        co_await write_error(client, 400, "bad request: " + ec.message(), false);
+        co_return;
+      }
+      // Ambiguous framing (request smuggling): both Content-Length and
+      // Transfer-Encoding, or several Content-Length fields.
+      {
+        const auto& h = parser.get();
+        const auto cl = h.count(http::field::content_length);
+        const bool te = h.count(http::field::transfer_encoding) > 0;
+        if ((cl > 0 && te) || cl > 1) {
+          impl.stats.reject(Rejection::bad_request);
+          co_await write_error(client, 400, "ambiguous message framing", false);
+          co_return;
+        }
+        if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
+          impl.stats.reject(Rejection::body_too_large);
+          co_await write_error(client, 413, "payload too large", false);
+          co_return;
+        }
+      }
+      client.expires_after(lim.header_timeout);
+      co_await http::async_read(client, buffer, parser, nothrow(ec));
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          impl.stats.reject(Rejection::body_too_large);
+          co_await write_error(client, 413, "payload too large", false);
+        } else if (ec != http::error::end_of_stream && ec != asio::error::connection_reset) {
+          impl.stats.reject(Rejection::bad_request);
+          co_await write_error(client, 400, "bad request: " + ec.message(), false);
+        }
+        co_return;
+      }
+      client.expires_never();
+      Request req = parser.release();
+      // Only kept for the access log line.
+      std::string log_method, log_target;
+      if (impl.cfg.access_log) {
+        log_method = std::string(req.method_string());
+        log_target = std::string(req.target());
+      }
+      const bool keep_alive = req.keep_alive() && !impl.draining.load(std::memory_order_relaxed);
+      const unsigned version = req.version();
+      impl.stats.requests.fetch_add(1, std::memory_order_relaxed);
+
+      if (impl.limiter.enabled()) {
+        auto d = impl.limiter.try_acquire(client_ip, SteadyClock::now());
+        if (!d.allowed) {
+          impl.stats.reject(Rejection::rate_limited);
+          auto secs = std::chrono::ceil<std::chrono::seconds>(d.retry_after);
+          if (secs.count() < 1) secs = std::chrono::seconds(1);
+          co_await write_error(client, 429, "rate limit exceeded", keep_alive, version, secs);
+          if (!keep_alive) co_return;
+          continue;
+        }
+      }
+
+      const auto started = SteadyClock::now();
+      std::string upstream_name;
+      Response res = co_await forward(std::move(req), client_ip, tried, upstream_name);
+      strip_hop_by_hop(res);
+      res.version(version);
+      res.keep_alive(keep_alive);
+      client.expires_after(impl.cfg.upstream_timeout);
+      co_await http::async_write(client, res, nothrow(ec));
+      client.expires_never();
+      if (impl.cfg.access_log) {
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started).count();
+        impl.log->info("{} {} {} {} {}us upstream={}", client_ip, log_method, log_target, res.result_int(), us,
+                       upstream_name.empty() ? "-" : upstream_name);
+      }
+      if (ec || !keep_alive) co_return;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Upstream side
+  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout };
+
+  struct Attempt {
+    Outcome outcome = Outcome::ok;
+    Response response;
+  };
+
+  // A connection to `e`: pooled when one is fresh enough, else new (within
+  // max_conns, waiting in a bounded queue when at the cap).
+  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const UpstreamEntry& e, Outcome& outcome) {
+    const Upstream* up = e.upstream.get();
+    auto& pool = pools[up];
+    const auto now = SteadyClock::now();
+    while (!pool.empty()) {
+      Idle idle = std::move(pool.back());
+      pool.pop_back();
+      if (now - idle.since < impl.cfg.upstream_idle_timeout && idle.stream->socket().is_open())
+        co_return std::pair{std::move(idle.stream), true};
+      close_counted(*idle.stream, up);
+    }
+    const auto cap = e.upstream->config().max_conns;
+    if (cap > 0) {
+      const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
+      while (e.stats->open_connections.load(std::memory_order_relaxed) >= cap) {
+        if (waiting >= impl.cfg.queue_size || SteadyClock::now() >= deadline) {
+          outcome = Outcome::queue_timeout;
+          co_return std::pair{nullptr, false};
+        }
+        // Wake on a release on this loop, or poll for releases elsewhere.
+        asio::steady_timer timer(ioc);
+        timer.expires_after(std::min<SteadyClock::duration>(std::chrono::milliseconds(5), deadline - SteadyClock::now()));
+        auto& q = waiters[up];
+        q.push_back(&timer);
+        ++waiting;
+        error_code ec;
+        co_await timer.async_wait(nothrow(ec));
+        --waiting;
+        auto pos = std::find(q.begin(), q.end(), &timer);
+        if (pos != q.end()) q.erase(pos);
+        if (!pool.empty()) {
+          Idle idle = std::move(pool.back());
+          pool.pop_back();
+          if (SteadyClock::now() - idle.since < impl.cfg.upstream_idle_timeout)
+            co_return std::pair{std::move(idle.stream), true};
+          close_counted(*idle.stream, up);
+        }
+      }
+    }
+    e.stats->open_connections.fetch_add(1, std::memory_order_relaxed);
+    auto stream = std::make_unique<beast::tcp_stream>(ioc);
+    stream->expires_after(impl.cfg.connect_timeout);
+    error_code ec;
+    co_await stream->async_connect(e.endpoint, nothrow(ec));
+    if (ec) {
+      close_counted(*stream, up);
+      outcome = Outcome::connect_failed;
+      co_return std::pair{nullptr, false};
+    }
+    stream->socket().set_option(tcp::no_delay(true), ec);
+    co_return std::pair{std::move(stream), false};
+  }
+
+  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req) {
+    Attempt a;
+    for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
+      Outcome out = Outcome::ok;
+      auto [stream, reused] = co_await acquire(e, out);
+      if (!stream) {
+        a.outcome = out;
+        co_return a;
+      }
+      error_code ec;
+      stream->expires_after(impl.cfg.upstream_timeout);
+      co_await http::async_write(*stream, req, nothrow(ec));
+      http::response_parser<http::string_body> rp;
+      rp.body_limit(64 * 1024 * 1024);
+      if (req.method() == http::verb::head) rp.skip(true);
+      beast::flat_buffer buf;
+      if (!ec) co_await http::async_read(*stream, buf, rp, nothrow(ec));
+      if (!ec) {
+        stream->expires_never();
+        a.response = rp.release();
+        if (a.response.keep_alive() && !impl.stopped.load(std::memory_order_relaxed) && buf.size() == 0) {
+          pools[e.upstream.get()].push_back({std::move(stream), SteadyClock::now()});
+          wake_one(e.upstream.get());
+        } else {
+          close_counted(*stream, e.upstream.get());
+        }
+        a.outcome = Outcome::ok;
+        co_return a;
+      }
+      const bool nothing_back = !rp.got_some();
+      close_counted(*stream, e.upstream.get());
+      // A pooled connection the upstream closed while idle: not the
+      // upstream's fault; try once more on a fresh connection.
+      if (reused && nothing_back && ec != beast::error::timeout) continue;
+      a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
+      co_return a;
+    }
+    a.outcome = Outcome::no_response;
+    co_return a;
+  }
+
+  awaitable<Response> forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
+                              std::string& upstream_name) {
+    refresh();
+    const auto snap_ref = snap;  // keeps this configuration alive for the request
+    const Snapshot& s = *snap_ref;
+    const unsigned version = req.version();
+
+    // Proxy headers.
+    strip_hop_by_hop(req);
+    std::string xff;
+    if (auto it = req.find("X-Forwarded-For"); it != req.end()) xff = std::string(it->value()) + ", ";
+    xff += client_ip;
+    req.set("X-Forwarded-For", xff);
+    req.set("X-Real-IP", client_ip);
+    req.set("X-Forwarded-Proto", "http");
+    if (req.find("X-Request-Id") == req.end()) {
+      char id[33];
+      std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(id_prefix),
+                    static_cast<unsigned long long>(++request_counter + (index << 56)));
+      req.set("X-Request-Id", id);
+    }
+    req.version(11);
+    req.keep_alive(true);
+    if (!req.body().empty() || req.has_content_length()) req.prepare_payload();
+
+    auto header = [&req](std::string_view name) -> std::string_view {
+      auto it = req.find(beast::string_view(name.data(), name.size()));
+      return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
+    };
+    const std::string_view target(req.target().data(), req.target().size());
+    RequestInfo info{client_ip, target, s.hash_key.extract(target, header, client_ip)};
+
+    const std::size_t n = s.ptrs.size();
+    tried.assign(n, false);
+    // Eligibility flags: on the stack for any realistic upstream count.
+    std::array<bool, 256> stack_flags{};
+    std::unique_ptr<bool[]> heap_flags;
+    if (n > stack_flags.size()) heap_flags = std::make_unique<bool[]>(n);
+    bool* elig = heap_flags ? heap_flags.get() : stack_flags.data();
+
+    const bool can_retry = idempotent(req.method());
+    std::uint32_t attempts = 0;
+    Outcome last = Outcome::ok;
+    for (;;) {
+      const auto now = SteadyClock::now();
+      std::size_t count = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        elig[i] = !tried[i] && s.ptrs[i]->available(now);
+        count += elig[i] ? 1 : 0;
+      }
+      if (count == 0) break;
+      Candidates cands(s.ptrs, std::span<const bool>(elig, n));
+      auto choice = s.policy->choose(cands, info);
+      if (!choice || *choice >= n || !elig[*choice]) break;
+      const auto& e = s.entries[*choice];
+      Upstream& up = *e.upstream;
+      up.begin_request();
+      e.stats->requests.fetch_add(1, std::memory_order_relaxed);
+      const auto t0 = SteadyClock::now();
+      Attempt a = co_await attempt(e, req);
+      up.end_request();
+      if (a.outcome == Outcome::ok) {
+        up.report_success(SteadyClock::now());
+        e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0));
+        e.stats->count_status(a.response.result_int());
+        upstream_name = up.address();
+        co_return std::move(a.response);
+      }
+      last = a.outcome;
+      switch (a.outcome) {
+        case Outcome::connect_failed: e.stats->connect_errors.fetch_add(1, std::memory_order_relaxed); break;
+        case Outcome::timeout: e.stats->timeouts.fetch_add(1, std::memory_order_relaxed); break;
+        case Outcome::queue_timeout: e.stats->queue_timeouts.fetch_add(1, std::memory_order_relaxed); break;
+        default: e.stats->response_errors.fetch_add(1, std::memory_order_relaxed); break;
+      }
+      if (a.outcome != Outcome::queue_timeout) {
+        up.report_failure(SteadyClock::now());
+        if (impl.log->should_log(spdlog::level::warn))
+          impl.log->warn("upstream {} failed ({}), {}", up.address(),
+                         a.outcome == Outcome::connect_failed ? "connect" : a.outcome == Outcome::timeout ? "timeout" : "no response",
+                         can_retry && attempts < s.retries ? "retrying on another upstream" : "not retrying");
+      }
+      tried[*choice] = true;
+      if (!can_retry || attempts >= s.retries) break;
+      ++attempts;
+      impl.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    Response res{http::status::service_unavailable, version};
+    std::string msg = "no healthy upstream";
+    Rejection why = Rejection::no_upstream;
+    if (last == Outcome::queue_timeout) {
+      msg = "upstream busy: queue timeout";
+      why = Rejection::queue_full;
+    } else if (last == Outcome::timeout) {
+      res.result(http::status::gateway_timeout);
+      msg = "upstream timed out";
+      why = Rejection::bad_gateway;
+    } else if (last != Outcome::ok) {
+      res.result(http::status::bad_gateway);
+      msg = "upstream failed";
+      why = Rejection::bad_gateway;
+    }
+    impl.stats.reject(why);
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "userkey-lb");
+    if (res.result() == http::status::service_unavailable) res.set(http::field::retry_after, "1");
+    res.body() = "{\"error\":\"" + msg + "\"}\n";
+    res.prepare_payload();
+    co_return res;
+  }
+
+  // Closes idle client connections (drain); busy ones close after their response.
+  void close_idle_sessions() {
+    for (auto& s : sessions) {
+      if (!s.busy) {
+        error_code ec;
+        s.stream->socket().cancel(ec);
+      }
+    }
+  }
+};
+
+
+// ---------------------------------------------------------------------------
+// Active health checks: one coroutine per upstream on the first loop; it ends
+// when its upstream leaves the configuration.
+namespace {
+
+awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
+                      const std::string& host_header) {
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(cfg.timeout);
+  error_code ec;
+  co_await stream.async_connect(ep, nothrow(ec));
+  if (ec) co_return false;
+  http::request<http::empty_body> req{http::verb::get, cfg.path, 11};
+  req.set(http::field::host, host_header);
+  req.set(http::field::user_agent, "userkey-lb-health");
+  req.keep_alive(false);
+  co_await http::async_write(stream, req, nothrow(ec));
+  if (ec) co_return false;
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  co_await http::async_read(stream, buf, res, nothrow(ec));
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  if (ec && ec != http::error::end_of_stream) co_return false;
+  co_return res.result_int() >= 200 && res.result_int() < 300;
+}
+
+}  // namespace
+
+void ProxyServer::Impl::start_health_checks(const std::shared_ptr<const Snapshot>& snap) {
+  if (!snap->active.enabled || workers.empty()) return;
+  auto& ioc = workers.front()->ioc;
+  for (const auto& e : snap->entries) {
+    std::weak_ptr<Upstream> weak = e.upstream;
+    const tcp::endpoint ep = e.endpoint;
+    const ActiveHealthConfig active = snap->active;
+    const std::uint64_t gen = snap->generation;
+    asio::co_spawn(
+        ioc,
+        [this, weak, ep, active, gen, &ioc]() -> awaitable<void> {
+          asio::steady_timer timer(ioc);
+          for (;;) {
+            if (stopped.load() || generation.load() != gen) co_return;  // a reload started new checkers
+            auto up = weak.lock();
+            if (!up) co_return;
+            const bool ok = co_await probe(ioc, ep, active, up->address());
+            if (up->report_probe(ok, active)) {
+              if (up->active_up()) log->info("upstream {} is UP (health check {} passed {} times)", up->address(), active.path, active.rise);
+              else log->warn("upstream {} is DOWN (health check {} failed {} times)", up->address(), active.path, active.fall);
+            }
+            timer.expires_after(active.interval);
+            error_code ec;
+            co_await timer.async_wait(nothrow(ec));
+          }
+        },
+        asio::detached);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Metrics and status.
+std::string ProxyServer::Impl::metrics_text() const {
+  auto snap = snapshot();
+  const auto now = SteadyClock::now();
+  std::string o;
+  o.reserve(8192);
+  auto line = [&o](std::string_view s) { o.append(s).push_back('\n'); };
+  auto num = [](auto v) { return std::to_string(v); };
+
+  line("# HELP userkey_lb_requests_total Requests received from clients.");
+  line("# TYPE userkey_lb_requests_total counter");
+  line("userkey_lb_requests_total " + num(stats.requests.load()));
+  line("# HELP userkey_lb_retries_total Requests retried on another upstream.");
+  line("# TYPE userkey_lb_retries_total counter");
+  line("userkey_lb_retries_total " + num(stats.retries.load()));
+  line("# HELP userkey_lb_connections_accepted_total Client connections accepted.");
+  line("# TYPE userkey_lb_connections_accepted_total counter");
+  line("userkey_lb_connections_accepted_total " + num(stats.connections_accepted.load()));
+  line("# HELP userkey_lb_connections_open Client connections open now.");
+  line("# TYPE userkey_lb_connections_open gauge");
+  line("userkey_lb_connections_open " + num(stats.connections_open.load()));
+  line("# HELP userkey_lb_rejections_total Requests the lb answered itself, by reason (rate_limited = 429).");
+  line("# TYPE userkey_lb_rejections_total counter");
+  for (std::size_t i = 0; i < stats.rejections.size(); ++i)
+    line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
+         num(stats.rejections[i].load()));
+
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  const Family fams[] = {
+      {"userkey_lb_upstream_requests_total", "counter", "Requests sent to the upstream (attempts)."},
+      {"userkey_lb_upstream_responses_total", "counter", "Responses from the upstream by status class."},
+      {"userkey_lb_upstream_errors_total", "counter", "Failed attempts by kind."},
+      {"userkey_lb_upstream_up", "gauge", "1 when the upstream is eligible (active and passive health)."},
+      {"userkey_lb_upstream_in_flight", "gauge", "Requests in flight to the upstream."},
+      {"userkey_lb_upstream_connections", "gauge", "Open connections to the upstream (pooled and busy)."},
+      {"userkey_lb_upstream_latency_seconds", "histogram", "Time from sending a request to a complete response."},
+  };
+  for (const auto& f : fams) {
+    o += "# HELP ";
+    o += f.name;
+    o += ' ';
+    line(f.help);
+    o += "# TYPE ";
+    o += f.name;
+    o += ' ';
+    line(f.type);
+    for (const auto& e : snap->entries) {
+      const std::string lbl = "upstream=\"" + e.upstream->address() + "\"";
+      const auto& st = *e.stats;
+      const std::string n = f.name;
+      if (n == "userkey_lb_upstream_requests_total") line(n + "{" + lbl + "} " + num(st.requests.load()));
+      else if (n == "userkey_lb_upstream_responses_total") {
+        line(n + "{" + lbl + ",code=\"2xx\"} " + num(st.responses_2xx.load()));
+        line(n + "{" + lbl + ",code=\"3xx\"} " + num(st.responses_3xx.load()));
+        line(n + "{" + lbl + ",code=\"4xx\"} " + num(st.responses_4xx.load()));
+        line(n + "{" + lbl + ",code=\"5xx\"} " + num(st.responses_5xx.load()));
+      } else if (n == "userkey_lb_upstream_errors_total") {
+        line(n + "{" + lbl + ",kind=\"connect\"} " + num(st.connect_errors.load()));
+        line(n + "{" + lbl + ",kind=\"response\"} " + num(st.response_errors.load()));
+        line(n + "{" + lbl + ",kind=\"timeout\"} " + num(st.timeouts.load()));
+        line(n + "{" + lbl + ",kind=\"queue_timeout\"} " + num(st.queue_timeouts.load()));
+      } else if (n == "userkey_lb_upstream_up") line(n + "{" + lbl + "} " + (e.upstream->available(now) ? "1" : "0"));
+      else if (n == "userkey_lb_upstream_in_flight") line(n + "{" + lbl + "} " + num(e.upstream->in_flight()));
+      else if (n == "userkey_lb_upstream_connections") line(n + "{" + lbl + "} " + num(st.open_connections.load()));
+      else {
+        std::uint64_t cum = 0;
+        for (std::size_t b = 0; b < st.latency.buckets.size(); ++b) {
+          cum += st.latency.buckets[b].load();
+          std::string le = b < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[b]) : "+Inf";
+          line(n + "_bucket{" + lbl + ",le=\"" + le + "\"} " + num(cum));
+        }
+        line(n + "_sum{" + lbl + "} " + fmt::format("{:.6f}", static_cast<double>(st.latency.sum_us.load()) / 1e6));
+        line(n + "_count{" + lbl + "} " + num(st.latency.count.load()));
+      }
+    }
+  }
+  return o;
+}
+
+std::string ProxyServer::Impl::status_json() const {
+  auto snap = snapshot();
+  const auto now = SteadyClock::now();
+  std::string o = "{\"policy\":\"" + json_escape(snap->policy->name()) + "\",\"hash_key\":\"" +
+                  json_escape(snap->hash_key.to_string()) + "\",\"retries\":" + std::to_string(snap->retries) +
+                  ",\"draining\":" + (draining.load() ? "true" : "false") + ",\"requests\":" +
+                  std::to_string(stats.requests.load()) + ",\"connections_open\":" +
+                  std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
+  bool first = true;
+  for (const auto& e : snap->entries) {
+    const auto& u = *e.upstream;
+    if (!first) o += ',';
+    first = false;
+    o += "{\"address\":\"" + json_escape(u.address()) + "\",\"weight\":" + std::to_string(u.weight()) +
+         ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
+         ",\"active_up\":" + (u.active_up() ? "true" : "false") +
+         ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
+         ",\"in_flight\":" + std::to_string(u.in_flight()) + ",\"requests\":" + std::to_string(e.stats->requests.load()) +
+         ",\"errors\":" +
+         std::to_string(e.stats->connect_errors.load() + e.stats->response_errors.load() + e.stats->timeouts.load()) +
+         ",\"connections\":" + std::to_string(e.stats->open_connections.load()) + "}";
+  }
+  o += "]}\n";
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// ProxyServer
+
+ProxyServer::ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(registry), std::move(log))) {}
+
+ProxyServer::~ProxyServer() { stop(); }
+
+bool ProxyServer::start(std::string* error) {
+  auto& im = *impl_;
+  auto fail = [&](std::string msg) {
+    if (error) *error = std::move(msg);
+    im.workers.clear();
+    return false;
+  };
+  std::uint32_t n = im.cfg.threads;
+  if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
+  error_code ec;
+  auto addr = asio::ip::make_address(im.cfg.listen_host, ec);
+  if (ec) return fail("listen address '" + im.cfg.listen_host + "' is not an IP address");
+  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Impl::Worker>(im, i));
+  auto& acceptor = im.workers.front()->acceptor;
+  const tcp::endpoint ep(addr, im.cfg.listen_port);
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(4096, ec);
+  if (ec) return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " + ec.message());
+  const std::uint16_t port = acceptor.local_endpoint().port();
+  im.bound_port = port;
+
+  if (!im.cfg.admin_host.empty()) {
+    im.admin = std::make_unique<httplib::Server>();
+    im.admin->new_task_queue = [] { return new httplib::ThreadPool(2); };  // owned by httplib
+    im.admin->set_socket_options(detail::exclusive_socket_options);
+    im.admin->Get("/metrics", [&im](const httplib::Request&, httplib::Response& res) {
+      res.set_content(im.metrics_text(), "text/plain; version=0.0.4");
+    });
+    im.admin->Get("/status", [&im](const httplib::Request&, httplib::Response& res) {
+      res.set_content(im.status_json(), "application/json");
+    });
+    im.admin->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{\"status\":\"ok\"}\n", "application/json");
+    });
+    int admin_port = im.cfg.admin_port;
+    if (admin_port == 0) admin_port = im.admin->bind_to_any_port(im.cfg.admin_host);
+    else if (!im.admin->bind_to_port(im.cfg.admin_host, admin_port)) admin_port = -1;
+    if (admin_port <= 0)
+      return fail("cannot listen on admin address " + im.cfg.admin_host + ":" + std::to_string(im.cfg.admin_port));
+    im.bound_admin_port = static_cast<std::uint16_t>(admin_port);
+    im.admin_thread = std::thread([&im] { im.admin->listen_after_bind(); });
+  }
+
+  asio::co_spawn(im.workers.front()->ioc, im.workers.front()->accept_loop(), asio::detached);
+  im.start_health_checks(im.snapshot());
+  // Sweep idle rate-limit buckets now and then, on the first loop.
+  if (im.limiter.enabled()) {
+    asio::co_spawn(
+        im.workers.front()->ioc,
+        [&im]() -> awaitable<void> {
+          asio::steady_timer t(im.workers.front()->ioc);
+          while (!im.stopped.load()) {
+            t.expires_after(std::chrono::seconds(10));
+            error_code e;
+            co_await t.async_wait(nothrow(e));
+            im.limiter.sweep(SteadyClock::now());
+          }
+        },
+        asio::detached);
+  }
+  for (auto& w : im.workers) {
+    im.threads.emplace_back([wp = w.get()] {
+      auto guard = asio::make_work_guard(wp->ioc);
+      wp->ioc.run();
+    });
+  }
+  return true;
+}
+
+std::uint16_t ProxyServer::port() const { return impl_->bound_port; }
+std::uint16_t ProxyServer::admin_port() const { return impl_->bound_admin_port; }
+
+void ProxyServer::reload(const ProxyConfig& config) {
+  auto& im = *impl_;
+  auto snap = im.build_snapshot(config);  // throws, leaving the old one in place
+  im.install(std::move(snap), config);
+  im.start_health_checks(im.snapshot());
+  im.log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
+}
+
+void ProxyServer::drain() {
+  auto& im = *impl_;
+  if (im.workers.empty() || im.stopped.load()) return;
+  im.draining.store(true);
+  for (auto& w : im.workers) {
+    asio::post(w->ioc, [wp = w.get()] {
+      error_code ec;
+      if (wp->acceptor.is_open()) wp->acceptor.close(ec);
+      wp->close_idle_sessions();
+    });
+  }
+  const auto deadline = SteadyClock::now() + im.cfg.drain_timeout;
+  while (im.stats.connections_open.load() > 0 && SteadyClock::now() < deadline) {
+    for (auto& w : im.workers) asio::post(w->ioc, [wp = w.get()] { wp->close_idle_sessions(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop();
+}
+
+void ProxyServer::stop() {
+  auto& im = *impl_;
+  if (im.stopped.exchange(true)) return;
+  for (auto& w : im.workers) w->ioc.stop();
+  for (auto& t : im.threads)
+    if (t.joinable()) t.join();
+  if (im.admin) im.admin->stop();
+  if (im.admin_thread.joinable()) im.admin_thread.join();
+  im.threads.clear();
+  im.workers.clear();
+}
+
+std::string ProxyServer::metrics_text() const { return impl_->metrics_text(); }
+std::string ProxyServer::status_json() const { return impl_->status_json(); }
+
+}  // namespace userkey::lb

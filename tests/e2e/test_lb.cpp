@@ -1,0 +1,342 @@
+// End-to-end: a real userkey-lb in front of real userkey-backend processes
+// (and an in-process echo upstream for header checks), on free ports.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "support/ferretdb.hpp"
+#include "support/process.hpp"
+
+using namespace userkey::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct Backend {
+  TempDir dir;
+  std::uint16_t port;
+  std::string name;
+  std::vector<std::string> extra;
+  std::map<std::string, std::string> env;
+  ChildProcess proc;
+  Backend(std::string n, std::vector<std::string> args = {}, std::map<std::string, std::string> e = {},
+          std::uint16_t p = 0)
+      : port(p ? p : free_port()), name(std::move(n)), extra(std::move(args)), env(std::move(e)) {
+    start();
+  }
+  void start() {
+    std::vector<std::string> argv{USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--name", name,
+                                  "--access-log", "false"};
+    if (extra.empty()) extra = {"--dump", dump_dir().string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = ChildProcess(argv, dir.path() / "backend.log", env);
+    REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+struct Lb {
+  TempDir dir;
+  std::uint16_t port = free_port();
+  std::uint16_t admin = free_port();
+  ChildProcess proc;
+  explicit Lb(std::vector<std::string> args) {
+    std::vector<std::string> argv{USERKEY_LB_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--admin",
+                                  "127.0.0.1:" + std::to_string(admin)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc = ChildProcess(argv, dir.path() / "lb.log");
+    REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
+  }
+  json status() const { return json::parse(http_get(admin, "/status").body); }
+  json upstream_status(const std::string& address) const {
+    const json st = status();
+    for (auto& u : st["upstreams"])
+      if (u["address"] == address) return u;
+    return {};
+  }
+};
+
+std::vector<std::string> upstream_args(const std::vector<Backend*>& bs) {
+  std::vector<std::string> out;
+  for (auto* b : bs) {
+    out.push_back("--upstream");
+    out.push_back(b->upstream());
+  }
+  return out;
+}
+
+std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("round_robin: 9 requests reach each of 3 backends exactly 3 times, in turn") {
+  Backend b1("backend-1"), b2("backend-2"), b3("backend-3");
+  Lb lb(upstream_args({&b1, &b2, &b3}) + std::vector<std::string>{"--policy", "round_robin", "--threads", "1"});
+  std::map<std::string, int> seen;
+  std::vector<std::string> order;
+  for (int i = 0; i < 9; ++i) {
+    auto r = http_get(lb.port, "/");
+    REQUIRE(r.status == 200);
+    auto name = json::parse(r.body)["backend"].get<std::string>();
+    seen[name]++;
+    order.push_back(name);
+  }
+  CHECK(seen["backend-1"] == 3);
+  CHECK(seen["backend-2"] == 3);
+  CHECK(seen["backend-3"] == 3);
+  CHECK(order[0] != order[1]);
+  CHECK(order[0] == order[3]);
+  CHECK(order[1] == order[4]);
+
+  auto r = http_get(lb.port, "/?user_id=1");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["user_key"] == "one@5cdb5896d7c8");
+  CHECK(http_get(lb.port, "/?user_id=99").status == 400);
+  CHECK(r.headers.count("x-request-id") == 0);  // not added to responses
+
+  // Metrics and status.
+  auto metrics = http_get(lb.admin, "/metrics").body;
+  CHECK(metrics.find("userkey_lb_requests_total 11") != std::string::npos);
+  CHECK(metrics.find("userkey_lb_upstream_requests_total{upstream=\"" + b1.upstream() + "\"}") != std::string::npos);
+  CHECK(metrics.find("userkey_lb_upstream_latency_seconds_bucket") != std::string::npos);
+  CHECK(metrics.find("userkey_lb_upstream_up{upstream=\"" + b2.upstream() + "\"} 1") != std::string::npos);
+  CHECK(metrics.find("userkey_lb_rejections_total{reason=\"rate_limited\"} 0") != std::string::npos);
+  auto st = lb.status();
+  CHECK(st["policy"] == "round_robin");
+  CHECK(st["upstreams"].size() == 3);
+}
+
+TEST_CASE("proxy headers: hop-by-hop dropped, X-Forwarded-*, X-Real-IP and X-Request-Id added") {
+  httplib::Server echo;
+  echo.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
+    json h = json::object();
+    for (auto& [k, v] : req.headers) h[k] = v;
+    res.set_content(h.dump(), "application/json");
+  });
+  const int echo_port = echo.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { echo.listen_after_bind(); });
+  {
+    Lb lb({"--upstream", "127.0.0.1:" + std::to_string(echo_port), "--no-active-health"});
+    auto r = http_get(lb.port, "/x", {{"Connection", "keep-alive, X-Secret-Hop"}, {"X-Secret-Hop", "1"},
+                                      {"Keep-Alive", "timeout=5"}, {"X-Forwarded-For", "10.1.2.3"}, {"X-Custom", "kept"}});
+    REQUIRE(r.status == 200);
+    auto h = json::parse(r.body);
+    CHECK(h["X-Forwarded-For"] == "10.1.2.3, 127.0.0.1");
+    CHECK(h["X-Real-IP"] == "127.0.0.1");
+    CHECK(h["X-Forwarded-Proto"] == "http");
+    CHECK(h["X-Request-Id"].get<std::string>().size() == 32);
+    CHECK(h["X-Custom"] == "kept");
+    CHECK_FALSE(h.contains("X-Secret-Hop"));
+    CHECK_FALSE(h.contains("Keep-Alive"));
+    auto given = json::parse(http_get(lb.port, "/", {{"X-Request-Id", "abc-123"}}).body);
+    CHECK(given["X-Request-Id"] == "abc-123");
+  }
+  echo.stop();
+  t.join();
+}
+
+TEST_CASE("a backend killed under load: no client-visible errors, marked down, back after restart") {
+  Backend b1("backend-1"), b2("backend-2"), b3("backend-3");
+  Lb lb(upstream_args({&b1, &b2, &b3}) +
+        std::vector<std::string>{"--health-interval", "100ms", "--rise", "2", "--fall", "2", "--retries", "2",
+                                 "--access-log", "false"});
+  std::atomic<bool> run{true};
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", lb.port);
+      cli.set_keep_alive(true);
+      cli.set_read_timeout(5s);
+      while (run) {
+        auto r = cli.Get("/?user_id=2");
+        if (r && r->status == 200) ++ok;
+        else ++bad;
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  b2.proc.kill();
+  const std::string addr = b2.upstream();
+  bool marked_down = false;
+  for (int i = 0; i < 50 && !marked_down; ++i) {
+    std::this_thread::sleep_for(100ms);
+    marked_down = lb.upstream_status(addr)["up"] == false;
+  }
+  CHECK(marked_down);
+  std::this_thread::sleep_for(300ms);
+  b2.start();
+  bool back = false;
+  for (int i = 0; i < 50 && !back; ++i) {
+    std::this_thread::sleep_for(100ms);
+    back = lb.upstream_status(addr)["up"] == true;
+  }
+  CHECK(back);
+  std::this_thread::sleep_for(300ms);
+  run = false;
+  for (auto& c : clients) c.join();
+  CHECK(bad == 0);
+  CHECK(ok > 100);
+  CHECK(lb.upstream_status(addr)["requests"].get<int>() > 0);
+}
+
+TEST_CASE("all backends down: 503 at once, no hang") {
+  Backend b1("backend-1");
+  Lb lb({"--upstream", b1.upstream(), "--health-interval", "100ms", "--access-log", "false"});
+  REQUIRE(http_get(lb.port, "/").status == 200);
+  b1.proc.kill();
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = http_get(lb.port, "/?user_id=1");
+    CHECK(r.status >= 502);
+    CHECK(r.status <= 503);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+  }
+  std::this_thread::sleep_for(500ms);  // health checks now say down
+  auto r = http_get(lb.port, "/");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["error"] == "no healthy upstream");
+  CHECK(r.headers["retry-after"] == "1");
+}
+
+TEST_CASE("a burst over the rate limit gets 429 with Retry-After") {
+  Backend b1("backend-1");
+  Lb lb({"--upstream", b1.upstream(), "--rate", "5", "--burst", "5", "--access-log", "false"});
+  int ok = 0, limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 30; ++i) {
+    auto r = http_get(lb.port, "/");
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++limited;
+      retry_after = r.headers["retry-after"];
+    }
+  }
+  CHECK(ok >= 5);
+  CHECK(ok < 15);
+  CHECK(limited > 0);
+  CHECK(retry_after == "1");
+  CHECK(http_get(lb.admin, "/metrics").body.find("userkey_lb_rejections_total{reason=\"rate_limited\"} " +
+                                                std::to_string(limited)) != std::string::npos);
+}
+
+TEST_CASE("malformed, oversized and smuggling-shaped requests get 4xx; others are still served") {
+  Backend b1("backend-1");
+  Lb lb({"--upstream", b1.upstream(), "--max-header-bytes", "4096", "--max-body-bytes", "1024", "--header-timeout",
+         "500ms"});
+  CHECK(status_of(raw_exchange(lb.port, "GARBAGE\r\n\r\n")) == 400);
+  CHECK(status_of(raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'a') +
+                                           "\r\n\r\n")) == 431);
+  CHECK(status_of(raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")) == 413);
+  CHECK(status_of(raw_exchange(lb.port,
+                               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "0\r\n\r\n")) == 400);
+  CHECK(status_of(raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"
+                                        "abcde")) == 400);
+  // Slowloris: half a request head, then nothing. The lb answers 408 and closes.
+  auto slow = raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\n", 3s);
+  CHECK(status_of(slow) == 408);
+  // Still serving.
+  CHECK(http_get(lb.port, "/?user_id=1").status == 200);
+  auto metrics = http_get(lb.admin, "/metrics").body;
+  CHECK(metrics.find("userkey_lb_rejections_total{reason=\"header_too_large\"} 1") != std::string::npos);
+}
+
+TEST_CASE("SIGHUP reloads upstreams and policy from the config file; SIGTERM drains and exits 0") {
+  Backend b1("backend-1"), b2("backend-2");
+  TempDir dir;
+  const auto conf = dir.path() / "lb.toml";
+  auto write_conf = [&](const std::string& policy, const std::vector<Backend*>& bs) {
+    std::ofstream f(conf);
+    f << "policy = \"" << policy << "\"\n";
+    f << "upstreams = [";
+    for (std::size_t i = 0; i < bs.size(); ++i) f << (i ? ", " : "") << "\"" << bs[i]->upstream() << "\"";
+    f << "]\n";
+  };
+  write_conf("round_robin", {&b1});
+  Lb lb({"--config", conf.string()});
+  CHECK(json::parse(http_get(lb.port, "/").body)["backend"] == "backend-1");
+
+  // Keep a client connection open across the reload.
+  httplib::Client cli("127.0.0.1", lb.port);
+  cli.set_keep_alive(true);
+  REQUIRE(cli.Get("/"));
+
+  write_conf("consistent_hash", {&b2});
+  lb.proc.signal(SIGHUP);
+  bool switched = false;
+  for (int i = 0; i < 50 && !switched; ++i) {
+    std::this_thread::sleep_for(50ms);
+    switched = lb.status()["policy"] == "consistent_hash";
+  }
+  REQUIRE(switched);
+  auto again = cli.Get("/");
+  REQUIRE(again);
+  CHECK(json::parse(again->body)["backend"] == "backend-2");
+
+  // A broken config is refused; the old one keeps serving.
+  { std::ofstream(conf) << "policy = \"nonsense\"\nupstreams = [\"" << b1.upstream() << "\"]\n"; }
+  lb.proc.signal(SIGHUP);
+  std::this_thread::sleep_for(300ms);
+  CHECK(lb.status()["policy"] == "consistent_hash");
+  CHECK(json::parse(http_get(lb.port, "/").body)["backend"] == "backend-2");
+
+  lb.proc.signal(SIGTERM);
+  auto rc = lb.proc.wait(15s);
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+}
+
+TEST_CASE("bad lb configuration is a clear message and exit 2") {
+  TempDir dir;
+  auto run = [&](std::vector<std::string> argv, std::string& out) {
+    ChildProcess p(argv, dir.path() / "out.log");
+    auto rc = p.wait(10s);
+    out = p.log();
+    return rc.value_or(-1);
+  };
+  std::string out;
+  CHECK(run({USERKEY_LB_BIN, "--upstream", "nope"}, out) == 2);
+  CHECK(run({USERKEY_LB_BIN, "--upstream", "127.0.0.1:1", "--policy", "fastest"}, out) == 2);
+  CHECK(out.find("fastest") != std::string::npos);
+  CHECK(run({USERKEY_LB_BIN, "--upstream", "127.0.0.1:1", "--deny", "10.0.0.0/99"}, out) == 2);
+  CHECK(run({USERKEY_LB_BIN, "--help"}, out) == 0);
+  for (const char* flag : {"--listen", "--upstream", "--policy", "--hash-key", "--retries", "--threads", "--admin",
+                           "--rate", "--burst", "--config", "round_robin", "consistent_hash"}) {
+    CAPTURE(flag);
+    CHECK(out.find(flag) != std::string::npos);
+  }
+}
+
+TEST_CASE("lb in front of backends reading FerretDB") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  {
+    TempDir d;
+    ChildProcess restore({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()},
+                         d.path() / "r.log", creds);
+    REQUIRE(restore.wait(30s) == 0);
+  }
+  const std::vector<std::string> mongo{"--mongo-uri", db.uri()};
+  Backend b1("backend-1", mongo, creds), b2("backend-2", mongo, creds), b3("backend-3", mongo, creds);
+  Lb lb(upstream_args({&b1, &b2, &b3}) + std::vector<std::string>{"--threads", "1"});
+  std::map<std::string, int> seen;
+  for (int i = 1; i <= 9; ++i) {
+    auto r = http_get(lb.port, "/?user_id=" + std::to_string(1 + (i % 7)));
+    REQUIRE(r.status == 200);
+    auto j = json::parse(r.body);
+    CHECK(j["user_key"].get<std::string>().find('@') != std::string::npos);
+    seen[j["backend"]]++;
+  }
+  CHECK(seen.size() == 3);
+  for (auto& [k, v] : seen) CHECK(v == 3);
+}
