@@ -34,10 +34,12 @@ for tool in wrk haproxy nginx; do
 done
 export PATH=$PATH:/usr/sbin
 
+ulimit -n 65536 2>/dev/null || true
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+[ -n "${BENCH_KEEP:-}" ] && trap "kill \"\${pids[@]}\" 2>/dev/null; echo logs in $work" EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
@@ -59,11 +61,12 @@ for p in "${backends[@]}"; do lb_args+=(--upstream "127.0.0.1:$p,max_conns=$upst
 "$bin/userkey-lb" --listen "127.0.0.1:$lb_port" --admin off --threads "$lb_threads" --policy "$policy" \
   --access-log false "${lb_args[@]}" >"$work/lb.log" 2>&1 &
 pids+=($!)
+lb_pid=$!
 
 # HAProxy: same caps (maxconn per server queues the rest), keep-alive reuse.
 ha_port=$(free_port)
 {
-  echo "global"; echo "  maxconn 20000"; echo "  nbthread $lb_threads"
+  echo "global"; echo "  maxconn 8000"; echo "  nbthread $lb_threads"
   echo "defaults"; echo "  mode http"; echo "  timeout connect 1s"; echo "  timeout client 30s"
   echo "  timeout server 30s"; echo "  timeout queue 2s"; echo "  option http-keep-alive"
   echo "frontend fe"; echo "  bind 127.0.0.1:$ha_port"; echo "  default_backend be"
@@ -72,6 +75,7 @@ ha_port=$(free_port)
 } >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
+ha_pid=$!
 
 # nginx: upstream keep-alive pool of the same size.
 ng_port=$(free_port)
@@ -90,15 +94,27 @@ mkdir -p "$work/nginx"
 } >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -g "daemon off;" >"$work/nginx.log" 2>&1 &
 pids+=($!)
+ng_pid=$!
 
 for p in "$lb_port" "$ha_port" "$ng_port"; do wait_port "$p"; done
 
-run_wrk() {  # port conns -> "rps p50_ms p99_ms errors"
-  local out
+cpu_ticks() {  # pid -> user+system clock ticks of it and its children processes
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+run_wrk() {  # port conns pid -> "rps p50_ms p99_ms errors cpu_us_per_request"
+  local out before after
+  before=$(cpu_ticks "$3")
   out=$(wrk -t2 -c"$2" -d"$duration" --timeout 5s --latency "http://127.0.0.1:$1/?user_id=1" 2>&1)
-  python3 - "$out" <<'PY'
+  after=$(cpu_ticks "$3")
+  python3 - "$out" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 t = sys.argv[1]
+ticks, hz = int(sys.argv[2]), int(sys.argv[3])
 def ms(label):
     m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, t, re.M)
     if not m: return float("nan")
@@ -110,27 +126,30 @@ m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (
 if m: errs += sum(int(x) for x in m.groups())
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 if m: errs += int(m.group(1))
-print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs}")
+total = int(re.search(r"(\d+) requests in", t).group(1))
+cpu_us = ticks / hz * 1e6 / total if total else float("nan")
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs} {cpu_us:.1f}")
 PY
 }
 
 echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
 echo
-echo "| conns | front | req/s | p50 ms | p99 ms | errors | req/s vs HAProxy | p99 vs HAProxy |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $conns; do
   declare -A r=()
   # Warm up each front briefly, then measure in turn.
   for name in haproxy userkey-lb nginx; do
-    case $name in haproxy) p=$ha_port ;; userkey-lb) p=$lb_port ;; nginx) p=$ng_port ;; esac
+    case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
     wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
-    r[$name]=$(run_wrk "$p" "$c")
+    r[$name]=$(run_wrk "$p" "$c" "$pid")
   done
-  read -r ha_rps _ ha_p99 _ <<<"${r[haproxy]}"
+  read -r ha_rps _ ha_p99 _ ha_cpu <<<"${r[haproxy]}"
   for name in haproxy userkey-lb nginx; do
-    read -r rps p50 p99 errs <<<"${r[$name]}"
+    read -r rps p50 p99 errs cpu <<<"${r[$name]}"
     ratio=$(python3 -c "print(f'{$rps/$ha_rps:.2f}')")
     pr=$(python3 -c "print(f'{$p99/$ha_p99:.2f}' if $ha_p99 > 0 else 'n/a')")
-    echo "| $c | $name | $rps | $p50 | $p99 | $errs | $ratio | $pr |"
+    cr=$(python3 -c "print(f'{$cpu/$ha_cpu:.2f}' if $ha_cpu > 0 else 'n/a')")
+    echo "| $c | $name | $rps | $p50 | $p99 | $errs | $cpu | $ratio | $pr | $cr |"
   done
 done

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
 
   std::string listen = "127.0.0.1:5001", name, dump = "dump", mongo_uri, db = "myusers", collection = "users";
   std::string cache_ttl = "30s", negative_ttl = "2s", mongo_timeout = "400ms", log_level = "info";
-  std::size_t cache_size = 10000, threads = 64;
+  std::size_t cache_size = 10000, threads = 128;
   int backlog = 4096;
   bool access_log = true;
   app.add_option("--listen", listen, "Address to serve on")->envname("USERKEY_LISTEN")->check(userkey::apps::host_port_validator())->capture_default_str();

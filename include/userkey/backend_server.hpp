@@ -31,7 +31,7 @@ namespace userkey {
 struct BackendServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 5001;  ///< 0 = any free port (see BackendServer::port())
-  std::size_t threads = 64;
+  std::size_t threads = 128;
   std::size_t keep_alive_max_requests = 10'000;
   int keep_alive_timeout_s = 5;
   int read_timeout_s = 5;

@@ -15,7 +15,8 @@ struct RepositoryOptions {
   /// Use MongoDB when set, else the dump file.
   std::optional<MongoConfig> mongo;
   std::string dump = "dump";
-  /// capacity 0 or ttl 0 = no cache.
+  /// In front of MongoDB only (the dump is already in memory); capacity 0 or
+  /// ttl 0 = no cache.
   CacheConfig cache;
 };
 

@@ -65,6 +65,51 @@ void strip_hop_by_hop(Fields& f) {
     f.erase(h);
 }
 
+// Wire format, written by hand into a reused buffer: one gathered write of
+// head and body costs far less than Beast's generic serializer.
+void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
+
+template <class Fields>
+void append_fields(std::string& out, const Fields& fields) {
+  for (const auto& f : fields) {
+    append_sv(out, f.name_string());
+    out += ": ";
+    append_sv(out, f.value());
+    out += "\r\n";
+  }
+}
+
+void serialize_request_head(std::string& out, const Request& req) {
+  out.clear();
+  append_sv(out, req.method_string());
+  out += ' ';
+  append_sv(out, req.target());
+  out += " HTTP/1.1\r\n";
+  append_fields(out, req.base());
+  out += "\r\n";
+}
+
+// `head_request`: the response answers a HEAD, so its Content-Length (if
+// any) describes a body that is not there.
+void serialize_response_head(std::string& out, const Response& res, bool head_request) {
+  out.clear();
+  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(res.result_int());
+  out += ' ';
+  append_sv(out, res.reason());
+  out += "\r\n";
+  append_fields(out, res.base());
+  const unsigned code = res.result_int();
+  const bool bodiless = head_request || code / 100 == 1 || code == 204 || code == 304;
+  if (!bodiless && res.find(http::field::content_length) == res.end()) {
+    // The upstream framed it otherwise (chunked, or until close): re-frame.
+    out += "Content-Length: ";
+    out += std::to_string(res.body().size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
 bool idempotent(http::verb v) {
   switch (v) {
     case http::verb::get:
@@ -239,14 +284,32 @@ struct ProxyServer::Impl::Worker {
   tcp::acceptor acceptor{ioc};
   std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
 
-  struct Idle {
-    std::unique_ptr<beast::tcp_stream> stream;
-    TimePoint since;
+  // A pooled upstream connection and the buffer its responses are read into.
+  struct Conn {
+    explicit Conn(asio::io_context& io) : stream(io) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+    TimePoint idle_since{};
   };
-  // Keyed by Upstream identity; entries for removed upstreams are purged on refresh.
-  std::unordered_map<const Upstream*, std::vector<Idle>> pools;
-  std::unordered_map<const Upstream*, std::deque<asio::steady_timer*>> waiters;
-  std::size_t waiting = 0;
+  using ConnPtr = std::unique_ptr<Conn>;
+  // A request waiting for a connection to an upstream at max_conns.
+  struct Waiter {
+    explicit Waiter(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    ConnPtr handed;     // a released connection passed straight to this waiter
+    bool slot = false;  // a closed connection's slot passed to this waiter
+  };
+  // This loop's connections to one upstream. Waiters are served first come,
+  // first served: a released connection goes to the oldest waiter before the
+  // idle stack, so newcomers cannot overtake the queue.
+  struct Pool {
+    std::shared_ptr<Upstream> upstream;  // owned, so the key cannot be reused while the entry exists
+    std::shared_ptr<UpstreamStats> stats;
+    std::vector<ConnPtr> idle;           // LIFO: the most recently used is the least likely stale
+    std::deque<Waiter*> waiters;
+  };
+  std::unordered_map<const Upstream*, std::shared_ptr<Pool>> pools;
+  std::size_t waiting = 0;  // waiters on this loop, all upstreams
 
   // Sessions, so drain can close idle keep-alive connections.
   struct SessionRef {
@@ -254,13 +317,14 @@ struct ProxyServer::Impl::Worker {
     bool busy;
   };
   std::list<SessionRef> sessions;
-  // Read deadline for a request head; shared with its timer handler, which
-  // may run after the read finished (then `armed` is false and it does nothing).
+  // Read deadline for a request head, one per session, re-armed for each
+  // request. Shared with its timer handler, which may run after the read
+  // finished: the generation tells it that its deadline is no longer current.
   struct HeadDeadline {
     HeadDeadline(asio::io_context& io, beast::tcp_stream* s) : timer(io), stream(s) {}
     asio::steady_timer timer;
     beast::tcp_stream* stream;
-    bool armed = true;
+    std::uint64_t generation = 0;
     bool fired = false;
   };
   std::uint64_t request_counter = 0;
@@ -271,41 +335,82 @@ struct ProxyServer::Impl::Worker {
   const Snapshot& refresh() {
     if (!snap || snap->generation != impl.generation.load(std::memory_order_acquire)) {
       snap = impl.snapshot();
-      // Drop pools of upstreams that are gone.
+      // Drop the pools of upstreams that are gone (a request still using one
+      // keeps it alive through its shared_ptr).
       for (auto it = pools.begin(); it != pools.end();) {
         bool present = false;
         for (auto* p : snap->ptrs) present = present || p == it->first;
-        if (!present) {
-          for (auto& idle : it->second) close_counted(*idle.stream, it->first);
-          it = pools.erase(it);
-        } else {
+        if (present) {
           ++it;
+          continue;
         }
+        auto& pool = *it->second;
+        while (!pool.idle.empty()) {
+          ConnPtr c = std::move(pool.idle.back());
+          pool.idle.pop_back();
+          close_conn(pool, std::move(c));
+        }
+        it = pools.erase(it);
       }
     }
     return *snap;
   }
 
-  UpstreamStats& stats_of(const Snapshot& s, const Upstream* up) {
-    for (auto& e : s.entries)
-      if (e.upstream.get() == up) return *e.stats;
-    static UpstreamStats orphan;  // unreachable: callers pass members of s
-    return orphan;
-  }
-
-  void close_counted(beast::tcp_stream& stream, const Upstream* up) {
-    error_code ec;
-    stream.socket().close(ec);
-    if (snap) stats_of(*snap, up).open_connections.fetch_sub(1, std::memory_order_relaxed);
-    wake_one(up);
-  }
-
-  void wake_one(const Upstream* up) {
-    auto it = waiters.find(up);
-    if (it != waiters.end() && !it->second.empty()) {
-      it->second.front()->cancel();
-      it->second.pop_front();
+  std::shared_ptr<Pool> pool_for(const UpstreamEntry& e) {
+    auto& p = pools[e.upstream.get()];
+    if (!p) {
+      p = std::make_shared<Pool>();
+      p->upstream = e.upstream;
+      p->stats = e.stats;
     }
+    return p;
+  }
+
+  // Takes a connection slot if the upstream is below max_conns.
+  static bool try_reserve(Pool& p) {
+    const auto cap = p.upstream->config().max_conns;
+    auto& open = p.stats->open_connections;
+    auto cur = open.load(std::memory_order_relaxed);
+    do {
+      if (cap > 0 && cur >= cap) return false;
+    } while (!open.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+    return true;
+  }
+
+  static void remove_waiter(Pool& p, Waiter* w) {
+    auto pos = std::find(p.waiters.begin(), p.waiters.end(), w);
+    if (pos != p.waiters.end()) p.waiters.erase(pos);
+  }
+
+  // A connection is closed (or never opened): its slot goes to the oldest
+  // waiter, if any, else back to the upstream's budget.
+  void close_conn(Pool& p, ConnPtr c) {
+    if (c) {
+      error_code ec;
+      c->stream.socket().close(ec);
+    }
+    if (!p.waiters.empty()) {
+      Waiter* w = p.waiters.front();
+      p.waiters.pop_front();
+      w->slot = true;
+      w->timer.cancel();
+      return;
+    }
+    p.stats->open_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // A connection that can carry another request: to the oldest waiter, else
+  // onto the idle stack.
+  void release_conn(Pool& p, ConnPtr c) {
+    if (!p.waiters.empty()) {
+      Waiter* w = p.waiters.front();
+      p.waiters.pop_front();
+      w->handed = std::move(c);
+      w->timer.cancel();
+      return;
+    }
+    c->idle_since = SteadyClock::now();
+    p.idle.push_back(std::move(c));
   }
 
   // -------------------------------------------------------------------------
@@ -384,7 +489,9 @@ struct ProxyServer::Impl::Worker {
     const auto& lim = impl.cfg.limits;
     beast::flat_buffer buffer;
     std::vector<bool> tried;
+    std::string wire;  // serialized heads, reused for every request on this connection
     bool first = true;
+    const auto deadline = std::make_shared<HeadDeadline>(ioc, &client);
     for (;;) {
       if (impl.draining.load(std::memory_order_relaxed)) co_return;
       ref.busy = false;
@@ -397,17 +504,18 @@ struct ProxyServer::Impl::Worker {
       // its 408.
       error_code ec;
       {
-        auto deadline = std::make_shared<HeadDeadline>(ioc, &client);
+        const std::uint64_t gen = ++deadline->generation;
+        deadline->fired = false;
         deadline->timer.expires_after(first ? lim.header_timeout : lim.idle_timeout);
-        deadline->timer.async_wait([deadline](const error_code& e) {
-          if (e || !deadline->armed) return;
+        deadline->timer.async_wait([deadline, gen](const error_code& e) {
+          if (e || deadline->generation != gen) return;  // cancelled, or a later request's deadline
           deadline->fired = true;
           error_code ignored;
           deadline->stream->socket().cancel(ignored);
         });
         first = false;
         co_await http::async_read_header(client, buffer, parser, nothrow(ec));
-        deadline->armed = false;
+        ++deadline->generation;  // disarm
         deadline->timer.cancel();
         if (deadline->fired) ec = beast::error::timeout;
       }
@@ -494,12 +602,16 @@ struct ProxyServer::Impl::Worker {
 
       const auto started = SteadyClock::now();
       std::string upstream_name;
-      Response res = co_await forward(std::move(req), client_ip, tried, upstream_name);
+      const bool head_request = req.method() == http::verb::head;
+      Response res = co_await forward(std::move(req), client_ip, tried, upstream_name, wire);
       strip_hop_by_hop(res);
       res.version(version);
       res.keep_alive(keep_alive);
+      serialize_response_head(wire, res, head_request);
       client.expires_after(impl.cfg.upstream_timeout);
-      co_await http::async_write(client, res, nothrow(ec));
+      const std::array<asio::const_buffer, 2> out{asio::buffer(wire),
+                                                  asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
+      co_await asio::async_write(client, out, nothrow(ec));
       client.expires_never();
       if (impl.cfg.access_log) {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started).count();
@@ -519,94 +631,106 @@ struct ProxyServer::Impl::Worker {
     Response response;
   };
 
-  // A connection to `e`: pooled when one is fresh enough, else new (within
-  // max_conns, waiting in a bounded queue when at the cap).
-  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const UpstreamEntry& e, Outcome& outcome) {
-    const Upstream* up = e.upstream.get();
-    auto& pool = pools[up];
-    const auto now = SteadyClock::now();
-    while (!pool.empty()) {
-      Idle idle = std::move(pool.back());
-      pool.pop_back();
-      if (now - idle.since < impl.cfg.upstream_idle_timeout && idle.stream->socket().is_open())
-        co_return std::pair{std::move(idle.stream), true};
-      close_counted(*idle.stream, up);
-    }
-    const auto cap = e.upstream->config().max_conns;
-    if (cap > 0) {
-      const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
-      while (e.stats->open_connections.load(std::memory_order_relaxed) >= cap) {
-        if (waiting >= impl.cfg.queue_size || SteadyClock::now() >= deadline) {
-          outcome = Outcome::queue_timeout;
-          co_return std::pair{nullptr, false};
-        }
-        // Wake on a release on this loop, or poll for releases elsewhere.
-        asio::steady_timer timer(ioc);
-        timer.expires_after(std::min<SteadyClock::duration>(std::chrono::milliseconds(5), deadline - SteadyClock::now()));
-        auto& q = waiters[up];
-        q.push_back(&timer);
-        ++waiting;
-        error_code ec;
-        co_await timer.async_wait(nothrow(ec));
-        --waiting;
-        auto pos = std::find(q.begin(), q.end(), &timer);
-        if (pos != q.end()) q.erase(pos);
-        if (!pool.empty()) {
-          Idle idle = std::move(pool.back());
-          pool.pop_back();
-          if (SteadyClock::now() - idle.since < impl.cfg.upstream_idle_timeout)
-            co_return std::pair{std::move(idle.stream), true};
-          close_counted(*idle.stream, up);
-        }
-      }
-    }
-    e.stats->open_connections.fetch_add(1, std::memory_order_relaxed);
-    auto stream = std::make_unique<beast::tcp_stream>(ioc);
-    stream->expires_after(impl.cfg.connect_timeout);
+  // Opens a new connection on a slot already reserved for it.
+  awaitable<ConnPtr> connect(Pool& p, const UpstreamEntry& e, Outcome& outcome) {
+    auto c = std::make_unique<Conn>(ioc);
+    c->stream.expires_after(impl.cfg.connect_timeout);
     error_code ec;
-    co_await stream->async_connect(e.endpoint, nothrow(ec));
+    co_await c->stream.async_connect(e.endpoint, nothrow(ec));
     if (ec) {
-      close_counted(*stream, up);
+      close_conn(p, std::move(c));
       outcome = Outcome::connect_failed;
-      co_return std::pair{nullptr, false};
+      co_return nullptr;
     }
-    stream->socket().set_option(tcp::no_delay(true), ec);
-    co_return std::pair{std::move(stream), false};
+    c->stream.socket().set_option(tcp::no_delay(true), ec);
+    co_return c;
   }
 
-  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req) {
+  // A connection to `e` and whether it was pooled: an idle one that is fresh
+  // enough, else a new one within max_conns, else a place in the queue
+  // (bounded by queue_size and queue_timeout).
+  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome) {
+    if (p.waiters.empty()) {
+      const auto now = SteadyClock::now();
+      while (!p.idle.empty()) {
+        ConnPtr c = std::move(p.idle.back());
+        p.idle.pop_back();
+        if (now - c->idle_since < impl.cfg.upstream_idle_timeout && c->stream.socket().is_open())
+          co_return std::pair{std::move(c), true};
+        close_conn(p, std::move(c));
+      }
+      if (try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
+    }
+    if (waiting >= impl.cfg.queue_size) {
+      outcome = Outcome::queue_timeout;
+      co_return std::pair{nullptr, false};
+    }
+    Waiter w(ioc);
+    p.waiters.push_back(&w);
+    ++waiting;
+    const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
+    for (;;) {
+      // Releases on this loop wake us at once; slots freed on other loops
+      // are noticed by polling.
+      w.timer.expires_at(std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)));
+      error_code ec;
+      co_await w.timer.async_wait(nothrow(ec));
+      if (w.handed) {
+        --waiting;
+        co_return std::pair{std::move(w.handed), true};
+      }
+      if (w.slot) {
+        --waiting;
+        co_return std::pair{co_await connect(p, e, outcome), false};
+      }
+      if (!p.waiters.empty() && p.waiters.front() == &w && try_reserve(p)) {
+        remove_waiter(p, &w);
+        --waiting;
+        co_return std::pair{co_await connect(p, e, outcome), false};
+      }
+      if (SteadyClock::now() >= deadline) {
+        remove_waiter(p, &w);
+        --waiting;
+        outcome = Outcome::queue_timeout;
+        co_return std::pair{nullptr, false};
+      }
+    }
+  }
+
+  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head) {
     Attempt a;
+    const auto pool = pool_for(e);
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
       Outcome out = Outcome::ok;
-      auto [stream, reused] = co_await acquire(e, out);
-      if (!stream) {
+      auto [conn, reused] = co_await acquire(*pool, e, out);
+      if (!conn) {
         a.outcome = out;
         co_return a;
       }
       error_code ec;
-      stream->expires_after(impl.cfg.upstream_timeout);
-      co_await http::async_write(*stream, req, nothrow(ec));
+      conn->stream.expires_after(impl.cfg.upstream_timeout);
+      const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
+      co_await asio::async_write(conn->stream, wire, nothrow(ec));
       http::response_parser<http::string_body> rp;
       rp.body_limit(64 * 1024 * 1024);
       if (req.method() == http::verb::head) rp.skip(true);
-      beast::flat_buffer buf;
-      if (!ec) co_await http::async_read(*stream, buf, rp, nothrow(ec));
+      conn->buffer.clear();
+      if (!ec) co_await http::async_read(conn->stream, conn->buffer, rp, nothrow(ec));
       if (!ec) {
-        stream->expires_never();
+        conn->stream.expires_never();
         a.response = rp.release();
-        if (a.response.keep_alive() && !impl.stopped.load(std::memory_order_relaxed) && buf.size() == 0) {
-          pools[e.upstream.get()].push_back({std::move(stream), SteadyClock::now()});
-          wake_one(e.upstream.get());
-        } else {
-          close_counted(*stream, e.upstream.get());
-        }
+        // Reusable only if the upstream keeps it open and sent nothing extra.
+        if (a.response.keep_alive() && conn->buffer.size() == 0 && !impl.stopped.load(std::memory_order_relaxed))
+          release_conn(*pool, std::move(conn));
+        else
+          close_conn(*pool, std::move(conn));
         a.outcome = Outcome::ok;
         co_return a;
       }
       const bool nothing_back = !rp.got_some();
-      close_counted(*stream, e.upstream.get());
-      // A pooled connection the upstream closed while idle: not the
-      // upstream's fault; try once more on a fresh connection.
+      close_conn(*pool, std::move(conn));
+      // A pooled connection the upstream closed while idle is not the
+      // upstream's fault: try once more on a fresh connection.
       if (reused && nothing_back && ec != beast::error::timeout) continue;
       a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
       co_return a;
@@ -616,7 +740,7 @@ struct ProxyServer::Impl::Worker {
   }
 
   awaitable<Response> forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
-                              std::string& upstream_name) {
+                              std::string& upstream_name, std::string& wire) {
     refresh();
     const auto snap_ref = snap;  // keeps this configuration alive for the request
     const Snapshot& s = *snap_ref;
@@ -655,6 +779,7 @@ struct ProxyServer::Impl::Worker {
     if (n > stack_flags.size()) heap_flags = std::make_unique<bool[]>(n);
     bool* elig = heap_flags ? heap_flags.get() : stack_flags.data();
 
+    serialize_request_head(wire, req);
     const bool can_retry = idempotent(req.method());
     std::uint32_t attempts = 0;
     Outcome last = Outcome::ok;
@@ -674,7 +799,7 @@ struct ProxyServer::Impl::Worker {
       up.begin_request();
       e.stats->requests.fetch_add(1, std::memory_order_relaxed);
       const auto t0 = SteadyClock::now();
-      Attempt a = co_await attempt(e, req);
+      Attempt a = co_await attempt(e, req, wire);
       up.end_request();
       if (a.outcome == Outcome::ok) {
         up.report_success(SteadyClock::now());

@@ -109,8 +109,10 @@ struct UpstreamConfig {
   std::string host;
   std::uint16_t port = 0;
   std::uint32_t weight = 1;
-  /// Upper bound on open connections to this upstream; 0 = unlimited.
-  std::uint32_t max_conns = 0;
+  /// Upper bound on open connections to this upstream (requests beyond wait
+  /// in the proxy's queue); 0 = unlimited. The default suits a
+  /// thread-per-connection backend with more than 64 worker threads.
+  std::uint32_t max_conns = 64;
 
   /// "host:port", used as the upstream's identity in logs and metrics.
   std::string address() const { return host + ":" + std::to_string(port); }

@@ -178,7 +178,7 @@ TEST_CASE("parse_upstream: valid specs") {
   CHECK(a->host == "10.0.0.5");
   CHECK(a->port == 8080);
   CHECK(a->weight == 1);
-  CHECK(a->max_conns == 0);
+  CHECK(a->max_conns == 64);  // the default
   CHECK(a->address() == "10.0.0.5:8080");
 
   auto b = lb::parse_upstream("backend-2.internal:9000,weight=5,max_conns=100");

@@ -122,7 +122,7 @@ TEST_CASE("full TOML example parses into every field") {
   CHECK(c.upstreams[1].host == "::1");
   CHECK(c.upstreams[1].port == 5002);
   CHECK(c.upstreams[1].weight == 1);
-  CHECK(c.upstreams[1].max_conns == 0);
+  CHECK(c.upstreams[1].max_conns == 64);  // the default
 
   CHECK(c.passive.max_fails == 4);
   CHECK(c.passive.fail_timeout == 20s);
