@@ -47,7 +47,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 backends=()
 for i in 1 2 3; do
   p=$(free_port)
-  "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 256 \
+  "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 1024 \
     >"$work/backend-$i.log" 2>&1 &
   pids+=($!)
   backends+=("$p")
@@ -136,10 +136,17 @@ echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc)
 echo
 echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+fronts=(haproxy userkey-lb nginx)
+row=0
 for c in $conns; do
   declare -A r=()
-  # Warm up each front briefly, then measure in turn.
-  for name in haproxy userkey-lb nginx; do
+  # Warm up each front briefly, then measure in turn; the order rotates
+  # from one connection count to the next so no front always goes first.
+  # (Backends get 1024 threads so the idle keep-alive connections another
+  # front left behind never starve the next one.)
+  order=("${fronts[@]:$((row % 3))}" "${fronts[@]:0:$((row % 3))}")
+  row=$((row + 1))
+  for name in "${order[@]}"; do
     case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
     wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
     r[$name]=$(run_wrk "$p" "$c" "$pid")

@@ -27,6 +27,8 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+
+#include <unistd.h>
 #include <unordered_map>
 
 #include "httplib_socket.hpp"
@@ -50,64 +52,147 @@ namespace {
 
 auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
-// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded.
-template <class Fields>
-void strip_hop_by_hop(Fields& f) {
-  // Headers named by Connection are hop-by-hop too.
-  std::vector<std::string> named;
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for (auto tok : http::token_list(it->value())) named.emplace_back(tok);
-  }
-  for (auto& n : named) f.erase(beast::string_view(n));
-  for (auto h : {http::field::connection, http::field::keep_alive, http::field::proxy_authenticate,
-                 http::field::proxy_authorization, http::field::te, http::field::trailer, http::field::transfer_encoding,
-                 http::field::upgrade, http::field::proxy_connection})
-    f.erase(h);
-}
+// ---------------------------------------------------------------------------
+// Wire format. Heads are written by hand into a buffer reused for the whole
+// client connection and sent with the body in one gathered write: no Beast
+// serializer and no edits to the parsed field containers.
 
-// Wire format, written by hand into a reused buffer: one gathered write of
-// head and body costs far less than Beast's generic serializer.
 void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
 
-template <class Fields>
-void append_fields(std::string& out, const Fields& fields) {
-  for (const auto& f : fields) {
-    append_sv(out, f.name_string());
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out += ": ";
+  out.append(value);
+  out += "\r\n";
 }
 
-void serialize_request_head(std::string& out, const Request& req) {
+bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
+
+// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
+// the Connection header names. `also_skip` are fields the caller rewrites.
+class HopByHop {
+public:
+  template <class Fields>
+  explicit HopByHop(const Fields& f) {
+    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
+      for (auto tok : http::token_list(it->value()))
+        if (!iequal(tok, "close") && !iequal(tok, "keep-alive") && named_count_ < named_.size())
+          named_[named_count_++] = tok;
+  }
+
+  bool skip(http::field name, beast::string_view name_string) const {
+    switch (name) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::proxy_authenticate:
+      case http::field::proxy_authorization:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::transfer_encoding:
+      case http::field::upgrade:
+      case http::field::content_length:  // the proxy writes its own framing
+        return true;
+      default: break;
+    }
+    for (std::size_t i = 0; i < named_count_; ++i)
+      if (iequal(named_[i], name_string)) return true;
+    return false;
+  }
+
+private:
+  std::array<beast::string_view, 8> named_{};
+  std::size_t named_count_ = 0;
+};
+
+// The request as sent upstream: hop-by-hop headers dropped, proxy headers
+// added (X-Forwarded-For appended to, X-Request-Id kept when the client sent
+// one), framed by Content-Length, keep-alive.
+void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
+                                std::string_view request_id) {
   out.clear();
   append_sv(out, req.method_string());
   out += ' ';
   append_sv(out, req.target());
   out += " HTTP/1.1\r\n";
-  append_fields(out, req.base());
+  const HopByHop hop(req.base());
+  std::string_view xff;
+  bool has_request_id = false;
+  for (const auto& f : req.base()) {
+    const auto name = f.name_string();
+    if (hop.skip(f.name(), name)) continue;
+    if (iequal(name, "X-Forwarded-For")) {
+      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
+      continue;
+    }
+    if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
+    if (iequal(name, "X-Request-Id")) has_request_id = true;
+    append_sv(out, name);
+    out += ": ";
+    append_sv(out, f.value());
+    out += "\r\n";
+  }
+  out += "X-Forwarded-For: ";
+  if (!xff.empty()) {
+    out.append(xff);
+    out += ", ";
+  }
+  out.append(client_ip);
+  out += "\r\n";
+  append_header(out, "X-Real-IP", client_ip);
+  append_header(out, "X-Forwarded-Proto", "http");
+  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
+  if (!req.body().empty() || req.has_content_length()) {
+    out += "Content-Length: ";
+    out += std::to_string(req.body().size());
+    out += "\r\n";
+  }
   out += "\r\n";
 }
 
-// `head_request`: the response answers a HEAD, so its Content-Length (if
-// any) describes a body that is not there.
-void serialize_response_head(std::string& out, const Response& res, bool head_request) {
+// The response as sent to the client: hop-by-hop headers dropped, framed by
+// Content-Length (re-framed when the upstream sent chunks or closed), and
+// the Connection header the client's version needs. `head_request`: the
+// answer to a HEAD keeps the upstream's Content-Length for a body not sent.
+void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
+                               bool head_request) {
   out.clear();
-  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(res.result_int());
   out += ' ';
   append_sv(out, res.reason());
   out += "\r\n";
-  append_fields(out, res.base());
-  const unsigned code = res.result_int();
-  const bool bodiless = head_request || code / 100 == 1 || code == 204 || code == 304;
-  if (!bodiless && res.find(http::field::content_length) == res.end()) {
-    // The upstream framed it otherwise (chunked, or until close): re-frame.
-    out += "Content-Length: ";
-    out += std::to_string(res.body().size());
+  const HopByHop hop(res.base());
+  for (const auto& f : res.base()) {
+    if (hop.skip(f.name(), f.name_string())) continue;
+    append_sv(out, f.name_string());
+    out += ": ";
+    append_sv(out, f.value());
     out += "\r\n";
   }
+  const unsigned code = res.result_int();
+  if (code / 100 != 1 && code != 204 && code != 304) {
+    out += "Content-Length: ";
+    if (head_request) {
+      auto cl = res.find(http::field::content_length);
+      if (cl != res.end()) append_sv(out, cl->value());
+      else out += '0';
+    } else {
+      out += std::to_string(res.body().size());
+    }
+    out += "\r\n";
+  }
+  if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
+}
+
+// 32 hex digits.
+void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
+  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
+  out[32] = '\0';
 }
 
 bool idempotent(http::verb v) {
@@ -280,7 +365,10 @@ struct ProxyServer::Impl {
 struct ProxyServer::Impl::Worker {
   Impl& impl;
   std::size_t index;
-  asio::io_context ioc{1};
+  // One thread runs this loop and only it touches the loop's sockets and
+  // timers, so the reactor needs no I/O locking; posts from other threads
+  // (drain, stop) still go through the locked scheduler queue.
+  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   tcp::acceptor acceptor{ioc};
   std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
 
@@ -420,18 +508,36 @@ struct ProxyServer::Impl::Worker {
   // can never silently share the port.)
   awaitable<void> accept_loop() {
     std::size_t next = 0;
+    const auto protocol = acceptor.local_endpoint().protocol();
     for (;;) {
-      auto& target = *impl.workers[next];
-      next = (next + 1) % impl.workers.size();
       error_code ec;
-      tcp::socket sock(target.ioc);
+      tcp::socket sock(ioc);
       co_await acceptor.async_accept(sock, nothrow(ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         continue;  // EMFILE and friends: keep accepting
       }
       impl.stats.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-      asio::co_spawn(target.ioc, target.session(std::move(sock)), asio::detached);
+      auto& target = *impl.workers[next];
+      next = (next + 1) % impl.workers.size();
+      if (&target == this) {
+        asio::co_spawn(ioc, session(std::move(sock)), asio::detached);
+        continue;
+      }
+      // Each loop touches only its own reactor (which lets it run without
+      // I/O locking): hand the descriptor over and let the target adopt it.
+      const auto fd = sock.release(ec);
+      if (ec) continue;
+      asio::post(target.ioc, [&target, fd, protocol] {
+        tcp::socket adopted(target.ioc);
+        error_code e;
+        adopted.assign(protocol, fd, e);
+        if (e) {
+          ::close(fd);
+          return;
+        }
+        asio::co_spawn(target.ioc, target.session(std::move(adopted)), asio::detached);
+      });
     }
   }
 
@@ -604,10 +710,7 @@ struct ProxyServer::Impl::Worker {
       std::string upstream_name;
       const bool head_request = req.method() == http::verb::head;
       Response res = co_await forward(std::move(req), client_ip, tried, upstream_name, wire);
-      strip_hop_by_hop(res);
-      res.version(version);
-      res.keep_alive(keep_alive);
-      serialize_response_head(wire, res, head_request);
+      serialize_client_response(wire, res, version, keep_alive, head_request);
       client.expires_after(impl.cfg.upstream_timeout);
       const std::array<asio::const_buffer, 2> out{asio::buffer(wire),
                                                   asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
@@ -747,22 +850,9 @@ struct ProxyServer::Impl::Worker {
     const unsigned version = req.version();
 
     // Proxy headers.
-    strip_hop_by_hop(req);
-    std::string xff;
-    if (auto it = req.find("X-Forwarded-For"); it != req.end()) xff = std::string(it->value()) + ", ";
-    xff += client_ip;
-    req.set("X-Forwarded-For", xff);
-    req.set("X-Real-IP", client_ip);
-    req.set("X-Forwarded-Proto", "http");
-    if (req.find("X-Request-Id") == req.end()) {
-      char id[33];
-      std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(id_prefix),
-                    static_cast<unsigned long long>(++request_counter + (index << 56)));
-      req.set("X-Request-Id", id);
-    }
-    req.version(11);
-    req.keep_alive(true);
-    if (!req.body().empty() || req.has_content_length()) req.prepare_payload();
+    char request_id[33];
+    format_request_id(request_id, id_prefix, ++request_counter + (static_cast<std::uint64_t>(index) << 56));
+    serialize_upstream_request(wire, req, client_ip, request_id);
 
     auto header = [&req](std::string_view name) -> std::string_view {
       auto it = req.find(beast::string_view(name.data(), name.size()));
@@ -779,7 +869,6 @@ struct ProxyServer::Impl::Worker {
     if (n > stack_flags.size()) heap_flags = std::make_unique<bool[]>(n);
     bool* elig = heap_flags ? heap_flags.get() : stack_flags.data();
 
-    serialize_request_head(wire, req);
     const bool can_retry = idempotent(req.method());
     std::uint32_t attempts = 0;
     Outcome last = Outcome::ok;

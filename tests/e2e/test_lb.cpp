@@ -147,7 +147,7 @@ TEST_CASE("proxy headers: hop-by-hop dropped, X-Forwarded-*, X-Real-IP and X-Req
 TEST_CASE("a backend killed under load: no client-visible errors, marked down, back after restart") {
   Backend b1("backend-1"), b2("backend-2"), b3("backend-3");
   Lb lb(upstream_args({&b1, &b2, &b3}) +
-        std::vector<std::string>{"--health-interval", "100ms", "--rise", "2", "--fall", "2", "--retries", "2",
+        std::vector<std::string>{"--threads", "2", "--health-interval", "100ms", "--rise", "2", "--fall", "2", "--retries", "2",
                                  "--access-log", "false"});
   std::atomic<bool> run{true};
   std::atomic<int> ok{0}, bad{0};
