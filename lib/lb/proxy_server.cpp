@@ -43,14 +43,23 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using asio::awaitable;
+// Everything runs on io_context executors; naming that concrete type (rather
+// than the type-erased any_io_executor defaults) spares the request path the
+// executor copies and virtual dispatch of type erasure.
+using Executor = asio::io_context::executor_type;
+template <class T>
+using awaitable = asio::awaitable<T, Executor>;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using error_code = boost::system::error_code;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 namespace {
 
-auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec); }
 
 // ---------------------------------------------------------------------------
 // Wire format. Heads are written by hand into a buffer reused for the whole
@@ -369,13 +378,13 @@ struct ProxyServer::Impl::Worker {
   // timers, so the reactor needs no I/O locking; posts from other threads
   // (drain, stop) still go through the locked scheduler queue.
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  tcp::acceptor acceptor{ioc};
+  Acceptor acceptor{ioc};
   std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
 
   // A pooled upstream connection and the buffer its responses are read into.
   struct Conn {
     explicit Conn(asio::io_context& io) : stream(io) {}
-    beast::tcp_stream stream;
+    Stream stream;
     beast::flat_buffer buffer;
     TimePoint idle_since{};
   };
@@ -383,7 +392,7 @@ struct ProxyServer::Impl::Worker {
   // A request waiting for a connection to an upstream at max_conns.
   struct Waiter {
     explicit Waiter(asio::io_context& io) : timer(io) {}
-    asio::steady_timer timer;
+    Timer timer;
     ConnPtr handed;     // a released connection passed straight to this waiter
     bool slot = false;  // a closed connection's slot passed to this waiter
   };
@@ -401,7 +410,7 @@ struct ProxyServer::Impl::Worker {
 
   // Sessions, so drain can close idle keep-alive connections.
   struct SessionRef {
-    beast::tcp_stream* stream;
+    Stream* stream;
     bool busy;
   };
   std::list<SessionRef> sessions;
@@ -409,9 +418,9 @@ struct ProxyServer::Impl::Worker {
   // request. Shared with its timer handler, which may run after the read
   // finished: the generation tells it that its deadline is no longer current.
   struct HeadDeadline {
-    HeadDeadline(asio::io_context& io, beast::tcp_stream* s) : timer(io), stream(s) {}
-    asio::steady_timer timer;
-    beast::tcp_stream* stream;
+    HeadDeadline(asio::io_context& io, Stream* s) : timer(io), stream(s) {}
+    Timer timer;
+    Stream* stream;
     std::uint64_t generation = 0;
     bool fired = false;
   };
@@ -511,7 +520,7 @@ struct ProxyServer::Impl::Worker {
     const auto protocol = acceptor.local_endpoint().protocol();
     for (;;) {
       error_code ec;
-      tcp::socket sock(ioc);
+      Socket sock(ioc);
       co_await acceptor.async_accept(sock, nothrow(ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -529,7 +538,7 @@ struct ProxyServer::Impl::Worker {
       const auto fd = sock.release(ec);
       if (ec) continue;
       asio::post(target.ioc, [&target, fd, protocol] {
-        tcp::socket adopted(target.ioc);
+        Socket adopted(target.ioc);
         error_code e;
         adopted.assign(protocol, fd, e);
         if (e) {
@@ -543,7 +552,7 @@ struct ProxyServer::Impl::Worker {
 
   // -------------------------------------------------------------------------
   // Client side
-  awaitable<void> write_error(beast::tcp_stream& client, unsigned status, std::string_view message, bool keep_alive,
+  awaitable<void> write_error(Stream& client, unsigned status, std::string_view message, bool keep_alive,
                               unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0)) {
     Response res{static_cast<http::status>(status), version};
     res.set(http::field::content_type, "application/json");
@@ -557,7 +566,7 @@ struct ProxyServer::Impl::Worker {
     co_await http::async_write(client, res, nothrow(ec));
   }
 
-  awaitable<void> session(tcp::socket sock) {
+  awaitable<void> session(Socket sock) {
     error_code ec;
     const auto remote = sock.remote_endpoint(ec);
     if (ec) co_return;
@@ -565,7 +574,7 @@ struct ProxyServer::Impl::Worker {
     if (ip_addr.is_v6() && ip_addr.to_v6().is_v4_mapped()) ip_addr = ip_addr.to_v6().to_v4();
     const std::string client_ip = ip_addr.to_string();
     sock.set_option(tcp::no_delay(true), ec);
-    beast::tcp_stream client(std::move(sock));
+    Stream client(std::move(sock));
 
     if (!impl.filter.empty() && !impl.filter.allowed(client_ip)) {
       impl.stats.reject(Rejection::denied);
@@ -591,7 +600,7 @@ struct ProxyServer::Impl::Worker {
     client.socket().close(ec);
   }
 
-  awaitable<void> serve(beast::tcp_stream& client, const std::string& client_ip, SessionRef& ref) {
+  awaitable<void> serve(Stream& client, const std::string& client_ip, SessionRef& ref) {
     const auto& lim = impl.cfg.limits;
     beast::flat_buffer buffer;
     std::vector<bool> tried;
@@ -960,7 +969,7 @@ namespace {
 
 awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
                       const std::string& host_header) {
-  beast::tcp_stream stream(ioc);
+  Stream stream(ioc);
   stream.expires_after(cfg.timeout);
   error_code ec;
   co_await stream.async_connect(ep, nothrow(ec));
@@ -992,7 +1001,7 @@ void ProxyServer::Impl::start_health_checks(const std::shared_ptr<const Snapshot
     asio::co_spawn(
         ioc,
         [this, weak, ep, active, gen, &ioc]() -> awaitable<void> {
-          asio::steady_timer timer(ioc);
+          Timer timer(ioc);
           for (;;) {
             if (stopped.load() || generation.load() != gen) co_return;  // a reload started new checkers
             auto up = weak.lock();
@@ -1181,7 +1190,7 @@ bool ProxyServer::start(std::string* error) {
     asio::co_spawn(
         im.workers.front()->ioc,
         [&im]() -> awaitable<void> {
-          asio::steady_timer t(im.workers.front()->ioc);
+          Timer t(im.workers.front()->ioc);
           while (!im.stopped.load()) {
             t.expires_after(std::chrono::seconds(10));
             error_code e;
