@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <thread>
 
 #include "httplib_socket.hpp"
 
@@ -73,10 +74,21 @@ bool BackendServer::bind(std::string* error) {
   return true;
 }
 
-void BackendServer::run() { server_->listen_after_bind(); }
+bool BackendServer::run() {
+  if (stop_requested_.load()) return true;
+  running_.store(true);
+  const bool ok = server_->listen_after_bind();
+  running_.store(false);
+  return ok || stop_requested_.load();
+}
 
 void BackendServer::stop() {
-  if (server_) server_->stop();
+  stop_requested_.store(true);
+  // cpp-httplib's stop() is a no-op until its accept loop runs: if run() has
+  // started, wait (briefly) for the loop so the stop is not lost.
+  for (int i = 0; i < 400 && running_.load() && !server_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server_->stop();
 }
 
 }  // namespace userkey

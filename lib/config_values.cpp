@@ -1,6 +1,7 @@
 #include "userkey/config_values.hpp"
 
 #include <charconv>
+#include <cmath>
 
 namespace userkey {
 
@@ -41,7 +42,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
   };
   double value = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || value < 0) return fail();
+  if (text.empty() || ec != std::errc{} || !(value >= 0) || !std::isfinite(value)) return fail();
   const std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
   double ms = 0;
   if (unit.empty() || unit == "s") ms = value * 1000;

@@ -21,7 +21,7 @@ void init_driver_once() {
     mongoc_log_trace_disable();
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void* data) {
-          if (level <= MONGOC_LOG_LEVEL_ERROR) mongoc_log_default_handler(level, domain, message, data);
+          if (level <= MONGOC_LOG_LEVEL_CRITICAL) mongoc_log_default_handler(level, domain, message, data);
         },
         nullptr);
   });
@@ -80,7 +80,12 @@ MongoRepository::MongoRepository(MongoConfig config) : impl_(std::make_unique<Im
   auto& cfg = impl_->cfg;
   bson_error_t err;
   impl_->uri.reset(mongoc_uri_new_with_error(cfg.uri.c_str(), &err));
-  if (!impl_->uri) throw std::invalid_argument(std::string("invalid MongoDB URI: ") + err.message);
+  // The driver's message may quote the password (e.g. when it holds an
+  // unescaped ':'), so it is not passed on.
+  if (!impl_->uri)
+    throw std::invalid_argument(
+        "invalid MongoDB URI (mongodb://[user:password@]host[:port][/db][?options]; characters such as "
+        "':', '/' and '@' in the user name or password must be percent-encoded)");
   mongoc_uri_t* u = impl_->uri.get();
 
   if (!mongoc_uri_get_username(u) && cfg.username) {

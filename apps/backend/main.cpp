@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
     mc.database = db;
     mc.collection = collection;
     mc.server_selection_timeout = mc.socket_timeout = *userkey::parse_duration(mongo_timeout);
+    if (mc.socket_timeout.count() == 0) {  // the driver would take 0 as "wait forever"
+      std::cerr << "userkey-backend: --mongo-timeout must be more than 0\n";
+      return 2;
+    }
     ropts.mongo = userkey::mongo_config_from_env(mc, /*uri_given=*/true);
   }
 
@@ -101,9 +105,13 @@ int main(int argc, char** argv) {
     log->info("signal {} received, finishing in-flight requests", sig);
     server.stop();
   });
-  server.run();
+  const bool served = server.run();
   if (!stopping) pthread_kill(stopper.native_handle(), SIGTERM);  // run() failed: wake the watcher
   stopper.join();
+  if (!served) {
+    log->critical("{} stopped: the server failed", name);
+    return 1;
+  }
   log->info("{} stopped", name);
   return 0;
 }

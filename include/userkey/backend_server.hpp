@@ -16,6 +16,7 @@
 // any thread (e.g. a signal watcher) and lets in-flight requests finish.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,9 +52,11 @@ public:
   bool bind(std::string* error);
   /// The bound port (after bind()).
   std::uint16_t port() const { return bound_port_; }
-  /// Serves until stop(). Requires a successful bind().
-  void run();
+  /// Serves until stop(). Requires a successful bind(). Returns false when
+  /// serving failed (not when stopped); returns at once if stop() came first.
+  bool run();
   /// Stops accepting, finishes in-flight requests; run() then returns.
+  /// Safe before, during or after run().
   void stop();
 
 private:
@@ -63,6 +66,8 @@ private:
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Server> server_;
   std::uint16_t bound_port_ = 0;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
 };
 
 }  // namespace userkey

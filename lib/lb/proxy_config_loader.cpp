@@ -32,7 +32,8 @@ constexpr std::uint32_t kMaxThreads = 256;
 constexpr std::uint32_t kMaxFailsLimit = 1000;
 constexpr std::uint32_t kMaxRiseFall = 1000;
 constexpr std::uint32_t kMinHeaderBytes = 1024;
-constexpr std::uint32_t kMaxHeaderBytes = 1024 * 1024;
+// Beast stores a field value in at most 65535 bytes and throws beyond it.
+constexpr std::uint32_t kMaxHeaderBytes = 65535;
 constexpr std::array<std::string_view, 7> kLogLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 // Edit distance, for "did you mean" on unknown keys (keys are short).

@@ -28,7 +28,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <optional>
 #include <unordered_map>
 
 #include "httplib_socket.hpp"
@@ -135,6 +139,7 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
       continue;
     }
     if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
+    if (f.name() == http::field::expect) continue;  // the lb already has the whole body
     if (iequal(name, "X-Request-Id")) has_request_id = true;
     append_sv(out, name);
     out += ": ";
@@ -347,6 +352,7 @@ struct ProxyServer::Impl {
         up = std::make_shared<Upstream>(ucfg, c.passive);
         st = it != known.end() ? it->second.second : std::make_shared<UpstreamStats>();
       }
+      if (!c.active.enabled) up->set_active_up(true);  // no checks will ever bring it back otherwise
       snap->entries[i].upstream = up;
       snap->entries[i].stats = st;
       snap->ptrs.push_back(up.get());
@@ -404,6 +410,7 @@ struct ProxyServer::Impl::Worker {
     std::shared_ptr<UpstreamStats> stats;
     std::vector<ConnPtr> idle;           // LIFO: the most recently used is the least likely stale
     std::deque<Waiter*> waiters;
+    bool retired = false;                // upstream left the configuration; connections close on release
   };
   std::unordered_map<const Upstream*, std::shared_ptr<Pool>> pools;
   std::size_t waiting = 0;  // waiters on this loop, all upstreams
@@ -442,6 +449,7 @@ struct ProxyServer::Impl::Worker {
           continue;
         }
         auto& pool = *it->second;
+        pool.retired = true;
         while (!pool.idle.empty()) {
           ConnPtr c = std::move(pool.idle.back());
           pool.idle.pop_back();
@@ -479,6 +487,12 @@ struct ProxyServer::Impl::Worker {
     if (pos != p.waiters.end()) p.waiters.erase(pos);
   }
 
+  // With several loops the new head of a queue must start polling for slots
+  // freed elsewhere: wake it so it re-arms its timer.
+  void promote_head(Pool& p) {
+    if (impl.workers.size() > 1 && !p.waiters.empty()) p.waiters.front()->timer.cancel();
+  }
+
   // A connection is closed (or never opened): its slot goes to the oldest
   // waiter, if any, else back to the upstream's budget.
   void close_conn(Pool& p, ConnPtr c) {
@@ -491,22 +505,39 @@ struct ProxyServer::Impl::Worker {
       p.waiters.pop_front();
       w->slot = true;
       w->timer.cancel();
+      promote_head(p);
       return;
     }
     p.stats->open_connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // An idle connection may carry a request if it has not idled too long and
+  // nothing arrived on it meanwhile (data would be a stray response, EOF a
+  // close by the upstream).
+  bool reusable(Conn& c) const {
+    if (!c.stream.socket().is_open()) return false;
+    if (SteadyClock::now() - c.idle_since >= impl.cfg.upstream_idle_timeout) return false;
+    char probe;
+    const auto n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
   // A connection that can carry another request: to the oldest waiter, else
-  // onto the idle stack.
+  // onto the idle stack (unless the upstream has left the configuration).
   void release_conn(Pool& p, ConnPtr c) {
+    c->idle_since = SteadyClock::now();
+    if (p.retired) {
+      close_conn(p, std::move(c));
+      return;
+    }
     if (!p.waiters.empty()) {
       Waiter* w = p.waiters.front();
       p.waiters.pop_front();
       w->handed = std::move(c);
       w->timer.cancel();
+      promote_head(p);
       return;
     }
-    c->idle_since = SteadyClock::now();
     p.idle.push_back(std::move(c));
   }
 
@@ -524,7 +555,11 @@ struct ProxyServer::Impl::Worker {
       co_await acceptor.async_accept(sock, nothrow(ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-        continue;  // EMFILE and friends: keep accepting
+        // Out of descriptors or similar: back off instead of spinning.
+        Timer pause(ioc);
+        pause.expires_after(std::chrono::milliseconds(50));
+        co_await pause.async_wait(nothrow(ec));
+        continue;
       }
       impl.stats.connections_accepted.fetch_add(1, std::memory_order_relaxed);
       auto& target = *impl.workers[next];
@@ -550,20 +585,53 @@ struct ProxyServer::Impl::Worker {
     }
   }
 
+  // Closes pooled connections that idled past upstream_idle_timeout, so
+  // their slots (counted across loops against max_conns) come back even
+  // when this loop gets no more traffic for that upstream.
+  awaitable<void> sweep_idle_loop() {
+    Timer timer(ioc);
+    for (;;) {
+      timer.expires_after(std::max<std::chrono::milliseconds>(impl.cfg.upstream_idle_timeout / 2,
+                                                              std::chrono::milliseconds(100)));
+      error_code ec;
+      co_await timer.async_wait(nothrow(ec));
+      if (ec || impl.stopped.load(std::memory_order_relaxed)) co_return;
+      const auto now = SteadyClock::now();
+      for (auto& [key, pool] : pools) {
+        auto& idle = pool->idle;
+        // Oldest first: the stack's bottom.
+        std::size_t keep_from = 0;
+        while (keep_from < idle.size() && now - idle[keep_from]->idle_since >= impl.cfg.upstream_idle_timeout)
+          ++keep_from;
+        if (keep_from == 0) continue;
+        std::vector<ConnPtr> expired(std::make_move_iterator(idle.begin()),
+                                     std::make_move_iterator(idle.begin() + static_cast<std::ptrdiff_t>(keep_from)));
+        idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(keep_from));
+        for (auto& c : expired) close_conn(*pool, std::move(c));
+      }
+    }
+  }
+
   // -------------------------------------------------------------------------
   // Client side
+  // The lb's own answer. `head_request`: headers only (a HEAD response has
+  // no body, whatever its Content-Length says).
   awaitable<void> write_error(Stream& client, unsigned status, std::string_view message, bool keep_alive,
-                              unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0)) {
+                              unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
+                              bool head_request = false) {
     Response res{static_cast<http::status>(status), version};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::server, "userkey-lb");
     if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
     res.body() = "{\"error\":\"" + json_escape(message) + "\"}\n";
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
+    std::string head;
+    serialize_client_response(head, res, version, keep_alive, false);
+    const std::array<asio::const_buffer, 2> out{
+        asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
     client.expires_after(std::chrono::seconds(5));
     error_code ec;
-    co_await http::async_write(client, res, nothrow(ec));
+    co_await asio::async_write(client, out, nothrow(ec));
+    client.expires_never();
   }
 
   awaitable<void> session(Socket sock) {
@@ -591,7 +659,13 @@ struct ProxyServer::Impl::Worker {
     sessions.push_front({&client, false});
     auto self = sessions.begin();
 
-    co_await serve(client, client_ip, *self);
+    try {
+      co_await serve(client, client_ip, *self);
+    } catch (const std::exception& e) {
+      // Nothing in a request should throw; if something does, this
+      // connection ends but its accounting below still runs.
+      impl.log->error("connection from {} ended by an internal error: {}", client_ip, e.what());
+    }
 
     sessions.erase(self);
     impl.stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
@@ -668,9 +742,21 @@ struct ProxyServer::Impl::Worker {
         const auto& h = parser.get();
         const auto cl = h.count(http::field::content_length);
         const bool te = h.count(http::field::transfer_encoding) > 0;
-        if ((cl > 0 && te) || cl > 1) {
+        if ((cl > 0 && te) || cl > 1 || (te && !parser.chunked())) {
+          // (A Transfer-Encoding whose last coding is not chunked leaves
+          // the body length unknowable: RFC 9112 6.3 says 400.)
           impl.stats.reject(Rejection::bad_request);
           co_await write_error(client, 400, "ambiguous message framing", false);
+          co_return;
+        }
+        // A body on a method whose body servers ignore would be read by the
+        // backend as a second request on a pooled connection: refuse it.
+        const auto method = h.method();
+        const bool has_body = te || (parser.content_length() && *parser.content_length() > 0);
+        if (has_body && (method == http::verb::get || method == http::verb::head ||
+                         method == http::verb::options || method == http::verb::trace)) {
+          impl.stats.reject(Rejection::bad_request);
+          co_await write_error(client, 400, "a body is not allowed on this method", false);
           co_return;
         }
         if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
@@ -679,10 +765,21 @@ struct ProxyServer::Impl::Worker {
           co_return;
         }
       }
+      // The whole body is read here before anything goes upstream, so a
+      // client waiting for 100 Continue gets it from the lb.
+      if (auto expect = parser.get().find(http::field::expect);
+          expect != parser.get().end() && beast::iequals(expect->value(), "100-continue") && !parser.is_done()) {
+        client.expires_after(lim.header_timeout);
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(client, asio::buffer(kContinue), nothrow(ec));
+        if (ec) co_return;
+      }
       client.expires_after(lim.header_timeout);
       co_await http::async_read(client, buffer, parser, nothrow(ec));
       if (ec) {
-        if (ec == http::error::body_limit) {
+        if (ec == beast::error::timeout) {
+          impl.stats.reject(Rejection::header_timeout);  // socket already closed by the deadline
+        } else if (ec == http::error::body_limit) {
           impl.stats.reject(Rejection::body_too_large);
           co_await write_error(client, 413, "payload too large", false);
         } else if (ec != http::error::end_of_stream && ec != asio::error::connection_reset) {
@@ -761,14 +858,12 @@ struct ProxyServer::Impl::Worker {
   // A connection to `e` and whether it was pooled: an idle one that is fresh
   // enough, else a new one within max_conns, else a place in the queue
   // (bounded by queue_size and queue_timeout).
-  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome) {
+  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome, bool fresh_only) {
     if (p.waiters.empty()) {
-      const auto now = SteadyClock::now();
-      while (!p.idle.empty()) {
+      while (!fresh_only && !p.idle.empty()) {
         ConnPtr c = std::move(p.idle.back());
         p.idle.pop_back();
-        if (now - c->idle_since < impl.cfg.upstream_idle_timeout && c->stream.socket().is_open())
-          co_return std::pair{std::move(c), true};
+        if (reusable(*c)) co_return std::pair{std::move(c), true};
         close_conn(p, std::move(c));
       }
       if (try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
@@ -782,11 +877,14 @@ struct ProxyServer::Impl::Worker {
     ++waiting;
     const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
     for (;;) {
-      // Releases on this loop wake us at once; slots freed on other loops
-      // are noticed by polling.
-      w.timer.expires_at(std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)));
+      // Releases on this loop wake us at once. Slots freed on other loops
+      // are noticed by polling, which only the head of the queue does (and
+      // only with several loops): a thousand sleepers must not spin.
+      const bool poll = impl.workers.size() > 1 && p.waiters.front() == &w;
+      w.timer.expires_at(poll ? std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)) : deadline);
       error_code ec;
       co_await w.timer.async_wait(nothrow(ec));
+      if (w.handed && (fresh_only || !reusable(*w.handed))) close_conn(p, std::move(w.handed));
       if (w.handed) {
         --waiting;
         co_return std::pair{std::move(w.handed), true};
@@ -814,7 +912,7 @@ struct ProxyServer::Impl::Worker {
     const auto pool = pool_for(e);
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
       Outcome out = Outcome::ok;
-      auto [conn, reused] = co_await acquire(*pool, e, out);
+      auto [conn, reused] = co_await acquire(*pool, e, out, /*fresh_only=*/fresh_try > 0);
       if (!conn) {
         a.outcome = out;
         co_return a;
@@ -823,14 +921,23 @@ struct ProxyServer::Impl::Worker {
       conn->stream.expires_after(impl.cfg.upstream_timeout);
       const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
       co_await asio::async_write(conn->stream, wire, nothrow(ec));
-      http::response_parser<http::string_body> rp;
-      rp.body_limit(64 * 1024 * 1024);
-      if (req.method() == http::verb::head) rp.skip(true);
       conn->buffer.clear();
-      if (!ec) co_await http::async_read(conn->stream, conn->buffer, rp, nothrow(ec));
+      // Interim 1xx responses (other than 101) are skipped: the final
+      // response follows on the same connection.
+      std::optional<http::response_parser<http::string_body>> rp;
+      bool got_some = false;
+      while (!ec) {
+        rp.emplace();
+        rp->body_limit(64 * 1024 * 1024);
+        if (req.method() == http::verb::head) rp->skip(true);
+        co_await http::async_read(conn->stream, conn->buffer, *rp, nothrow(ec));
+        got_some = got_some || rp->got_some();
+        const unsigned code = rp->get().result_int();
+        if (ec || code / 100 != 1 || code == 101) break;
+      }
       if (!ec) {
         conn->stream.expires_never();
-        a.response = rp.release();
+        a.response = rp->release();
         // Reusable only if the upstream keeps it open and sent nothing extra.
         if (a.response.keep_alive() && conn->buffer.size() == 0 && !impl.stopped.load(std::memory_order_relaxed))
           release_conn(*pool, std::move(conn));
@@ -839,11 +946,12 @@ struct ProxyServer::Impl::Worker {
         a.outcome = Outcome::ok;
         co_return a;
       }
-      const bool nothing_back = !rp.got_some();
+      const bool nothing_back = !got_some;
       close_conn(*pool, std::move(conn));
       // A pooled connection the upstream closed while idle is not the
-      // upstream's fault: try once more on a fresh connection.
-      if (reused && nothing_back && ec != beast::error::timeout) continue;
+      // upstream's fault: an idempotent request tries once more, on a new
+      // connection.
+      if (reused && nothing_back && ec != beast::error::timeout && idempotent(req.method())) continue;
       a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
       co_return a;
     }
@@ -982,9 +1090,10 @@ awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const Acti
   if (ec) co_return false;
   beast::flat_buffer buf;
   http::response<http::string_body> res;
-  co_await http::async_read(stream, buf, res, nothrow(ec));
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-  if (ec && ec != http::error::end_of_stream) co_return false;
+  error_code read_ec;
+  co_await http::async_read(stream, buf, res, nothrow(read_ec));
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);  // result irrelevant
+  if (read_ec) co_return false;
   co_return res.result_int() >= 200 && res.result_int() < 300;
 }
 
@@ -1181,9 +1290,13 @@ bool ProxyServer::start(std::string* error) {
       return fail("cannot listen on admin address " + im.cfg.admin_host + ":" + std::to_string(im.cfg.admin_port));
     im.bound_admin_port = static_cast<std::uint16_t>(admin_port);
     im.admin_thread = std::thread([&im] { im.admin->listen_after_bind(); });
+    // cpp-httplib's stop() is a no-op until the server runs: wait for it, so
+    // a stop right after start cannot leave the admin thread serving.
+    for (int i = 0; i < 400 && !im.admin->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
   asio::co_spawn(im.workers.front()->ioc, im.workers.front()->accept_loop(), asio::detached);
+  for (auto& w : im.workers) asio::co_spawn(w->ioc, w->sweep_idle_loop(), asio::detached);
   im.start_health_checks(im.snapshot());
   // Sweep idle rate-limit buckets now and then, on the first loop.
   if (im.limiter.enabled()) {

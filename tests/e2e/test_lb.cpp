@@ -242,6 +242,18 @@ TEST_CASE("malformed, oversized and smuggling-shaped requests get 4xx; others ar
                                "0\r\n\r\n")) == 400);
   CHECK(status_of(raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"
                                         "abcde")) == 400);
+  // A body on GET would be a second request to a backend that ignores GET
+  // bodies (a desync on a pooled connection): refused.
+  CHECK(status_of(raw_exchange(lb.port, "GET /?user_id=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n"
+                                        "GET /?user_id=2 HTTP/1.1\r\nHost: x\r\n\r\n")) == 400);
+  CHECK(status_of(raw_exchange(lb.port, "TRACE / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")) == 400);
+  // A transfer coding that does not end in chunked leaves the length unknown.
+  CHECK(status_of(raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc")) == 400);
+  // Expect: 100-continue is answered by the lb, then the real response follows.
+  auto cont = raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                                    "Connection: close\r\n\r\nhi");
+  CHECK(status_of(cont) == 100);
+  CHECK(cont.find("HTTP/1.1 405") != std::string::npos);  // the backend's answer to POST
   // Slowloris: half a request head, then nothing. The lb answers 408 and closes.
   auto slow = raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\n", 3s);
   CHECK(status_of(slow) == 408);
@@ -249,6 +261,8 @@ TEST_CASE("malformed, oversized and smuggling-shaped requests get 4xx; others ar
   CHECK(http_get(lb.port, "/?user_id=1").status == 200);
   auto metrics = http_get(lb.admin, "/metrics").body;
   CHECK(metrics.find("userkey_lb_rejections_total{reason=\"header_too_large\"} 1") != std::string::npos);
+  // Every refused connection was accounted for and closed.
+  CHECK(metrics.find("userkey_lb_connections_open 0") != std::string::npos);
 }
 
 TEST_CASE("SIGHUP reloads upstreams and policy from the config file; SIGTERM drains and exits 0") {

@@ -132,6 +132,14 @@ TEST_CASE("a malformed URI is a start-up error, not a crash") {
   MongoConfig cfg;
   cfg.uri = "not-a-uri";
   CHECK_THROWS_AS(MongoRepository{cfg}, std::invalid_argument);
+  // The driver would quote this password in its message; ours must not.
+  cfg.uri = "mongodb://user:pa:ss-w0rd@127.0.0.1:1/";
+  try {
+    MongoRepository repo(cfg);
+    FAIL("a malformed URI was accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("ss-w0rd") == std::string::npos);
+  }
 }
 
 TEST_CASE("environment: USERKEY_MONGO_URI and mongo_user / mongo_pass") {

@@ -29,7 +29,7 @@ TEST_CASE("parse_duration understands units; bare numbers are seconds") {
   CHECK(parse_duration("5m") == 300000ms);
   CHECK(parse_duration("1h") == 3600000ms);
   CHECK(parse_duration("0") == 0ms);
-  for (const char* bad : {"", "-1s", "s", "10 s", "10x", "1e400"}) {
+  for (const char* bad : {"", "-1s", "s", "10 s", "10x", "1e400", "nan", "inf", "nans"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_duration(bad));
   }

@@ -42,7 +42,7 @@
 //   max_conns_per_ip = 0     # 0 = unlimited
 //   allow = ["10.0.0.0/8"]   # CIDRs; a non-empty list admits only its members
 //   deny  = []               # CIDRs; deny wins
-//   max_header_bytes = 8192  # 1024..1048576
+//   max_header_bytes = 8192  # 1024..65535
 //   max_body_bytes = 1048576
 //   header_timeout = "5s"
 //   idle_timeout = "30s"
