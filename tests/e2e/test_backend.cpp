@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
 
@@ -16,17 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Backend {
-  TempDir dir;
-  std::uint16_t port = free_port();
-  ChildProcess proc;
-  Backend(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-    std::vector<std::string> argv{USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(port)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    proc = ChildProcess(argv, dir.path() / "backend.log", env);
-    REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
-  }
-};
+using Backend = BackendProcess;
 
 int run(std::vector<std::string> argv, std::string* output = nullptr, std::map<std::string, std::string> env = {}) {
   TempDir dir;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
 
@@ -18,27 +19,18 @@ using nlohmann::json;
 
 namespace {
 
-struct Backend {
-  TempDir dir;
-  std::uint16_t port;
-  std::string name;
-  std::vector<std::string> extra;
-  std::map<std::string, std::string> env;
-  ChildProcess proc;
-  Backend(std::string n, std::vector<std::string> args = {}, std::map<std::string, std::string> e = {},
-          std::uint16_t p = 0)
-      : port(p ? p : free_port()), name(std::move(n)), extra(std::move(args)), env(std::move(e)) {
-    start();
+// A backend for the lb to balance over: named, quiet, on the embedded dump
+// unless other store arguments are given.
+struct Backend : BackendProcess {
+  explicit Backend(const std::string& name, std::vector<std::string> store = {},
+                   std::map<std::string, std::string> env = {})
+      : BackendProcess(args_for(name, std::move(store)), std::move(env)) {}
+  static std::vector<std::string> args_for(const std::string& name, std::vector<std::string> store) {
+    if (store.empty()) store = {"--dump", dump_dir().string()};
+    std::vector<std::string> a{"--name", name, "--access-log", "false"};
+    a.insert(a.end(), store.begin(), store.end());
+    return a;
   }
-  void start() {
-    std::vector<std::string> argv{USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--name", name,
-                                  "--access-log", "false"};
-    if (extra.empty()) extra = {"--dump", dump_dir().string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = ChildProcess(argv, dir.path() / "backend.log", env);
-    REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
-  }
-  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
 };
 
 struct Lb {
