@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<lb::ProxyServer> server;
   try {
     cfg = lb::build_proxy_config(file, ov);
-    log = userkey::make_logger("lb", cfg.log_level);
+    log = userkey::make_logger("lb", cfg.log_level, userkey::LogDelivery::async);
     server = std::make_unique<lb::ProxyServer>(cfg, registry, log);
   } catch (const std::exception& e) {  // ConfigError, or ProxyServer's invalid_argument (unknown policy)
     std::cerr << "userkey-lb: invalid configuration: " << e.what() << "\n";

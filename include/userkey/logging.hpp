@@ -10,9 +10,21 @@ class logger;
 
 namespace userkey {
 
+enum class LogDelivery {
+  /// The calling thread writes each line (simple; fine for thread-per-
+  /// connection servers).
+  sync,
+  /// Lines go through a bounded queue to a writer thread owned by the
+  /// logger, so an event loop never blocks on a slow stderr. When the queue
+  /// is full the oldest queued lines are dropped rather than stall.
+  async,
+};
+
 /// A logger called `name` writing to stderr at `level` ("trace", "debug",
-/// "info", "warn", "error", "off"). Throws std::invalid_argument for an
-/// unknown level. Not registered globally.
-std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level = "info");
+/// "info", "warn", "error", "critical", "off"). Throws std::invalid_argument
+/// for an unknown level. Not registered globally: it lives as long as the
+/// returned pointer (with `async`, queued lines are written before it goes).
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level = "info",
+                                            LogDelivery delivery = LogDelivery::sync);
 
 }  // namespace userkey
