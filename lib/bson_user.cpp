@@ -20,6 +20,9 @@ std::optional<UserId> read_user_id(const bson_t* doc) {
     case BSON_TYPE_UTF8: {
       uint32_t len = 0;
       const char* s = bson_iter_utf8(&it, &len);
+      // Only the canonical form ("7", not "007"): it is the one string a
+      // MongoDB query for id 7 matches, and both stores must agree.
+      if (len > 1 && s[0] == '0') return std::nullopt;
       return parse_user_id(std::string_view(s, len));
     }
     default: return std::nullopt;

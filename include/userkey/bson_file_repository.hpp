@@ -3,9 +3,9 @@
 // memory once, then answers lookups from an immutable hash map.
 //
 // Documents are {user_id: <id>, user_key: <string>}. user_id may be an int32,
-// an int64, a double holding an integer, or a string of decimal digits (what
-// mongo-express or a shell may write); other documents are skipped and
-// counted. Later documents win over earlier ones with the same id.
+// an int64, a double holding an integer, or the id's decimal string without
+// leading zeros (what mongo-express or a shell may write; exactly the forms
+// MongoRepository matches); other documents are skipped and counted. Later documents win over earlier ones with the same id.
 //
 // Thread-safety: immutable after construction; find_key is lock-free.
 #pragma once

@@ -78,10 +78,15 @@ TEST_CASE("other id shapes are accepted; documents without id or key are skipped
     BSON_APPEND_UTF8(b, "user_key", "nope");
   });
   bytes += doc_bytes([](bson_t* b) { BSON_APPEND_INT32(b, "user_id", 14); });
+  bytes += doc_bytes([](bson_t* b) {  // not canonical: MongoDB would not match it for 15 either
+    BSON_APPEND_UTF8(b, "user_id", "015");
+    BSON_APPEND_UTF8(b, "user_key", "fifteen");
+  });
   write_bytes(dir.path() / "users.bson", bytes);
   BsonFileRepository repo(dir.path() / "users.bson");
   CHECK(repo.size() == 3);
-  CHECK(repo.skipped() == 2);
+  CHECK(repo.skipped() == 3);
+  CHECK(repo.find_key(15).status == LookupStatus::not_found);
   CHECK(repo.find_key(10).key == "ten");
   CHECK(repo.find_key(11).key == "eleven");
   CHECK(repo.find_key(12).key == "twelve");
