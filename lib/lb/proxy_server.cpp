@@ -649,6 +649,20 @@ struct ProxyServer::Impl::Worker {
     client.expires_after(std::chrono::seconds(5));
     error_code ec;
     co_await asio::async_write(client, out, nothrow(ec));
+    if (!keep_alive && !ec) {
+      // Lingering close: the client may still be sending what we refused
+      // (a huge header or body). Closing with unread data would reset the
+      // connection and could destroy this answer before the client reads
+      // it, so stop sending, then read and discard for a moment.
+      client.socket().shutdown(tcp::socket::shutdown_send, ec);
+      client.expires_after(std::chrono::seconds(1));
+      std::array<char, 4096> discard;
+      for (std::size_t total = 0; total < 256 * 1024;) {
+        const std::size_t n = co_await client.async_read_some(asio::buffer(discard), nothrow(ec));
+        if (ec) break;
+        total += n;
+      }
+    }
     client.expires_never();
   }
 
