@@ -344,8 +344,12 @@ struct ProxyServer::Impl {
       auto it = known.find(ucfg.address());
       std::shared_ptr<Upstream> up;
       std::shared_ptr<UpstreamStats> st;
-      if (it != known.end() && it->second.first->config().weight == ucfg.weight &&
-          it->second.first->config().max_conns == ucfg.max_conns) {
+      // Same settings: keep the live object (health state, in-flight count).
+      // Changed weight, max_conns or passive health: a fresh one (its
+      // passive state starts clean; metrics carry on).
+      const auto* old = it != known.end() ? it->second.first.get() : nullptr;
+      if (old && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
+          old->passive().max_fails == c.passive.max_fails && old->passive().fail_timeout == c.passive.fail_timeout) {
         up = it->second.first;
         st = it->second.second;
       } else {

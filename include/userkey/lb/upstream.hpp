@@ -128,6 +128,7 @@ public:
   Upstream(UpstreamConfig config, PassiveHealthConfig passive);
 
   const UpstreamConfig& config() const { return config_; }
+  const PassiveHealthConfig& passive() const { return passive_; }
   const std::string& address() const { return address_; }
   std::uint32_t weight() const { return config_.weight; }
 
