@@ -920,7 +920,14 @@ struct ProxyServer::Impl::Worker {
       w.timer.expires_at(poll ? std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)) : deadline);
       error_code ec;
       co_await w.timer.async_wait(nothrow(ec));
-      if (w.handed && (fresh_only || !reusable(*w.handed))) close_conn(p, std::move(w.handed));
+      if (w.handed && (fresh_only || !reusable(*w.handed))) {
+        // Not usable: close it but keep its slot for a new connection (we
+        // are no longer in the queue, so nothing else would come to us).
+        error_code ignored;
+        w.handed->stream.socket().close(ignored);
+        w.handed.reset();
+        w.slot = true;
+      }
       if (w.handed) {
         --waiting;
         co_return std::pair{std::move(w.handed), true};
