@@ -356,3 +356,70 @@ TEST_CASE("lb in front of backends reading FerretDB") {
   CHECK(seen.size() == 3);
   for (auto& [k, v] : seen) CHECK(v == 3);
 }
+
+namespace {
+// An in-process upstream that answers after `delay`, counting how many
+// requests it handles at once.
+struct SlowUpstream {
+  httplib::Server server;
+  int port = 0;
+  std::atomic<int> now{0}, peak{0};
+  std::thread thread;
+  explicit SlowUpstream(std::chrono::milliseconds delay) {
+    server.new_task_queue = [] { return new httplib::ThreadPool(16); };  // owned by httplib
+    server.Get(".*", [this, delay](const httplib::Request&, httplib::Response& res) {
+      const int n = ++now;
+      int p = peak.load();
+      while (n > p && !peak.compare_exchange_weak(p, n)) {
+      }
+      std::this_thread::sleep_for(delay);
+      --now;
+      res.set_content("{\"ok\":true}", "application/json");
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~SlowUpstream() {
+    server.stop();
+    thread.join();
+  }
+  std::string upstream(int max_conns) const {
+    return "127.0.0.1:" + std::to_string(port) + ",max_conns=" + std::to_string(max_conns);
+  }
+};
+
+std::vector<int> concurrent_gets(std::uint16_t port, int clients) {
+  std::vector<int> statuses(clients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] { statuses[i] = http_get(port, "/", {}, 10s).status; });
+  for (auto& t : threads) t.join();
+  return statuses;
+}
+}  // namespace
+
+TEST_CASE("max_conns caps upstream connections; the rest queue and are all served") {
+  SlowUpstream up(50ms);
+  Lb lb({"--upstream", up.upstream(2), "--no-active-health", "--queue-timeout", "5s", "--access-log", "false"});
+  auto statuses = concurrent_gets(lb.port, 12);
+  for (int s : statuses) CHECK(s == 200);
+  CHECK(up.peak.load() <= 2);
+  CHECK(lb.status()["upstreams"][0]["connections"].get<int>() <= 2);
+}
+
+TEST_CASE("a request that waits longer than queue_timeout gets 503, not a hang") {
+  SlowUpstream up(600ms);
+  Lb lb({"--upstream", up.upstream(1), "--no-active-health", "--queue-timeout", "100ms", "--access-log", "false"});
+  auto statuses = concurrent_gets(lb.port, 4);
+  int ok = 0, busy = 0;
+  for (int s : statuses) {
+    ok += s == 200;
+    busy += s == 503;
+  }
+  CHECK(ok >= 1);
+  CHECK(busy >= 1);
+  CHECK(ok + busy == 4);
+  CHECK(http_get(lb.admin, "/metrics").body.find("userkey_lb_rejections_total{reason=\"queue_full\"} " +
+                                                std::to_string(busy)) != std::string::npos);
+}
