@@ -5,6 +5,7 @@
 # and each front's ratio to HAProxy.
 #
 #   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--threads N] [--policy round_robin]
+#                [--max-conns 64] [--settle 6]
 #
 # Needs wrk, haproxy and nginx (scripts in this folder install them from
 # Debian when missing). Ports are taken from the kernel, so a running demo is
@@ -16,6 +17,7 @@ conns="16 64 256 1024"
 lb_threads=1
 policy=round_robin
 upstream_cap=64
+settle=6
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
     --threads) lb_threads=$2; shift 2 ;;
     --policy) policy=$2; shift 2 ;;
     --max-conns) upstream_cap=$2; shift 2 ;;
+    --settle) settle=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -148,6 +151,11 @@ for c in $conns; do
   row=$((row + 1))
   for name in "${order[@]}"; do
     case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
+    # Let the backends close the idle keep-alive connections the previous
+    # front left (their keep-alive timeout is 5 s): thread-per-connection
+    # backends spend CPU polling idle connections, which would be charged to
+    # whichever front runs next.
+    sleep "$settle"
     wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
     r[$name]=$(run_wrk "$p" "$c" "$pid")
   done

@@ -894,16 +894,24 @@ struct ProxyServer::Impl::Worker {
   // A connection to `e` and whether it was pooled: an idle one that is fresh
   // enough, else a new one within max_conns, else a place in the queue
   // (bounded by queue_size and queue_timeout).
-  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome, bool fresh_only) {
-    if (p.waiters.empty()) {
-      while (!fresh_only && !p.idle.empty()) {
-        ConnPtr c = std::move(p.idle.back());
-        p.idle.pop_back();
-        if (reusable(*c)) co_return std::pair{std::move(c), true};
-        close_conn(p, std::move(c));
-      }
-      if (try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
+  // The common case, without a coroutine: a usable idle connection when
+  // nobody is queued ahead.
+  ConnPtr take_idle(Pool& p) {
+    if (!p.waiters.empty()) return nullptr;
+    while (!p.idle.empty()) {
+      ConnPtr c = std::move(p.idle.back());
+      p.idle.pop_back();
+      if (reusable(*c)) return c;
+      close_conn(p, std::move(c));
     }
+    return nullptr;
+  }
+
+  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome, bool fresh_only) {
+    if (!fresh_only) {
+      if (ConnPtr c = take_idle(p)) co_return std::pair{std::move(c), true};
+    }
+    if (p.waiters.empty() && try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
     if (waiting >= impl.cfg.queue_size) {
       outcome = Outcome::queue_timeout;
       co_return std::pair{nullptr, false};
@@ -955,7 +963,9 @@ struct ProxyServer::Impl::Worker {
     const auto pool = pool_for(e);
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
       Outcome out = Outcome::ok;
-      auto [conn, reused] = co_await acquire(*pool, e, out, /*fresh_only=*/fresh_try > 0);
+      ConnPtr conn = fresh_try == 0 ? take_idle(*pool) : nullptr;
+      bool reused = conn != nullptr;
+      if (!conn) std::tie(conn, reused) = co_await acquire(*pool, e, out, /*fresh_only=*/fresh_try > 0);
       if (!conn) {
         a.outcome = out;
         co_return a;
