@@ -289,9 +289,9 @@ TEST_CASE("SIGHUP reloads upstreams and policy from the config file; SIGTERM dra
   CHECK(json::parse(http_get(lb.port, "/").body)["backend"] == "backend-1");
 
   // Keep a client connection open across the reload.
-  httplib::Client cli("127.0.0.1", lb.port);
-  cli.set_keep_alive(true);
-  REQUIRE(cli.Get("/"));
+  RawConnection kept(lb.port);
+  kept.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(status_of(kept.receive()) == 200);
 
   write_conf("consistent_hash", {&b2});
   lb.proc.signal(SIGHUP);
@@ -301,9 +301,11 @@ TEST_CASE("SIGHUP reloads upstreams and policy from the config file; SIGTERM dra
     switched = lb.status()["policy"] == "consistent_hash";
   }
   REQUIRE(switched);
-  auto again = cli.Get("/");
-  REQUIRE(again);
-  CHECK(json::parse(again->body)["backend"] == "backend-2");
+  // The same connection, still open, now reaches the new upstream.
+  kept.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto again = kept.receive();
+  CHECK(status_of(again) == 200);
+  CHECK(again.find("\"backend\":\"backend-2\"") != std::string::npos);
 
   // A broken config is refused; the old one keeps serving.
   { std::ofstream(conf) << "policy = \"nonsense\"\nupstreams = [\"" << b1.upstream() << "\"]\n"; }
@@ -428,4 +430,25 @@ TEST_CASE("a request that waits longer than queue_timeout gets 503, not a hang")
   CHECK(ok + busy == 4);
   CHECK(http_get(lb.admin, "/metrics").body.find("userkey_lb_rejections_total{reason=\"queue_full\"} " +
                                                 std::to_string(busy)) != std::string::npos);
+}
+
+TEST_CASE("CIDR deny list and per-IP connection cap") {
+  Backend b1("backend-1");
+  {
+    Lb denied({"--upstream", b1.upstream(), "--deny", "127.0.0.0/8"});
+    CHECK(status_of(raw_exchange(denied.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")) == 403);
+  }
+  {
+    Lb allowed({"--upstream", b1.upstream(), "--allow", "127.0.0.1/32", "--deny", "10.0.0.0/8"});
+    CHECK(http_get(allowed.port, "/").status == 200);
+  }
+  {
+    Lb capped({"--upstream", b1.upstream(), "--max-conns-per-ip", "1", "--access-log", "false"});
+    RawConnection first(capped.port);  // holds this address's one connection open
+    first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(status_of(first.receive()) == 200);
+    CHECK(status_of(raw_exchange(capped.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")) == 429);
+    first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // the first connection still works
+    CHECK(status_of(first.receive()) == 200);
+  }
 }

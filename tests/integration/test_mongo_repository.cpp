@@ -5,6 +5,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "bson_handles.hpp"
+
 #include <sstream>
 #include <thread>
 
@@ -53,6 +55,23 @@ TEST_CASE("restored dump: keys 1-7 are found, others are not, ids of any number 
   }
   CHECK(repo.find_key(1).key == "one@5cdb5896d7c8");
   CHECK(repo.find_key(8).status == LookupStatus::not_found);
+
+  // restore created the unique index lookups use.
+  {
+    using ClientPtr = std::unique_ptr<mongoc_client_t, detail::CDeleter<mongoc_client_destroy>>;
+    ClientPtr client(mongoc_client_new(db.uri_with(FerretDb::kUser, FerretDb::kPassword).c_str()));
+    REQUIRE(client);
+    detail::CollectionPtr coll(mongoc_client_get_collection(client.get(), "myusers", "users"));
+    detail::CursorPtr cursor(mongoc_collection_find_indexes_with_opts(coll.get(), nullptr));
+    const bson_t* index = nullptr;
+    bool found = false;
+    while (mongoc_cursor_next(cursor.get(), &index)) {
+      bson_iter_t it;
+      if (bson_iter_init_find(&it, index, "name") && BSON_ITER_HOLDS_UTF8(&it))
+        found = found || std::string(bson_iter_utf8(&it, nullptr)) == "user_id_1";
+    }
+    CHECK(found);
+  }
   CHECK(repo.find_key(0).status == LookupStatus::not_found);
   CHECK(repo.ready().ok());
   CHECK(repo.describe().find(FerretDb::kPassword) == std::string::npos);

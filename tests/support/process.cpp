@@ -238,3 +238,40 @@ int status_of(const std::string& raw) {
 }
 
 }  // namespace userkey::test
+
+namespace userkey::test {
+
+RawConnection::RawConnection(std::uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void RawConnection::send(const std::string& bytes) {
+  if (fd_ >= 0) ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+}
+
+std::string RawConnection::receive(std::chrono::milliseconds timeout) {
+  std::string out;
+  if (fd_ < 0) return out;
+  timeval tv{};
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  const auto n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+}  // namespace userkey::test

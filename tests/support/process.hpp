@@ -92,3 +92,23 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes,
 int status_of(const std::string& raw);
 
 }  // namespace userkey::test
+
+namespace userkey::test {
+
+/// A TCP connection to 127.0.0.1:port that stays open until destroyed.
+class RawConnection {
+public:
+  explicit RawConnection(std::uint16_t port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  void send(const std::string& bytes);
+  /// What arrives within `timeout` (returns early once something came).
+  std::string receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+
+private:
+  int fd_ = -1;
+};
+
+}  // namespace userkey::test
