@@ -37,6 +37,7 @@
 
 #include "httplib_socket.hpp"
 #include "userkey/lb/hash_key.hpp"
+#include "userkey/query_string.hpp"
 #include "userkey/lb/ip_filter.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 #include "userkey/lb/token_bucket.hpp"
@@ -1029,7 +1030,17 @@ struct ProxyServer::Impl::Worker {
       return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
     };
     const std::string_view target(req.target().data(), req.target().size());
-    RequestInfo info{client_ip, target, s.hash_key.extract(target, header, client_ip)};
+    std::string_view key = s.hash_key.extract(target, header, client_ip);
+    // "%31" and "1" are the same user: hash the decoded value (decoding
+    // only allocates when there is something to decode).
+    std::string decoded_key;
+    if (key.find_first_of("%+") != std::string_view::npos) {
+      if (auto d = percent_decode(key)) {
+        decoded_key = std::move(*d);
+        key = decoded_key;
+      }
+    }
+    RequestInfo info{client_ip, target, key};
 
     const std::size_t n = s.ptrs.size();
     tried.assign(n, false);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "support/backend_process.hpp"
@@ -451,4 +452,23 @@ TEST_CASE("CIDR deny list and per-IP connection cap") {
     first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // the first connection still works
     CHECK(status_of(first.receive()) == 200);
   }
+}
+
+TEST_CASE("consistent_hash on user_id: a user always reaches the same backend, however the id is encoded") {
+  Backend b1("backend-1"), b2("backend-2"), b3("backend-3");
+  Lb lb(upstream_args({&b1, &b2, &b3}) + std::vector<std::string>{"--policy", "consistent_hash", "--access-log", "false"});
+  std::set<std::string> seen_overall;
+  for (int id = 1; id <= 7; ++id) {
+    std::set<std::string> seen;
+    for (const std::string& form : {std::to_string(id), "%3" + std::to_string(id)}) {
+      for (int i = 0; i < 3; ++i) {
+        auto r = http_get(lb.port, "/?user_id=" + form);
+        REQUIRE(r.status == 200);
+        seen.insert(json::parse(r.body)["backend"].get<std::string>());
+      }
+    }
+    CHECK(seen.size() == 1);
+    seen_overall.insert(seen.begin(), seen.end());
+  }
+  CHECK(seen_overall.size() >= 2);  // 7 users spread over more than one backend
 }

@@ -10,10 +10,10 @@
 //
 // extract() returns a view of the *raw* bytes as they appear in the request:
 // values are NOT percent-decoded and '+' is not turned into a space, so
-// "user_id=a%40b" and "user_id=a@b" are different keys. That is deliberate
-// (no allocation, no decoding ambiguity); it only matters if one client
-// encodes the same id in different ways. An absent value is returned as an
-// empty view; the policy then falls back to the client IP.
+// "user_id=a%40b" and "user_id=a@b" differ here. That keeps extract()
+// allocation-free; ProxyServer decodes the value before hashing when it
+// holds an escape, so the two reach the same upstream there. An absent value
+// is returned as an empty view; the policy then falls back to the client IP.
 //
 // Errors: parse() returns nullopt and sets `*error` for anything else
 // (unknown kind, empty NAME, stray text).
