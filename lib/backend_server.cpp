@@ -18,9 +18,8 @@ public:
   bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
 };
 
-BackendServer::BackendServer(std::shared_ptr<const Router> router, BackendServerConfig config,
-                             std::shared_ptr<spdlog::logger> log)
-    : router_(std::move(router)), config_(std::move(config)), log_(std::move(log)), server_(std::make_unique<Server>()) {
+BackendServer::BackendServer(BackendServerConfig config, std::shared_ptr<spdlog::logger> log)
+    : config_(std::move(config)), log_(std::move(log)), server_(std::make_unique<Server>()) {
   auto& s = *server_;
   const std::size_t threads = config_.threads == 0 ? 1 : config_.threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // owned by httplib
@@ -74,7 +73,8 @@ bool BackendServer::bind(std::string* error) {
   return true;
 }
 
-bool BackendServer::run() {
+bool BackendServer::run(std::shared_ptr<const Router> router) {
+  router_ = std::move(router);  // before any request can arrive: the loop starts below
   if (stop_requested_.load()) return true;
   running_.store(true);
   const bool ok = server_->listen_after_bind();

@@ -54,7 +54,6 @@ int main(int argc, char** argv) {
   }
 
   const auto hp = *userkey::parse_host_port(listen);
-  if (name.empty()) name = "backend-" + std::to_string(hp.port);
 
   userkey::RepositoryOptions ropts;
   ropts.dump = dump;
@@ -82,19 +81,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto router = std::make_shared<userkey::Router>(repo, userkey::BackendIdentity{name, hp.port}, log);
   userkey::BackendServerConfig scfg;
   scfg.host = hp.host;
   scfg.port = hp.port;
   scfg.threads = threads;
   scfg.backlog = backlog;
   scfg.access_log = access_log;
-  userkey::BackendServer server(router, scfg, log);
+  userkey::BackendServer server(scfg, log);
   std::string err;
   if (!server.bind(&err)) {
     log->critical("{}", err);
     return 1;
   }
+  if (name.empty()) name = "backend-" + std::to_string(server.port());
+  auto router = std::make_shared<userkey::Router>(repo, userkey::BackendIdentity{name, server.port()}, log);
   log->info("{} serving http://{}:{}/ from {}", name, hp.host, server.port(), repo->describe());
 
   std::atomic<bool> stopping{false};
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
     log->info("signal {} received, finishing in-flight requests", sig);
     server.stop();
   });
-  const bool served = server.run();
+  const bool served = server.run(router);
   if (!stopping) pthread_kill(stopper.native_handle(), SIGTERM);  // run() failed: wake the watcher
   stopper.join();
   if (!served) {

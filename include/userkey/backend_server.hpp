@@ -42,7 +42,7 @@ struct BackendServerConfig {
 
 class BackendServer {
 public:
-  BackendServer(std::shared_ptr<const Router> router, BackendServerConfig config, std::shared_ptr<spdlog::logger> log);
+  BackendServer(BackendServerConfig config, std::shared_ptr<spdlog::logger> log);
   ~BackendServer();
   BackendServer(const BackendServer&) = delete;
   BackendServer& operator=(const BackendServer&) = delete;
@@ -52,9 +52,11 @@ public:
   bool bind(std::string* error);
   /// The bound port (after bind()).
   std::uint16_t port() const { return bound_port_; }
-  /// Serves until stop(). Requires a successful bind(). Returns false when
-  /// serving failed (not when stopped); returns at once if stop() came first.
-  bool run();
+  /// Serves `router` until stop(). Requires a successful bind() (so the
+  /// router can be given the bound port, e.g. after binding port 0).
+  /// Returns false when serving failed (not when stopped); returns at once if
+  /// stop() came first.
+  bool run(std::shared_ptr<const Router> router);
   /// Stops accepting, finishes in-flight requests; run() then returns.
   /// Safe before, during or after run().
   void stop();

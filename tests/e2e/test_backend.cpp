@@ -142,3 +142,20 @@ TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / m
   CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, &out, wrong) == 1);
   CHECK(out.find("refused") != std::string::npos);
 }
+
+TEST_CASE("--listen on port 0 takes a free port and reports the real one") {
+  TempDir dir;
+  ChildProcess p({USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:0", "--dump", dump_dir().string()}, dir.path() / "b.log");
+  std::uint16_t port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    const auto log = p.log();
+    const auto at = log.find("serving http://127.0.0.1:");
+    if (at != std::string::npos) port = static_cast<std::uint16_t>(std::stoi(log.substr(at + 25)));
+    else std::this_thread::sleep_for(25ms);
+  }
+  REQUIRE(port != 0);
+  REQUIRE(wait_for_port(port, 5s));
+  auto j = json::parse(http_get(port, "/").body);
+  CHECK(j["port"] == port);
+  CHECK(j["backend"] == "backend-" + std::to_string(port));
+}

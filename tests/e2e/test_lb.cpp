@@ -47,6 +47,15 @@ struct Lb {
     REQUIRE_MESSAGE(wait_for_port(port, 10s), proc.log());
   }
   json status() const { return json::parse(http_get(admin, "/status").body); }
+  /// Waits until the lb has closed every client connection (it notices a
+  /// client's close asynchronously; the start-up port probe is one).
+  bool wait_all_closed() const {
+    for (int i = 0; i < 100; ++i) {
+      if (http_get(admin, "/metrics").body.find("userkey_lb_connections_open 0") != std::string::npos) return true;
+      std::this_thread::sleep_for(30ms);
+    }
+    return false;
+  }
   json upstream_status(const std::string& address) const {
     const json st = status();
     for (auto& u : st["upstreams"])
@@ -216,6 +225,7 @@ TEST_CASE("a burst over the rate limit gets 429 with Retry-After") {
   Lb lb({"--upstream", b1.upstream(), "--rate", "5", "--burst", "5", "--access-log", "false"});
   int ok = 0, limited = 0;
   std::string retry_after;
+  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 30; ++i) {
     auto r = http_get(lb.port, "/");
     if (r.status == 200) ++ok;
@@ -224,8 +234,11 @@ TEST_CASE("a burst over the rate limit gets 429 with Retry-After") {
       retry_after = r.headers["retry-after"];
     }
   }
+  // At most the burst plus what refilled meanwhile (5/s) got through,
+  // however slow the machine made the loop.
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(ok >= 5);
-  CHECK(ok < 15);
+  CHECK(ok <= 5 + static_cast<int>(5 * elapsed) + 1);
   CHECK(limited > 0);
   CHECK(retry_after == "1");
   CHECK(http_get(lb.admin, "/metrics").body.find("userkey_lb_rejections_total{reason=\"rate_limited\"} " +
@@ -264,14 +277,8 @@ TEST_CASE("malformed, oversized and smuggling-shaped requests get 4xx; others ar
   CHECK(http_get(lb.port, "/?user_id=1").status == 200);
   auto metrics = http_get(lb.admin, "/metrics").body;
   CHECK(metrics.find("userkey_lb_rejections_total{reason=\"header_too_large\"} 1") != std::string::npos);
-  // Every refused connection was accounted for and closed (the lb notices
-  // the last client's close asynchronously: give it a moment).
-  bool all_closed = false;
-  for (int i = 0; i < 100 && !all_closed; ++i) {
-    all_closed = http_get(lb.admin, "/metrics").body.find("userkey_lb_connections_open 0") != std::string::npos;
-    if (!all_closed) std::this_thread::sleep_for(30ms);
-  }
-  CHECK(all_closed);
+  // Every refused connection was accounted for and closed.
+  CHECK(lb.wait_all_closed());
 }
 
 TEST_CASE("SIGHUP reloads upstreams and policy from the config file; SIGTERM drains and exits 0") {
@@ -445,6 +452,7 @@ TEST_CASE("CIDR deny list and per-IP connection cap") {
   }
   {
     Lb capped({"--upstream", b1.upstream(), "--max-conns-per-ip", "1", "--access-log", "false"});
+    REQUIRE(capped.wait_all_closed());  // the start-up probe's connection is gone
     RawConnection first(capped.port);  // holds this address's one connection open
     first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(status_of(first.receive()) == 200);
