@@ -12,9 +12,10 @@ CachingRepository::CachingRepository(std::shared_ptr<UserRepository> inner, Cach
 LookupResult CachingRepository::find_key(UserId id) {
   if (per_shard_capacity_ == 0) return inner_->find_key(id);
   Shard& s = shard_for(id);
-  const auto now = clock_();
+  std::shared_ptr<InFlight> flight;
   {
-    std::lock_guard lock(s.mu);
+    std::unique_lock lock(s.mu);
+    const auto now = clock_();
     if (auto it = s.index.find(id); it != s.index.end()) {
       if (it->second->expires > now) {
         s.lru.splice(s.lru.begin(), s.lru, it->second);
@@ -24,29 +25,44 @@ LookupResult CachingRepository::find_key(UserId id) {
       s.lru.erase(it->second);
       s.index.erase(it);
     }
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    if (auto f = s.in_flight.find(id); f != s.in_flight.end()) {
+      // Someone is already asking: wait for that answer.
+      auto other = f->second;
+      other->done_cv.wait(lock, [&] { return other->done; });
+      coalesced_.fetch_add(1, std::memory_order_relaxed);
+      return other->result;
+    }
+    flight = std::make_shared<InFlight>();
+    s.in_flight.emplace(id, flight);
   }
-  misses_.fetch_add(1, std::memory_order_relaxed);
-  LookupResult r = inner_->find_key(id);
+
+  LookupResult r = inner_->find_key(id);  // no lock held
+
   std::chrono::milliseconds ttl{0};
   if (r.status == LookupStatus::found) ttl = config_.ttl;
   else if (r.status == LookupStatus::not_found) ttl = config_.negative_ttl;
-  if (ttl.count() <= 0) return r;
-
   std::lock_guard lock(s.mu);
-  const auto expires = clock_() + ttl;
-  if (auto it = s.index.find(id); it != s.index.end()) {
-    it->second->result = r;
-    it->second->expires = expires;
-    s.lru.splice(s.lru.begin(), s.lru, it->second);
-    return r;
+  if (ttl.count() > 0) {
+    const auto expires = clock_() + ttl;
+    if (auto it = s.index.find(id); it != s.index.end()) {
+      it->second->result = r;
+      it->second->expires = expires;
+      s.lru.splice(s.lru.begin(), s.lru, it->second);
+    } else {
+      s.lru.push_front({id, r, expires});
+      s.index.emplace(id, s.lru.begin());
+      while (s.lru.size() > per_shard_capacity_) {
+        s.index.erase(s.lru.back().id);
+        s.lru.pop_back();
+        evictions_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
   }
-  s.lru.push_front({id, r, expires});
-  s.index.emplace(id, s.lru.begin());
-  while (s.lru.size() > per_shard_capacity_) {
-    s.index.erase(s.lru.back().id);
-    s.lru.pop_back();
-    evictions_.fetch_add(1, std::memory_order_relaxed);
-  }
+  flight->result = r;
+  flight->done = true;
+  s.in_flight.erase(id);
+  flight->done_cv.notify_all();
   return r;
 }
 
@@ -60,6 +76,7 @@ CacheStats CachingRepository::stats() const {
   st.hits = hits_.load(std::memory_order_relaxed);
   st.misses = misses_.load(std::memory_order_relaxed);
   st.evictions = evictions_.load(std::memory_order_relaxed);
+  st.coalesced = coalesced_.load(std::memory_order_relaxed);
   for (auto& s : shards_) {
     std::lock_guard lock(s.mu);
     st.size += s.lru.size();

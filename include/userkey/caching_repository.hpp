@@ -6,6 +6,10 @@
 // (unavailable, unauthorized) are never cached. When full, the least recently
 // used entry is evicted. The clock is injected for tests.
 //
+// Concurrent misses for the same id are coalesced: one caller queries the
+// inner repository, the others wait for its answer (so a popular key that
+// expires costs the database one query, not one per waiting request).
+//
 // Thread-safety: safe for concurrent use; a large cache (>= 1024 entries) is
 // split into 16 shards, each behind its own mutex (LRU order is then per
 // shard), and the inner repository is called without any lock
@@ -15,6 +19,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -36,6 +41,7 @@ struct CacheStats {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
   std::uint64_t evictions = 0;
+  std::uint64_t coalesced = 0;  ///< misses answered by another caller's query
   std::size_t size = 0;
 };
 
@@ -59,10 +65,17 @@ private:
     LookupResult result;
     Clock::time_point expires;
   };
+  // A query to the inner repository that other callers for the same id wait on.
+  struct InFlight {
+    std::condition_variable done_cv;
+    bool done = false;
+    LookupResult result;
+  };
   struct Shard {
     std::mutex mu;
     std::list<Entry> lru;  // front = most recent
     std::unordered_map<UserId, std::list<Entry>::iterator> index;
+    std::unordered_map<UserId, std::shared_ptr<InFlight>> in_flight;
   };
 
   Shard& shard_for(UserId id) { return shards_[static_cast<std::uint64_t>(id) % shard_count_]; }
@@ -73,7 +86,7 @@ private:
   std::size_t shard_count_;  // 1 for small caches, so their LRU order is exact
   std::size_t per_shard_capacity_;
   mutable std::array<Shard, kShards> shards_;
-  std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0};
+  std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0}, coalesced_{0};
 };
 
 }  // namespace userkey

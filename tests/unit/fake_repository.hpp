@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <map>
 #include <mutex>
 
@@ -14,9 +16,11 @@ public:
   std::map<UserId, std::string> keys;
   std::atomic<LookupStatus> fail_with{LookupStatus::found};  // found = behave normally
   std::atomic<int> calls{0};
+  std::chrono::milliseconds delay{0};  ///< how long each lookup takes
 
   LookupResult find_key(UserId id) override {
     ++calls;
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     if (fail_with != LookupStatus::found) return LookupResult::error(fail_with, "scripted failure");
     std::lock_guard lock(mu_);
     auto it = keys.find(id);

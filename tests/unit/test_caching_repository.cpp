@@ -100,3 +100,34 @@ TEST_CASE("concurrent use from many threads stays consistent") {
   CHECK(st.hits + st.misses == 160000);
   CHECK(st.size <= 2048);
 }
+
+TEST_CASE("concurrent misses for one id cost the inner repository one query") {
+  auto inner = std::make_shared<test::FakeRepository>();
+  inner->put(7, "seven");
+  inner->delay = std::chrono::milliseconds(100);
+  CachingRepository cache(inner, {100, 60s, 2s});
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] { right += cache.find_key(7).key == "seven" ? 1 : 0; });
+  for (auto& th : threads) th.join();
+  CHECK(right == 8);
+  CHECK(inner->calls == 1);
+  CHECK(cache.stats().coalesced + cache.stats().hits == 7);  // waited for the query, or came after it
+}
+
+TEST_CASE("a failed query is shared with the waiters but not cached") {
+  auto inner = std::make_shared<test::FakeRepository>();
+  inner->put(7, "seven");
+  inner->delay = std::chrono::milliseconds(50);
+  inner->fail_with = LookupStatus::unavailable;
+  CachingRepository cache(inner, {100, 60s, 2s});
+  std::vector<std::thread> threads;
+  std::atomic<int> unavailable{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] { unavailable += cache.find_key(7).status == LookupStatus::unavailable ? 1 : 0; });
+  for (auto& th : threads) th.join();
+  CHECK(unavailable == 4);
+  inner->fail_with = LookupStatus::found;
+  CHECK(cache.find_key(7).key == "seven");
+}
