@@ -35,6 +35,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "escape.hpp"
 #include "httplib_socket.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/query_string.hpp"
@@ -240,13 +241,10 @@ struct Snapshot {
   ActiveHealthConfig active;
 };
 
-std::string json_escape(std::string_view s) {
+// A JSON string literal (quotes included), escaped the library's one way.
+std::string json_string(std::string_view s) {
   std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
+  detail::append_json_string(out, s);
   return out;
 }
 
@@ -548,9 +546,9 @@ struct ProxyServer::Impl::Worker {
 
   // -------------------------------------------------------------------------
   // Accepting
-  // Only the first worker accepts; each connection goes to the next worker's
-  // loop in turn. (One listening socket: no SO_REUSEPORT, so a second process
-  // can never silently share the port.)
+  // Only the first worker accepts (in batches); each connection goes to the
+  // next worker's loop in turn. (One listening socket, no SO_REUSEPORT: a
+  // second process can never silently share the port.)
   awaitable<void> accept_loop() {
     std::size_t next = 0;
     const auto protocol = acceptor.local_endpoint().protocol();
@@ -646,7 +644,7 @@ struct ProxyServer::Impl::Worker {
     res.set(http::field::content_type, "application/json");
     res.set(http::field::server, "userkey-lb");
     if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
-    res.body() = "{\"error\":\"" + json_escape(message) + "\"}\n";
+    res.body() = "{\"error\":" + json_string(message) + "}\n";
     std::string head;
     serialize_client_response(head, res, version, keep_alive, false);
     const std::array<asio::const_buffer, 2> out{
@@ -1280,8 +1278,8 @@ std::string ProxyServer::Impl::metrics_text() const {
 std::string ProxyServer::Impl::status_json() const {
   auto snap = snapshot();
   const auto now = SteadyClock::now();
-  std::string o = "{\"policy\":\"" + json_escape(snap->policy->name()) + "\",\"hash_key\":\"" +
-                  json_escape(snap->hash_key.to_string()) + "\",\"retries\":" + std::to_string(snap->retries) +
+  std::string o = "{\"policy\":" + json_string(snap->policy->name()) + ",\"hash_key\":" +
+                  json_string(snap->hash_key.to_string()) + ",\"retries\":" + std::to_string(snap->retries) +
                   ",\"draining\":" + (draining.load() ? "true" : "false") + ",\"requests\":" +
                   std::to_string(stats.requests.load()) + ",\"connections_open\":" +
                   std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
@@ -1290,7 +1288,7 @@ std::string ProxyServer::Impl::status_json() const {
     const auto& u = *e.upstream;
     if (!first) o += ',';
     first = false;
-    o += "{\"address\":\"" + json_escape(u.address()) + "\",\"weight\":" + std::to_string(u.weight()) +
+    o += "{\"address\":" + json_string(u.address()) + ",\"weight\":" + std::to_string(u.weight()) +
          ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
          ",\"active_up\":" + (u.active_up() ? "true" : "false") +
          ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
