@@ -159,3 +159,22 @@ TEST_CASE("--listen on port 0 takes a free port and reports the real one") {
   CHECK(j["port"] == port);
   CHECK(j["backend"] == "backend-" + std::to_string(port));
 }
+
+TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead database)") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "800ms"}, creds);
+  REQUIRE(http_get(b.port, "/readyz").status == 200);
+  db.stop();  // lookups now take the full timeout before answering 503
+  int status = 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread client([&] { status = http_get(b.port, "/?user_id=1", {}, 10s).status; });
+  std::this_thread::sleep_for(200ms);  // the request is in flight
+  b.proc.signal(SIGTERM);
+  client.join();
+  CHECK(status == 503);  // answered, not dropped
+  CHECK(std::chrono::steady_clock::now() - start >= 600ms);
+  auto rc = b.proc.wait(15s);
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+}

@@ -480,3 +480,17 @@ TEST_CASE("consistent_hash on user_id: a user always reaches the same backend, h
   }
   CHECK(seen_overall.size() >= 2);  // 7 users spread over more than one backend
 }
+
+TEST_CASE("SIGTERM lets an in-flight request finish, then exits 0") {
+  SlowUpstream up(500ms);
+  Lb lb({"--upstream", up.upstream(4), "--no-active-health", "--access-log", "false"});
+  int status = 0;
+  std::thread client([&] { status = http_get(lb.port, "/", {}, 10s).status; });
+  while (up.now.load() == 0) std::this_thread::sleep_for(5ms);  // the request is at the upstream
+  lb.proc.signal(SIGTERM);
+  client.join();
+  CHECK(status == 200);
+  auto rc = lb.proc.wait(15s);
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+}
