@@ -1062,6 +1062,7 @@ struct ProxyServer::Impl::Worker {
       Candidates cands(s.ptrs, std::span<const bool>(elig, n));
       auto choice = s.policy->choose(cands, info);
       if (!choice || *choice >= n || !elig[*choice]) break;
+      if (attempts > 0) impl.stats.retries.fetch_add(1, std::memory_order_relaxed);
       const auto& e = s.entries[*choice];
       Upstream& up = *e.upstream;
       up.begin_request();
@@ -1088,12 +1089,12 @@ struct ProxyServer::Impl::Worker {
         if (impl.log->should_log(spdlog::level::warn))
           impl.log->warn("upstream {} failed ({}), {}", up.address(),
                          a.outcome == Outcome::connect_failed ? "connect" : a.outcome == Outcome::timeout ? "timeout" : "no response",
-                         can_retry && attempts < s.retries ? "retrying on another upstream" : "not retrying");
+                         can_retry && attempts < s.retries ? "will retry on another upstream if one is eligible"
+                                                           : "not retrying");
       }
       tried[*choice] = true;
       if (!can_retry || attempts >= s.retries) break;
-      ++attempts;
-      impl.stats.retries.fetch_add(1, std::memory_order_relaxed);
+      ++attempts;  // counted in retries_total once another upstream is actually tried
     }
 
     Response res{http::status::service_unavailable, version};
