@@ -21,7 +21,6 @@ using UriPtr = std::unique_ptr<mongoc_uri_t, CDeleter<mongoc_uri_destroy>>;
 using ClientPoolPtr = std::unique_ptr<mongoc_client_pool_t, CDeleter<mongoc_client_pool_destroy>>;
 using CollectionPtr = std::unique_ptr<mongoc_collection_t, CDeleter<mongoc_collection_destroy>>;
 using CursorPtr = std::unique_ptr<mongoc_cursor_t, CDeleter<mongoc_cursor_destroy>>;
-using ReadPrefsPtr = std::unique_ptr<mongoc_read_prefs_t, CDeleter<mongoc_read_prefs_destroy>>;
 
 /// A bson_t on the stack, destroyed at scope end.
 class StackBson {

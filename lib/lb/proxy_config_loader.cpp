@@ -148,6 +148,16 @@ public:
     msg += what;
     throw ConfigError(msg);
   }
+  // Runs `parse`; a ValueError from it becomes a ConfigError at `where`.
+  template <class F>
+  void located(const toml::source_region& where, const std::string& key, F&& parse) const {
+    try {
+      parse();
+    } catch (const ValueError& e) {
+      fail(where, key, e.message);
+    }
+  }
+
 
 private:
   using Handler = std::function<void(const toml::node&, const std::string& key)>;
@@ -278,20 +288,14 @@ private:
 
     std::map<std::string, Handler> h;
     h["listen"] = [&](const toml::node& n, const std::string& key) {
-      try {
+      located(n.source(), key, [&] {
         auto hp = host_port_value(string_of(n, key));
         cfg.listen_host = std::move(hp.host);
         cfg.listen_port = hp.port;
-      } catch (const ValueError& e) {
-        fail(n.source(), key, e.message);
-      }
+      });
     };
     h["admin"] = [&](const toml::node& n, const std::string& key) {
-      try {
-        set_admin(cfg, string_of(n, key));
-      } catch (const ValueError& e) {
-        fail(n.source(), key, e.message);
-      }
+      located(n.source(), key, [&] { set_admin(cfg, string_of(n, key)); });
     };
     h["policy"] = [&](const toml::node& n, const std::string& key) {
       cfg.policy = string_of(n, key);
@@ -321,11 +325,8 @@ private:
       const auto specs = strings_of(n, key);
       const auto& arr = *n.as_array();
       for (std::size_t i = 0; i < specs.size(); ++i) {
-        try {
-          cfg.upstreams.push_back(upstream_value(specs[i]));
-        } catch (const ValueError& e) {
-          fail(arr[i].source(), key + "[" + std::to_string(i) + "]", e.message);
-        }
+        located(arr[i].source(), key + "[" + std::to_string(i) + "]",
+                [&] { cfg.upstreams.push_back(upstream_value(specs[i])); });
       }
     };
     h["upstream"] = [&](const toml::node& n, const std::string& key) {
@@ -350,14 +351,12 @@ private:
     bool have_address = false;
     std::map<std::string, Handler> h;
     h["address"] = [&](const toml::node& n, const std::string& key) {
-      try {
+      located(n.source(), key, [&] {
         auto hp = host_port_value(string_of(n, key));
         u.host = std::move(hp.host);
         u.port = hp.port;
         have_address = true;
-      } catch (const ValueError& e) {
-        fail(n.source(), key, e.message);
-      }
+      });
       if (u.port == 0) fail(n.source(), key, "port must be 1..65535");
     };
     h["weight"] = [&](const toml::node& n, const std::string& key) { u.weight = u32_of(n, key, 1, kMaxWeight); };
