@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace userkey::test {
@@ -72,6 +73,18 @@ struct HttpResult {
 HttpResult http_get(std::uint16_t port, const std::string& target,
                     const std::map<std::string, std::string>& headers = {},
                     std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+
+/// Polls `condition` every `step` until it holds (true) or `timeout` passes (false).
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+  return true;
+}
 
 /// Polls `target` until it answers `status`, up to `timeout`.
 bool wait_for_status(std::uint16_t port, const std::string& target, int status, std::chrono::milliseconds timeout);
