@@ -15,15 +15,24 @@ namespace {
 void init_driver_once() {
   static std::once_flag once;
   std::call_once(once, [] {
-    mongoc_init();
-    // The driver's own warnings (one per failed authentication, per
-    // connection) would flood the log; callers report failures themselves.
+    // The handler goes in before mongoc_init(): the driver's own warnings
+    // (one per failed authentication, per connection; the counters fallback
+    // notice printed by mongoc_init itself) would flood the log and a CLI's
+    // stderr, and callers report failures themselves.
     mongoc_log_trace_disable();
     mongoc_log_set_handler(
         [](mongoc_log_level_t level, const char* domain, const char* message, void* data) {
           if (level <= MONGOC_LOG_LEVEL_CRITICAL) mongoc_log_default_handler(level, domain, message, data);
         },
         nullptr);
+    mongoc_init();
+    // mongoc_init() creates a shared-memory segment /dev/shm/mongoc-<pid>
+    // for its performance counters that only mongoc_cleanup() removes;
+    // without this every process leaves one behind. Registered from inside
+    // the first repository's constructor, so it runs after that repository
+    // (and any later one with static storage) is destroyed. Both calls are
+    // once-only in the driver, so an embedder's own mongoc_cleanup() is fine.
+    std::atexit(mongoc_cleanup);
   });
 }
 

@@ -13,9 +13,14 @@
 // LookupStatus::unauthorized. Messages never include the password.
 //
 // Thread-safety: all members are safe to call concurrently; each call borrows
-// a client from the pool. On first use per process it runs mongoc_init() and
-// installs a driver log handler that keeps only errors (the driver would
-// otherwise log a warning for every failed authentication).
+// a client from the pool. On first use per process it installs a driver log
+// handler that keeps only errors (the driver would otherwise log a warning
+// for every failed authentication), runs mongoc_init(), and registers
+// mongoc_cleanup() with std::atexit, so that the driver's shared-memory
+// counters segment (/dev/shm/mongoc-<pid>) is removed at a normal exit also
+// with driver builds that do not clean up by themselves. A process killed
+// outright leaves its segment behind; set MONGOC_DISABLE_SHM=1 in the
+// environment of processes that may be killed and whose counters nobody reads.
 #pragma once
 
 #include <chrono>

@@ -5,7 +5,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
+
+#include <userkey/bson_file_repository.hpp>
 
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
@@ -18,6 +21,15 @@ using nlohmann::json;
 namespace {
 
 using Backend = BackendProcess;
+
+// True when mongo-c-driver's counters segment for `pid` was made at or after
+// `since` and is still there. (A file from an older process that had the same
+// pid is not this process's doing.)
+bool left_shm_segment(pid_t pid, std::filesystem::file_time_type since) {
+  std::error_code ec;
+  const auto t = std::filesystem::last_write_time("/dev/shm/mongoc-" + std::to_string(pid), ec);
+  return !ec && t >= since;
+}
 
 int run(std::vector<std::string> argv, std::string* output = nullptr, std::map<std::string, std::string> env = {}) {
   TempDir dir;
@@ -116,9 +128,28 @@ TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / m
   CHECK(out == "eight@000000000008\n");
   CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "get", "99"}, &out, creds) == 3);
   CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "get", "x1"}, &out, creds) == 2);
-  REQUIRE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, &out, creds) == 0);
-  CHECK(out.rfind("1\tone@5cdb5896d7c8\n", 0) == 0);
-  CHECK(out.find("8\teight@000000000008\n") != std::string::npos);
+  // stdout is the users in id order and nothing else. (stderr is not
+  // checked: the driver itself warns there, before main, when a stale
+  // /dev/shm/mongoc-<pid> from a killed process shares this one's pid.)
+  std::string expected;
+  for (const auto& u : userkey::read_bson_dump(userkey::resolve_dump_file(dump_dir())))
+    expected += std::to_string(u.user_id) + "\t" + u.user_key + "\n";
+  expected += "8\teight@000000000008\n";
+  REQUIRE(expected.rfind("1\tone@5cdb5896d7c8\n", 0) == 0);
+  TempDir listing;
+  const auto started = std::filesystem::file_time_type::clock::now() - 1s;  // coarse file clocks
+  ChildProcess lister({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, listing.path() / "out.log", creds,
+                      listing.path() / "err.log");
+  REQUIRE(lister.wait(30s) == 0);
+  CHECK(lister.log() == expected);
+  // Neither the admin tool nor a program embedding MongoRepository leaves
+  // the driver's /dev/shm segment behind once it has exited normally.
+  CHECK_FALSE(left_shm_segment(lister.pid(), started));
+  ChildProcess probe({USERKEY_MONGO_EXIT_PROBE_BIN, db.uri(), "1"}, listing.path() / "probe.log", creds,
+                     listing.path() / "probe.err");
+  REQUIRE(probe.wait(30s) == 0);
+  CHECK(probe.log() == "one@5cdb5896d7c8\n");
+  CHECK_FALSE(left_shm_segment(probe.pid(), started));
 
   Backend b({"--name", "backend-m", "--mongo-uri", db.uri()}, creds);
   auto r = http_get(b.port, "/?user_id=8");

@@ -1,6 +1,6 @@
 // Test support: a real userkey-backend process on a free 127.0.0.1 port.
 // The constructor waits until it accepts connections (a doctest REQUIRE
-// failure with its log otherwise); the process is killed at destruction.
+// failure with its log otherwise); it is stopped (SIGTERM) at destruction.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -23,6 +23,9 @@ struct BackendProcess {
   /// `args` follow `--listen 127.0.0.1:PORT`.
   explicit BackendProcess(std::vector<std::string> a, std::map<std::string, std::string> e = {})
       : port(free_port()), args(std::move(a)), env(std::move(e)) {
+    // Some tests kill a backend outright; a killed process would leave its
+    // mongo-c-driver counters segment in /dev/shm. Nobody reads them here.
+    env.try_emplace("MONGOC_DISABLE_SHM", "1");
     start();
   }
 

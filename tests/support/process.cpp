@@ -51,7 +51,7 @@ TempDir::~TempDir() {
 }
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path log_file,
-                           std::map<std::string, std::string> env)
+                           std::map<std::string, std::string> env, std::filesystem::path stderr_file)
     : log_file_(std::move(log_file)) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e; ++e) {
@@ -74,7 +74,8 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  if (stderr_file.empty()) posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  else posix_spawn_file_actions_addopen(&actions, 2, stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -92,7 +93,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path 
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
 }
 
-ChildProcess::~ChildProcess() { kill(); }
+ChildProcess::~ChildProcess() { stop(); }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept
     : pid_(o.pid_), status_(o.status_), log_file_(std::move(o.log_file_)) {
@@ -101,7 +102,7 @@ ChildProcess::ChildProcess(ChildProcess&& o) noexcept
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
   if (this != &o) {
-    kill();
+    stop();
     pid_ = o.pid_;
     status_ = o.status_;
     log_file_ = std::move(o.log_file_);
@@ -139,6 +140,13 @@ void ChildProcess::kill() {
   if (pid_ > 0 && !status_) {
     ::kill(pid_, SIGKILL);
     wait(std::chrono::milliseconds(5000));
+  }
+}
+
+void ChildProcess::stop(std::chrono::milliseconds grace) {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGTERM);
+    if (!wait(grace)) kill();
   }
 }
 

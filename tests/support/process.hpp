@@ -35,11 +35,12 @@ private:
 class ChildProcess {
 public:
   ChildProcess() = default;
-  /// Starts argv[0] with argv; stdout and stderr go to `log_file`. `env`
-  /// entries are added to (or override) the current environment; an empty
-  /// value removes the variable.
+  /// Starts argv[0] with argv; stdout goes to `log_file`, and so does stderr
+  /// unless `stderr_file` is given. `env` entries are added to (or override)
+  /// the current environment; an empty value removes the variable.
   ChildProcess(std::vector<std::string> argv, std::filesystem::path log_file,
-               std::map<std::string, std::string> env = {});
+               std::map<std::string, std::string> env = {}, std::filesystem::path stderr_file = {});
+  /// stop(): a process still running is asked to exit like an operator would.
   ~ChildProcess();
   ChildProcess(ChildProcess&& o) noexcept;
   ChildProcess& operator=(ChildProcess&& o) noexcept;
@@ -50,8 +51,10 @@ public:
   /// Waits for exit up to `timeout`; the exit status (as from waitpid's
   /// WEXITSTATUS, or 128+signal) or nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
-  /// SIGKILL and reap.
+  /// SIGKILL and reap: a crash, as far as the process can tell.
   void kill();
+  /// SIGTERM, up to `grace` for the process to exit, then SIGKILL; reaps.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(3));
   std::string log() const;
 
 private:
