@@ -4,8 +4,12 @@
 # Prints requests/s, p50/p99 latency, errors per front and connection count,
 # and each front's ratio to HAProxy.
 #
-#   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--threads N] [--policy round_robin]
-#                [--max-conns 64] [--settle 6]
+#   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--rounds 3] [--threads N]
+#                [--policy round_robin] [--max-conns 64] [--settle 6]
+#
+# Each point is measured --rounds times, the fronts interleaved (a different
+# one first in each round), and the table gives each front's median round;
+# the ratios are of those medians. Per-round figures go to stderr.
 #
 # Needs wrk, haproxy and nginx (scripts in this folder install them from
 # Debian when missing). Ports are taken from the kernel, so a running demo is
@@ -18,6 +22,7 @@ lb_threads=1
 policy=round_robin
 upstream_cap=64
 settle=6
+rounds=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -26,6 +31,7 @@ while [ $# -gt 0 ]; do
     --policy) policy=$2; shift 2 ;;
     --max-conns) upstream_cap=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -135,36 +141,50 @@ print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs} {cpu_us:.1f}")
 PY
 }
 
-echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
+echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, median of $rounds interleaved rounds, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
 echo
 echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 fronts=(haproxy userkey-lb nginx)
-row=0
+turn=0
 for c in $conns; do
-  declare -A r=()
-  # Warm up each front briefly, then measure in turn; the order rotates
-  # from one connection count to the next so no front always goes first.
-  # (Backends get 1024 threads so the idle keep-alive connections another
-  # front left behind never starve the next one.)
-  order=("${fronts[@]:$((row % 3))}" "${fronts[@]:0:$((row % 3))}")
-  row=$((row + 1))
-  for name in "${order[@]}"; do
-    case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
-    # Let the backends close the idle keep-alive connections the previous
-    # front left (their keep-alive timeout is 5 s): thread-per-connection
-    # backends spend CPU polling idle connections, which would be charged to
-    # whichever front runs next.
-    sleep "$settle"
-    wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
-    r[$name]=$(run_wrk "$p" "$c" "$pid")
+  results="$work/results-$c"
+  : >"$results"
+  for round in $(seq 1 "$rounds"); do
+    # The order rotates from one round (and connection count) to the next
+    # so no front always goes first.
+    order=("${fronts[@]:$((turn % 3))}" "${fronts[@]:0:$((turn % 3))}")
+    turn=$((turn + 1))
+    for name in "${order[@]}"; do
+      case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
+      # Let the backends close the idle keep-alive connections the previous
+      # front left (their keep-alive timeout is 5 s): thread-per-connection
+      # backends spend CPU polling idle connections, which would be charged
+      # to whichever front runs next. (Backends get 1024 threads so those
+      # connections never starve the next front.)
+      sleep "$settle"
+      wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
+      line="$name $(run_wrk "$p" "$c" "$pid")"
+      echo "$line" >>"$results"
+      echo "conns=$c round=$round $line" >&2
+    done
   done
-  read -r ha_rps _ ha_p99 _ ha_cpu <<<"${r[haproxy]}"
-  for name in haproxy userkey-lb nginx; do
-    read -r rps p50 p99 errs cpu <<<"${r[$name]}"
-    ratio=$(python3 -c "print(f'{$rps/$ha_rps:.2f}')")
-    pr=$(python3 -c "print(f'{$p99/$ha_p99:.2f}' if $ha_p99 > 0 else 'n/a')")
-    cr=$(python3 -c "print(f'{$cpu/$ha_cpu:.2f}' if $ha_cpu > 0 else 'n/a')")
-    echo "| $c | $name | $rps | $p50 | $p99 | $errs | $cpu | $ratio | $pr | $cr |"
-  done
+  # Medians per front (errors: the median round's count is not meaningful,
+  # so the sum over rounds), then ratios of the medians to HAProxy's.
+  python3 - "$c" "$results" <<'PY'
+import statistics, sys
+conns, path = sys.argv[1], sys.argv[2]
+rows = {}
+for line in open(path):
+    name, *vals = line.split()
+    rows.setdefault(name, []).append([float(v) for v in vals])
+def med(name, i): return statistics.median(r[i] for r in rows[name])
+ha = {i: med("haproxy", i) for i in range(5)}
+def ratio(a, b): return f"{a / b:.2f}" if b > 0 else "n/a"
+for name in ("haproxy", "userkey-lb", "nginx"):
+    rps, p50, p99, cpu = med(name, 0), med(name, 1), med(name, 2), med(name, 4)
+    errs = int(sum(r[3] for r in rows[name]))
+    print(f"| {conns} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errs} | {cpu:.1f} | "
+          f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
+PY
 done
