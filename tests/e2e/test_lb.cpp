@@ -3,7 +3,11 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -62,6 +66,87 @@ struct Lb {
       if (u["address"] == address) return u;
     return {};
   }
+};
+
+// A raw HTTP/1.1 upstream that misbehaves on purpose: after answering
+// GET /first it sends a second, unasked-for response on the same (now idle)
+// keep-alive connection. Every other request gets "fresh".
+class StrayResponseUpstream {
+public:
+  StrayResponseUpstream() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~StrayResponseUpstream() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : conns_) t.join();
+    ::close(listener_);
+  }
+  StrayResponseUpstream(const StrayResponseUpstream&) = delete;
+  StrayResponseUpstream& operator=(const StrayResponseUpstream&) = delete;
+
+  std::uint16_t port = 0;
+  std::atomic<int> connections{0};
+
+private:
+  static bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 50) > 0;
+  }
+  static void send_all(int fd, const std::string& s) {
+    for (std::size_t off = 0; off < s.size();) {
+      const auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+  static std::string response(const std::string& body) {
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
+  }
+  void accept_loop() {
+    while (!stop_) {
+      if (!readable(listener_)) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      ++connections;
+      conns_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    std::string in;
+    char buf[4096];
+    while (!stop_) {
+      if (!readable(fd)) continue;
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      for (auto end = in.find("\r\n\r\n"); end != std::string::npos; end = in.find("\r\n\r\n")) {
+        const bool first = in.rfind("GET /first ", 0) == 0;
+        in.erase(0, end + 4);
+        send_all(fd, response(first ? "first" : "fresh"));
+        if (first) {
+          std::this_thread::sleep_for(100ms);
+          send_all(fd, response("stray"));
+        }
+      }
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> conns_;  // touched by the acceptor thread only until stop
 };
 
 std::vector<std::string> upstream_args(const std::vector<Backend*>& bs) {
@@ -154,6 +239,22 @@ TEST_CASE("proxy headers: hop-by-hop dropped, X-Forwarded-*, X-Real-IP and X-Req
   }
   echo.stop();
   t.join();
+}
+
+TEST_CASE("a response an upstream sends unasked on an idle pooled connection never reaches a client") {
+  StrayResponseUpstream up;
+  Lb lb({"--upstream", "127.0.0.1:" + std::to_string(up.port), "--no-active-health"});
+  auto first = http_get(lb.port, "/first");
+  REQUIRE(first.status == 200);
+  CHECK(first.body == "first");
+  // The stray response is on the pooled connection by now.
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 3; ++i) {
+    auto next = http_get(lb.port, "/next");
+    CHECK(next.status == 200);
+    CHECK(next.body == "fresh");
+  }
+  CHECK(up.connections.load() == 2);  // the tainted connection was dropped, one new one made
 }
 
 TEST_CASE("a backend killed under load: no client-visible errors, marked down, back after restart") {
