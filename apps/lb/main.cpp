@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   double rate = 0, burst = 0;
   bool no_active_health = false, access_log = true;
   std::string fail_timeout, health_interval, health_timeout, header_timeout, idle_timeout, connect_timeout,
-      upstream_timeout, upstream_idle_timeout, queue_timeout, drain_timeout;
+      upstream_timeout, upstream_idle_timeout, queue_timeout, drain_timeout, resolve_interval;
 
   auto* o_config = add("--config", config, "TOML config file; reread on SIGHUP")->check(CLI::ExistingFile);
   auto* o_listen = add("--listen", listen, "Address to serve on")
@@ -137,6 +137,10 @@ int main(int argc, char** argv) {
   auto* o_drain_timeout = add("--drain-timeout", drain_timeout, "SIGTERM: time in-flight requests get to finish")
                               ->check(cli::duration_validator())
                               ->default_str(cli::duration_text(d.drain_timeout));
+  auto* o_resolve_interval =
+      add("--resolve-interval", resolve_interval, "Upstream names are resolved again this often; 0 = at start and reload")
+          ->check(cli::duration_validator())
+          ->default_str(cli::duration_text(d.resolve_interval));
   auto* o_access_log = add("--access-log", access_log, "One log line per request (true/false)")
                            ->default_str(d.access_log ? "true" : "false");
   auto* o_log_level = add("--log-level", log_level, "Log level")
@@ -160,6 +164,7 @@ int main(int argc, char** argv) {
   ov.queue_size = cli::given(o_queue_size, queue_size);
   ov.queue_timeout = cli::given_duration(o_queue_timeout, queue_timeout);
   ov.drain_timeout = cli::given_duration(o_drain_timeout, drain_timeout);
+  ov.resolve_interval = cli::given_duration(o_resolve_interval, resolve_interval);
   ov.max_fails = cli::given(o_max_fails, max_fails);
   ov.fail_timeout = cli::given_duration(o_fail_timeout, fail_timeout);
   if (o_no_active->count() > 0) ov.active_health = !no_active_health;

@@ -321,6 +321,9 @@ private:
     h["queue_size"] = [&](const toml::node& n, const std::string& key) { cfg.queue_size = u32_of(n, key); };
     h["queue_timeout"] = [&](const toml::node& n, const std::string& key) { cfg.queue_timeout = duration_of(n, key); };
     h["drain_timeout"] = [&](const toml::node& n, const std::string& key) { cfg.drain_timeout = duration_of(n, key); };
+    h["resolve_interval"] = [&](const toml::node& n, const std::string& key) {
+      cfg.resolve_interval = duration_of(n, key);
+    };
     h["upstreams"] = [&](const toml::node& n, const std::string& key) {
       const auto specs = strings_of(n, key);
       const auto& arr = *n.as_array();
@@ -481,6 +484,7 @@ void validate(const ProxyConfig& cfg) {
   check_duration("upstream_idle_timeout", cfg.upstream_idle_timeout, false);
   check_duration("queue_timeout", cfg.queue_timeout, false);
   check_duration("drain_timeout", cfg.drain_timeout, false);
+  check_duration("resolve_interval", cfg.resolve_interval, false);
 
   check_range("health.max_fails", cfg.passive.max_fails, 0, kMaxFailsLimit);
   check_duration("health.fail_timeout", cfg.passive.fail_timeout, cfg.passive.max_fails > 0);
@@ -539,6 +543,7 @@ void apply_overrides(ProxyConfig& cfg, const ProxyConfigOverrides& o) {
   if (o.queue_size) cfg.queue_size = *o.queue_size;
   if (o.queue_timeout) cfg.queue_timeout = *o.queue_timeout;
   if (o.drain_timeout) cfg.drain_timeout = *o.drain_timeout;
+  if (o.resolve_interval) cfg.resolve_interval = *o.resolve_interval;
 
   if (o.max_fails) cfg.passive.max_fails = *o.max_fails;
   if (o.fail_timeout) cfg.passive.fail_timeout = *o.fail_timeout;

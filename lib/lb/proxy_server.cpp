@@ -280,15 +280,82 @@ struct ProxyServer::Impl {
   std::unique_ptr<httplib::Server> admin;
   std::thread admin_thread;
 
-  Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l)
+  // Upstream name resolution. `applied` is the configuration the current
+  // snapshot was built from; reload() and the re-resolution thread both
+  // rebuild from it, one at a time (reload_mu).
+  HostResolver resolver;
+  std::mutex reload_mu;
+  ProxyConfig applied;
+  bool resolve_failing = false;  // under reload_mu: log a failing lookup once, not every interval
+  std::atomic<std::int64_t> resolve_every_ms{0};
+  std::mutex resolver_mu;
+  std::condition_variable resolver_cv;
+  bool resolver_stop = false;  // under resolver_mu
+  bool resolver_kick = false;  // under resolver_mu: the interval changed
+  std::thread resolver_thread;
+
+  Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
       : cfg(std::move(c)),
         registry(std::move(r)),
         log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
         limiter(cfg.limits.rate, cfg.limits.burst),
-        conn_limiter(cfg.limits.max_conns_per_ip) {
+        conn_limiter(cfg.limits.max_conns_per_ip),
+        resolver(res ? std::move(res) : HostResolver(system_resolve)),
+        applied(cfg),
+        resolve_every_ms(cfg.resolve_interval.count()) {
     for (auto& a : cfg.limits.allow) filter.add_allow(parse_cidr(a));
     for (auto& d : cfg.limits.deny) filter.add_deny(parse_cidr(d));
     install(build_snapshot(cfg), cfg);
+  }
+
+  // Resolves every name in `applied` again; installs a new snapshot only
+  // when an address changed. A lookup that fails keeps what is known.
+  void refresh_addresses() {
+    std::lock_guard rl(reload_mu);
+    if (resolve_every_ms.load() == 0) return;  // a reload turned lookups off meanwhile
+    std::shared_ptr<Snapshot> next;
+    try {
+      next = build_snapshot(applied);
+    } catch (const std::exception& e) {
+      if (!resolve_failing) log->warn("re-resolving upstream names failed, keeping the known addresses: {}", e.what());
+      resolve_failing = true;
+      return;
+    }
+    if (resolve_failing) log->info("upstream names resolve again");
+    resolve_failing = false;
+    const auto now = snapshot();
+    bool changed = next->entries.size() != now->entries.size();
+    for (std::size_t i = 0; !changed && i < next->entries.size(); ++i)
+      changed = next->entries[i].endpoint != now->entries[i].endpoint;
+    if (!changed) return;
+    install(std::move(next), applied);
+    start_health_checks(snapshot());
+  }
+
+  void resolver_loop() {
+    std::unique_lock lk(resolver_mu);
+    for (;;) {
+      const std::chrono::milliseconds every(resolve_every_ms.load());
+      const auto wait = every.count() > 0 ? every : std::chrono::milliseconds(3'600'000);
+      if (resolver_cv.wait_for(lk, wait, [&] { return resolver_stop || resolver_kick; })) {
+        if (resolver_stop) return;
+        resolver_kick = false;
+        continue;
+      }
+      if (every.count() == 0) continue;
+      lk.unlock();
+      refresh_addresses();
+      lk.lock();
+    }
+  }
+
+  void stop_resolver() {
+    {
+      std::lock_guard lk(resolver_mu);
+      resolver_stop = true;
+    }
+    resolver_cv.notify_all();
+    if (resolver_thread.joinable()) resolver_thread.join();
   }
 
   static Cidr parse_cidr(const std::string& s) {
@@ -315,19 +382,21 @@ struct ProxyServer::Impl {
     snap->policy = std::move(policy);
     snap->retries = c.retries;
     snap->active = c.active;
-    asio::io_context resolver_ctx;
-    tcp::resolver resolver(resolver_ctx);
     for (const auto& u : c.upstreams) {
       UpstreamEntry e;
       error_code ec;
       auto addr = asio::ip::make_address(u.host, ec);
-      if (!ec) {
-        e.endpoint = tcp::endpoint(addr, u.port);
-      } else {
-        auto results = resolver.resolve(u.host, std::to_string(u.port), ec);
-        if (ec || results.empty()) throw std::invalid_argument("cannot resolve upstream " + u.address());
-        e.endpoint = *results.begin();
+      if (ec) {
+        std::vector<std::string> found;
+        try {
+          found = resolver(u.host, u.port);
+        } catch (const std::exception&) {
+          found.clear();
+        }
+        if (!found.empty()) addr = asio::ip::make_address(found.front(), ec);
+        if (found.empty() || ec) throw std::invalid_argument("cannot resolve upstream " + u.address());
       }
+      e.endpoint = tcp::endpoint(addr, u.port);
       snap->entries.push_back(std::move(e));
     }
     return snap;
@@ -347,7 +416,18 @@ struct ProxyServer::Impl {
       // Changed weight, max_conns or passive health: a fresh one (its
       // passive state starts clean; metrics carry on).
       const auto* old = it != known.end() ? it->second.first.get() : nullptr;
-      if (old && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
+      // Where the live object was reached until now: a name that resolves
+      // elsewhere is a different server (its pools and health start anew).
+      bool moved = false;
+      if (old && current) {
+        for (const auto& was : current->entries)
+          if (was.upstream.get() == old) moved = was.endpoint != snap->entries[i].endpoint;
+      }
+      if (old && moved) {
+        log->info("upstream {} now resolves to {} (was another address)", ucfg.address(),
+                  snap->entries[i].endpoint.address().to_string());
+      }
+      if (old && !moved && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
           old->passive().max_fails == c.passive.max_fails && old->passive().fail_timeout == c.passive.fail_timeout) {
         up = it->second.first;
         st = it->second.second;
@@ -1289,7 +1369,8 @@ std::string ProxyServer::Impl::status_json() const {
     const auto& u = *e.upstream;
     if (!first) o += ',';
     first = false;
-    o += "{\"address\":" + json_string(u.address()) + ",\"weight\":" + std::to_string(u.weight()) +
+    o += "{\"address\":" + json_string(u.address()) + ",\"resolved\":" +
+         json_string(e.endpoint.address().to_string()) + ",\"weight\":" + std::to_string(u.weight()) +
          ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
          ",\"active_up\":" + (u.active_up() ? "true" : "false") +
          ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
@@ -1305,8 +1386,20 @@ std::string ProxyServer::Impl::status_json() const {
 // ---------------------------------------------------------------------------
 // ProxyServer
 
-ProxyServer::ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(registry), std::move(log))) {}
+std::vector<std::string> system_resolve(const std::string& host, std::uint16_t port) {
+  asio::io_context ctx;
+  tcp::resolver r(ctx);
+  error_code ec;
+  const auto results = r.resolve(host, std::to_string(port), ec);
+  std::vector<std::string> out;
+  if (ec) return out;
+  for (const auto& entry : results) out.push_back(entry.endpoint().address().to_string());
+  return out;
+}
+
+ProxyServer::ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log,
+                         HostResolver resolver)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(registry), std::move(log), std::move(resolver))) {}
 
 ProxyServer::~ProxyServer() { stop(); }
 
@@ -1382,6 +1475,7 @@ bool ProxyServer::start(std::string* error) {
       wp->ioc.run();
     });
   }
+  im.resolver_thread = std::thread([&im] { im.resolver_loop(); });
   return true;
 }
 
@@ -1390,9 +1484,22 @@ std::uint16_t ProxyServer::admin_port() const { return impl_->bound_admin_port; 
 
 void ProxyServer::reload(const ProxyConfig& config) {
   auto& im = *impl_;
-  auto snap = im.build_snapshot(config);  // throws, leaving the old one in place
-  im.install(std::move(snap), config);
-  im.start_health_checks(im.snapshot());
+  bool changed_interval = false;
+  {
+    std::lock_guard rl(im.reload_mu);
+    auto snap = im.build_snapshot(config);  // throws, leaving the old one in place
+    im.install(std::move(snap), config);
+    im.applied = config;
+    im.start_health_checks(im.snapshot());
+    changed_interval = im.resolve_every_ms.exchange(config.resolve_interval.count()) != config.resolve_interval.count();
+  }
+  if (changed_interval) {
+    {
+      std::lock_guard lk(im.resolver_mu);
+      im.resolver_kick = true;
+    }
+    im.resolver_cv.notify_all();
+  }
   im.log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
 }
 
@@ -1418,6 +1525,7 @@ void ProxyServer::drain() {
 void ProxyServer::stop() {
   auto& im = *impl_;
   if (im.stopped.exchange(true)) return;
+  im.stop_resolver();  // it may start health checks on the first loop
   for (auto& w : im.workers) w->ioc.stop();
   for (auto& t : im.threads)
     if (t.joinable()) t.join();

@@ -15,6 +15,8 @@
 #include <set>
 #include <thread>
 
+#include <userkey/lb/proxy_server.hpp>
+
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
@@ -258,6 +260,68 @@ TEST_CASE("a response an upstream sends unasked on an idle pooled connection nev
     CHECK(next.body == "fresh");
   }
   CHECK(up.connections.load() == 2);  // the tainted connection was dropped, one new one made
+}
+
+TEST_CASE("an upstream name is resolved again: a backend that moves to a new address is followed without a reload") {
+  // Two servers on the same port of two loopback addresses stand for one
+  // backend before and after it moved; an injected resolver plays DNS.
+  httplib::Server before, after;
+  before.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content("before", "text/plain"); });
+  after.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content("after", "text/plain"); });
+  int port = 0;
+  for (int i = 0; i < 20 && port == 0; ++i) {
+    const int p = before.bind_to_any_port("127.0.0.1");
+    if (after.bind_to_port("127.0.0.2", p)) port = p;
+    else before.stop();
+  }
+  REQUIRE(port != 0);
+  std::thread t1([&] { before.listen_after_bind(); }), t2([&] { after.listen_after_bind(); });
+
+  std::atomic<int> answer{1};  // 1: 127.0.0.1, 2: 127.0.0.2, 0: the name does not resolve
+  std::atomic<int> lookups{0};
+  userkey::lb::HostResolver resolver = [&](const std::string& host, std::uint16_t) -> std::vector<std::string> {
+    ++lookups;
+    if (host != "backend.test" || answer == 0) return {};
+    return {answer == 1 ? "127.0.0.1" : "127.0.0.2"};
+  };
+  userkey::lb::ProxyConfig cfg;
+  cfg.listen_port = 0;
+  cfg.admin_host.clear();
+  cfg.access_log = false;
+  cfg.upstreams = {userkey::lb::UpstreamConfig{"backend.test", static_cast<std::uint16_t>(port)}};
+  cfg.resolve_interval = 50ms;
+  {
+    userkey::lb::ProxyServer proxy(cfg, userkey::lb::PolicyRegistry::with_builtins(), nullptr, resolver);
+    std::string err;
+    REQUIRE_MESSAGE(proxy.start(&err), err);
+    CHECK(http_get(proxy.port(), "/").body == "before");
+
+    answer = 2;  // the backend moved
+    CHECK(eventually([&] { return http_get(proxy.port(), "/").body == "after"; }, 5s));
+    const auto st = json::parse(proxy.status_json());
+    CHECK(st["upstreams"][0]["address"] == "backend.test:" + std::to_string(port));
+    CHECK(st["upstreams"][0]["resolved"] == "127.0.0.2");
+
+    answer = 0;  // the name stops resolving: the last known address is kept
+    const int seen = lookups.load();
+    REQUIRE(eventually([&] { return lookups.load() > seen + 2; }, 5s));
+    CHECK(http_get(proxy.port(), "/").body == "after");
+
+    // Without re-resolution (0), only a reload looks the name up again.
+    cfg.resolve_interval = 0ms;
+    answer = 1;
+    proxy.reload(cfg);
+    CHECK(http_get(proxy.port(), "/").body == "before");
+    answer = 2;
+    const int after_reload = lookups.load();
+    std::this_thread::sleep_for(200ms);
+    CHECK(lookups.load() == after_reload);
+    CHECK(http_get(proxy.port(), "/").body == "before");
+  }
+  before.stop();
+  after.stop();
+  t1.join();
+  t2.join();
 }
 
 TEST_CASE("a backend killed under load: no client-visible errors, marked down, back after restart") {

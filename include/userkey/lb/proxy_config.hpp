@@ -50,6 +50,11 @@ struct ProxyConfig {
   /// Pooled upstream connections idle longer than this are closed rather
   /// than reused (keep it below the backends' keep-alive timeout, 5 s).
   std::chrono::milliseconds upstream_idle_timeout{2'000};
+  /// Upstream host names are resolved again this often, in the background,
+  /// so a backend that comes back at a new address (a recreated container)
+  /// is followed without a reload; 0 = only at start and on reload. IP
+  /// literals are never resolved. A failed lookup keeps the known address.
+  std::chrono::milliseconds resolve_interval{5'000};
   /// Requests waiting for a connection slot when an upstream is at
   /// max_conns (per event-loop thread); beyond, or after queue_timeout, 503.
   std::uint32_t queue_size = 1024;

@@ -113,6 +113,7 @@ struct ProxyConfigOverrides {
   std::optional<std::uint32_t> queue_size;
   std::optional<std::chrono::milliseconds> queue_timeout;
   std::optional<std::chrono::milliseconds> drain_timeout;
+  std::optional<std::chrono::milliseconds> resolve_interval;
 
   // [health]
   std::optional<std::uint32_t> max_fails;

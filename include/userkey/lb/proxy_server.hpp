@@ -16,6 +16,10 @@
 // Upstream state (health, in-flight counts, metrics) is shared through
 // atomics.
 //
+// Upstream names are resolved at construction, on reload() and every
+// resolve_interval in a background thread; an upstream whose address changed
+// gets fresh state (health, pooled connections) under the same name.
+//
 // Lifecycle: start() binds and runs the loops in background threads;
 // reload() swaps upstreams and policy without dropping connections;
 // drain() stops accepting and waits for in-flight requests (bounded by
@@ -23,8 +27,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "userkey/lb/balancing_policy.hpp"
 #include "userkey/lb/proxy_config.hpp"
@@ -35,11 +41,22 @@ class logger;
 
 namespace userkey::lb {
 
+/// Resolves an upstream host name to IP address texts, best first (only the
+/// first is used); empty or throwing = not resolvable. IP literals never
+/// reach it. Called from the constructor, reload() and the background
+/// re-resolution thread, never from an event loop.
+using HostResolver = std::function<std::vector<std::string>(const std::string& host, std::uint16_t port)>;
+
+/// The system resolver (getaddrinfo): the default HostResolver.
+std::vector<std::string> system_resolve(const std::string& host, std::uint16_t port);
+
 class ProxyServer {
 public:
   /// Throws std::invalid_argument for an unknown policy, a bad hash key or
-  /// CIDR, or an empty upstream list.
-  ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log);
+  /// CIDR, an empty upstream list or an upstream name that does not resolve.
+  /// `resolver` defaults to system_resolve.
+  ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log,
+              HostResolver resolver = {});
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -51,8 +68,8 @@ public:
   std::uint16_t port() const;
   std::uint16_t admin_port() const;
 
-  /// Replaces upstreams, policy, hash key, health and retry settings (other
-  /// fields are ignored). Upstreams whose address is unchanged keep their
+  /// Replaces upstreams, policy, hash key, health, retry and
+  /// resolve_interval settings (other fields are ignored). Upstreams whose address is unchanged keep their
   /// health and pooled connections. Throws std::invalid_argument like the
   /// constructor, leaving the running configuration untouched.
   void reload(const ProxyConfig& config);

@@ -30,6 +30,7 @@ upstream_idle_timeout = "1.5s"
 queue_size = 64
 queue_timeout = "100ms"
 drain_timeout = "1m"
+resolve_interval = "30s"
 
 [[upstream]]
 address = "127.0.0.1:5001"
@@ -113,6 +114,7 @@ TEST_CASE("full TOML example parses into every field") {
   CHECK(c.queue_size == 64);
   CHECK(c.queue_timeout == 100ms);
   CHECK(c.drain_timeout == 60s);
+  CHECK(c.resolve_interval == 30s);
 
   REQUIRE(c.upstreams.size() == 2);
   CHECK(c.upstreams[0].host == "127.0.0.1");
@@ -307,6 +309,7 @@ TEST_CASE("overrides are applied on top of file values") {
     o.active_health = true;
     o.rise = 7;
     o.connect_timeout = 40ms;
+    o.resolve_interval = 0ms;
     o.deny = std::vector<std::string>{};
     o.admin = "off";
     const auto c = lb::build_proxy_config(file.path, o);
@@ -318,6 +321,7 @@ TEST_CASE("overrides are applied on top of file values") {
     CHECK(c.active.enabled);
     CHECK(c.active.rise == 7);
     CHECK(c.connect_timeout == 40ms);
+    CHECK(c.resolve_interval == 0ms);
     CHECK(c.limits.deny.empty());
     CHECK(c.admin_host.empty());
     // untouched
@@ -342,6 +346,9 @@ TEST_CASE("overrides are applied on top of file values") {
     o = {};
     o.upstreams = std::vector<std::string>{"127.0.0.1:5001,weight=x"};
     CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("upstream[0]"), lb::ConfigError);
+    o = {};
+    o.resolve_interval = -1ms;
+    CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("resolve_interval"), lb::ConfigError);
     o = {};
     o.hash_key = "bogus";
     CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("hash_key"), lb::ConfigError);
