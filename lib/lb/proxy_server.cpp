@@ -390,7 +390,7 @@ struct ProxyServer::Impl {
         std::vector<std::string> found;
         try {
           found = resolver(u.host, u.port);
-        } catch (const std::exception&) {
+        } catch (...) {  // a resolver that throws is one that did not resolve
           found.clear();
         }
         if (!found.empty()) addr = asio::ip::make_address(found.front(), ec);
