@@ -68,10 +68,11 @@ public:
   std::uint16_t port() const;
   std::uint16_t admin_port() const;
 
-  /// Replaces upstreams, policy, hash key, health, retry and
-  /// resolve_interval settings (other fields are ignored). Upstreams whose address is unchanged keep their
-  /// health and pooled connections. Throws std::invalid_argument like the
-  /// constructor, leaving the running configuration untouched.
+  /// Replaces upstreams, policy, hash key, health, retry and resolve_interval
+  /// settings (other fields are ignored). Upstreams whose address is
+  /// unchanged keep their health and pooled connections. Throws
+  /// std::invalid_argument like the constructor, leaving the running
+  /// configuration untouched.
   void reload(const ProxyConfig& config);
 
   /// Stops accepting, lets in-flight requests finish (up to drain_timeout),
