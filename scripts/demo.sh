@@ -40,7 +40,8 @@ if [ "$mode" = mongo ]; then
   mongo_port=${USERKEY_DEMO_MONGO_PORT:-27017}
   ferretdb=$(command -v ferretdb || echo "$HOME/.local/bin/ferretdb")
   mkdir -p "$state/ferretdb"
-  "$ferretdb" --handler=sqlite --sqlite-url="file:$PWD/$state/ferretdb/" --listen-addr="127.0.0.1:$mongo_port" \
+  "$ferretdb" --handler=sqlite --sqlite-url="file:$PWD/$state/ferretdb/" --state-dir="$state/ferretdb" \
+    --listen-addr="127.0.0.1:$mongo_port" \
     --telemetry=disable --debug-addr=- --log-level=warn --test-enable-new-auth --setup-database=admin \
     --setup-username="$mongo_user" --setup-password="$mongo_pass" >"$state/ferretdb.log" 2>&1 &
   pids+=($!)

@@ -11,7 +11,8 @@ FerretDb::~FerretDb() { stop(); }
 void FerretDb::start() {
   std::filesystem::create_directories(dir_.path() / "data");
   proc_ = ChildProcess({USERKEY_FERRETDB, "--handler=sqlite", "--sqlite-url=file:" + (dir_.path() / "data").string() + "/",
-                        "--listen-addr=127.0.0.1:" + std::to_string(port_), "--telemetry=disable", "--debug-addr=-",
+                        "--listen-addr=127.0.0.1:" + std::to_string(port_), "--state-dir=" + dir_.path().string(),
+                        "--telemetry=disable", "--debug-addr=-",
                         "--log-level=warn", "--test-enable-new-auth", "--setup-database=admin",
                         std::string("--setup-username=") + kUser, std::string("--setup-password=") + kPassword},
                        dir_.path() / "ferretdb.log");
