@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include <userkey/config_values.hpp>
+#include <userkey/core/config_values.hpp>
 #include <userkey/lb/hash_key.hpp>
 #include <userkey/lb/ip_filter.hpp>
 #include <userkey/lb/upstream.hpp>

@@ -6,9 +6,9 @@
 //   list           print every user
 #include <iostream>
 
-#include <userkey/bson_file_repository.hpp>
-#include <userkey/mongo_repository.hpp>
-#include <userkey/user_id.hpp>
+#include <userkey/backend/bson_file_repository.hpp>
+#include <userkey/backend/mongo_repository.hpp>
+#include <userkey/core/user_id.hpp>
 
 #include "../cli_support.hpp"
 
@@ -19,9 +19,9 @@ int fail(const std::string& msg, int code = 1) {
   return code;
 }
 
-int report(const userkey::LookupResult& r) {
-  if (r.status == userkey::LookupStatus::unauthorized) return fail("the database refused the credentials");
-  return fail(r.detail.empty() ? std::string(userkey::to_string(r.status)) : r.detail);
+int report(const userkey::StoreStatus& r) {
+  if (r.code == userkey::StoreStatus::Code::unauthorized) return fail("the database refused the credentials");
+  return fail(r.detail.empty() ? std::string(userkey::to_string(r.code)) : r.detail);
 }
 
 }  // namespace
@@ -89,12 +89,12 @@ int main(int argc, char** argv) {
       if (!id) return 2;
       auto res = repo.find_key(*id);
       if (res.status == userkey::LookupStatus::not_found) return fail("no user " + std::to_string(*id), 3);
-      if (!res.ok()) return report(res);
+      if (!res.ok()) return report(userkey::StoreStatus(res));
       std::cout << res.key << "\n";
       return 0;
     }
     if (*list) {
-      userkey::LookupResult status;
+      userkey::StoreStatus status;
       auto users = repo.list(&status);
       if (!status.ok()) return report(status);
       for (const auto& u : users) std::cout << u.user_id << "\t" << u.user_key << "\n";

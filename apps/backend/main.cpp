@@ -10,11 +10,11 @@
 #include <iostream>
 #include <thread>
 
-#include <userkey/backend_server.hpp>
-#include <userkey/bson_file_repository.hpp>
-#include <userkey/logging.hpp>
-#include <userkey/repository_factory.hpp>
-#include <userkey/signal_watcher.hpp>
+#include <userkey/backend/backend_server.hpp>
+#include <userkey/backend/bson_file_repository.hpp>
+#include <userkey/core/logging.hpp>
+#include <userkey/backend/repository_factory.hpp>
+#include <userkey/core/signal_watcher.hpp>
 
 #include "../cli_support.hpp"
 

@@ -17,8 +17,8 @@
 #include <userkey/lb/balancing_policy.hpp>
 #include <userkey/lb/proxy_config_loader.hpp>
 #include <userkey/lb/proxy_server.hpp>
-#include <userkey/logging.hpp>
-#include <userkey/signal_watcher.hpp>
+#include <userkey/core/logging.hpp>
+#include <userkey/core/signal_watcher.hpp>
 
 #include "../cli_support.hpp"
 

@@ -1,4 +1,4 @@
-#include "userkey/backend_server.hpp"
+#include "userkey/backend/backend_server.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "httplib_socket.hpp"
+#include "core/httplib_socket.hpp"
 
 namespace userkey {
 

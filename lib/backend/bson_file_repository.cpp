@@ -1,9 +1,9 @@
-#include "userkey/bson_file_repository.hpp"
+#include "userkey/backend/bson_file_repository.hpp"
 
 #include <system_error>
 
-#include "bson_handles.hpp"
-#include "bson_user.hpp"
+#include "backend/bson_handles.hpp"
+#include "backend/bson_user.hpp"
 
 namespace userkey {
 
@@ -68,7 +68,7 @@ LookupResult BsonFileRepository::find_key(UserId id) {
   return LookupResult::found(it->second);
 }
 
-ReadyResult BsonFileRepository::ready() { return LookupResult::found({}); }
+ReadyResult BsonFileRepository::ready() { return StoreStatus::success(); }
 
 std::string BsonFileRepository::describe() const {
   return "bson-file:" + file_.string() + " (" + std::to_string(keys_.size()) + " users)";

@@ -1,8 +1,8 @@
-#include "bson_user.hpp"
+#include "backend/bson_user.hpp"
 
 #include <cmath>
 
-#include "userkey/user_id.hpp"
+#include "userkey/core/user_id.hpp"
 
 namespace userkey::detail {
 

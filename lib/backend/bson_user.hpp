@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace userkey::detail {
 

@@ -1,4 +1,4 @@
-#include "userkey/caching_repository.hpp"
+#include "userkey/backend/caching_repository.hpp"
 
 namespace userkey {
 

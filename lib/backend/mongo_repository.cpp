@@ -1,12 +1,12 @@
-#include "userkey/mongo_repository.hpp"
+#include "userkey/backend/mongo_repository.hpp"
 
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
 
-#include "bson_handles.hpp"
-#include "bson_user.hpp"
+#include "backend/bson_handles.hpp"
+#include "backend/bson_user.hpp"
 
 namespace userkey {
 
@@ -36,17 +36,30 @@ void init_driver_once() {
   });
 }
 
-LookupResult classify(const bson_error_t& e) {
+// Whether a driver error means "refused our credentials" (else: unreachable).
+bool auth_refused(const bson_error_t& e) {
   // A pooled client reports a refused login either directly or, when the
   // failure happened while selecting a server, inside the selection error
   // that lists each server's last error.
-  const bool auth = (e.domain == MONGOC_ERROR_CLIENT && e.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
-                    (e.domain == MONGOC_ERROR_SERVER && (e.code == 18 /* AuthenticationFailed */ ||
-                                                         e.code == 13 /* Unauthorized */)) ||
-                    (e.domain == MONGOC_ERROR_SERVER_SELECTION && std::strstr(e.message, "Authentication failed"));
-  if (auth) return LookupResult::error(LookupStatus::unauthorized, "database refused the credentials");
+  return (e.domain == MONGOC_ERROR_CLIENT && e.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+         (e.domain == MONGOC_ERROR_SERVER && (e.code == 18 /* AuthenticationFailed */ ||
+                                              e.code == 13 /* Unauthorized */)) ||
+         (e.domain == MONGOC_ERROR_SERVER_SELECTION && std::strstr(e.message, "Authentication failed"));
+}
+
+constexpr const char* kRefused = "database refused the credentials";
+
+LookupResult classify(const bson_error_t& e) {
+  if (auth_refused(e)) return LookupResult::error(LookupStatus::unauthorized, kRefused);
   return LookupResult::error(LookupStatus::unavailable, std::string("database unavailable: ") + e.message);
 }
+
+StoreStatus store_failure(const bson_error_t& e) {
+  if (auth_refused(e)) return StoreStatus::error(StoreStatus::Code::unauthorized, kRefused);
+  return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);
+}
+
+StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, "no database client available"); }
 
 }  // namespace
 
@@ -162,7 +175,7 @@ LookupResult MongoRepository::find_key(UserId id) {
 
 ReadyResult MongoRepository::ready() {
   detail::PooledClient client(impl_->pool.get());
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  if (!client.get()) return no_client();
   // A count on the collection needs both a server and working credentials,
   // unlike a bare ping.
   auto coll = impl_->collection(client.get());
@@ -171,18 +184,18 @@ ReadyResult MongoRepository::ready() {
   BSON_APPEND_INT64(opts.get(), "limit", 1);
   bson_error_t err;
   if (mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err) < 0)
-    return classify(err);
-  return LookupResult::found({});
+    return store_failure(err);
+  return StoreStatus::success();
 }
 
 std::string MongoRepository::describe() const { return impl_->described; }
 
-LookupResult MongoRepository::upsert(const UserRecord& r) {
+StoreStatus MongoRepository::upsert(const UserRecord& r) {
   detail::PooledClient client(impl_->pool.get());
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  if (!client.get()) return no_client();
   auto coll = impl_->collection(client.get());
   if (r.user_id < 0 || r.user_id > 2147483647)
-    return LookupResult::error(LookupStatus::invalid_id, "user_id out of range (0..2147483647)");
+    return StoreStatus::error(StoreStatus::Code::invalid_id, "user_id out of range (0..2147483647)");
   detail::StackBson selector, replacement, opts;
   BSON_APPEND_INT32(selector.get(), "user_id", static_cast<int32_t>(r.user_id));
   BSON_APPEND_INT32(replacement.get(), "user_id", static_cast<int32_t>(r.user_id));
@@ -190,15 +203,15 @@ LookupResult MongoRepository::upsert(const UserRecord& r) {
   BSON_APPEND_BOOL(opts.get(), "upsert", true);
   bson_error_t err;
   if (!mongoc_collection_replace_one(coll.get(), selector.get(), replacement.get(), opts.get(), nullptr, &err))
-    return classify(err);
-  return LookupResult::found({});
+    return store_failure(err);
+  return StoreStatus::success();
 }
 
-std::vector<UserRecord> MongoRepository::list(LookupResult* status) {
+std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
   std::vector<UserRecord> out;
   detail::PooledClient client(impl_->pool.get());
   if (!client.get()) {
-    if (status) *status = LookupResult::error(LookupStatus::unavailable, "no database client available");
+    if (status) *status = no_client();
     return out;
   }
   auto coll = impl_->collection(client.get());
@@ -216,16 +229,16 @@ std::vector<UserRecord> MongoRepository::list(LookupResult* status) {
   }
   bson_error_t err;
   if (mongoc_cursor_error(cursor.get(), &err)) {
-    if (status) *status = classify(err);
+    if (status) *status = store_failure(err);
     return {};
   }
-  if (status) *status = LookupResult::found({});
+  if (status) *status = StoreStatus::success();
   return out;
 }
 
-LookupResult MongoRepository::ensure_index() {
+StoreStatus MongoRepository::ensure_index() {
   detail::PooledClient client(impl_->pool.get());
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  if (!client.get()) return no_client();
   mongoc_database_t* db = mongoc_client_get_database(client.get(), impl_->cfg.database.c_str());
   std::unique_ptr<mongoc_database_t, detail::CDeleter<mongoc_database_destroy>> db_owner(db);
   detail::StackBson cmd, reply;
@@ -242,8 +255,8 @@ LookupResult MongoRepository::ensure_index() {
   bson_append_array_end(cmd.get(), &indexes);
   bson_error_t err;
   bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, reply.get(), &err);
-  if (!ok) return classify(err);
-  return LookupResult::found({});
+  if (!ok) return store_failure(err);
+  return StoreStatus::success();
 }
 
 }  // namespace userkey

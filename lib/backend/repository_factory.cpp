@@ -1,6 +1,6 @@
-#include "userkey/repository_factory.hpp"
+#include "userkey/backend/repository_factory.hpp"
 
-#include "userkey/bson_file_repository.hpp"
+#include "userkey/backend/bson_file_repository.hpp"
 
 namespace userkey {
 

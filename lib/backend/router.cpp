@@ -1,12 +1,14 @@
-#include "userkey/router.hpp"
+#include "userkey/backend/router.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cstdint>
+#include <variant>
 
-#include "escape.hpp"
-#include "userkey/query_string.hpp"
-#include "userkey/user_id.hpp"
+#include "core/escape.hpp"
+#include "userkey/core/query_string.hpp"
+#include "userkey/core/user_id.hpp"
 
 namespace userkey {
 
@@ -26,13 +28,6 @@ bool iequals(std::string_view a, std::string_view b) {
   }
   return true;
 }
-
-// A field value is either a JSON string or a raw JSON number.
-struct Field {
-  std::string name;
-  std::string value;
-  bool is_number = false;
-};
 
 }  // namespace
 
@@ -80,76 +75,75 @@ bool prefers_html(std::string_view accept) {
 Router::Router(std::shared_ptr<UserRepository> repo, BackendIdentity id, std::shared_ptr<spdlog::logger> log)
     : repo_(std::move(repo)), id_(std::move(id)), log_(std::move(log)) {}
 
-HttpResponse Router::render(int status, std::vector<std::pair<std::string, std::string>> fields, bool html) const {
-  // fields: name -> already-rendered JSON value ("\"x\"" or 5001)
+namespace {
+
+void append_value(std::string& out, const BodyField& f, bool html) {
+  if (const auto* n = std::get_if<std::int64_t>(&f.value)) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, *n).ptr;
+    out.append(digits, end);
+  } else if (html) {
+    detail::append_html_escaped(out, std::get<std::string_view>(f.value));
+  } else {
+    detail::append_json_string(out, std::get<std::string_view>(f.value));
+  }
+}
+
+}  // namespace
+
+HttpResponse Router::render(int status, std::initializer_list<BodyField> fields, bool html) const {
   HttpResponse res;
   res.status = status;
+  std::string& b = res.body;
   if (!html) {
-    res.body.reserve(128);
-    res.body.push_back('{');
+    b.reserve(128);
+    b.push_back('{');
     bool first = true;
-    for (auto& [k, v] : fields) {
-      if (!first) res.body.push_back(',');
+    for (const auto& f : fields) {
+      if (!first) b.push_back(',');
       first = false;
-      detail::append_json_string(res.body, k);
-      res.body.push_back(':');
-      res.body += v;
+      detail::append_json_string(b, f.name);
+      b.push_back(':');
+      append_value(b, f, false);
     }
-    res.body += "}\n";
+    b += "}\n";
     return res;
   }
   res.content_type = "text/html; charset=utf-8";
-  std::string& b = res.body;
   b = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>userkey ";
   detail::append_html_escaped(b, id_.name);
   b += "</title></head>\n<body>\n<h1>";
   b += status == 200 ? "Served by " : "Error from ";
   detail::append_html_escaped(b, id_.name);
   b += "</h1>\n<dl>\n";
-  for (auto& [k, v] : fields) {
+  for (const auto& f : fields) {
     b += "<dt>";
-    detail::append_html_escaped(b, k);
+    detail::append_html_escaped(b, f.name);
     b += "</dt><dd>";
-    std::string_view shown = v;
-    std::string unquoted;
-    if (shown.size() >= 2 && shown.front() == '"') {
-      // Undo the JSON quoting for display; escapes stay visible, harmlessly.
-      unquoted = std::string(shown.substr(1, shown.size() - 2));
-      shown = unquoted;
-    }
-    detail::append_html_escaped(b, shown);
+    append_value(b, f, true);
     b += "</dd>\n";
   }
   b += "</dl>\n</body></html>\n";
   return res;
 }
 
-namespace {
-std::string json_str(std::string_view s) {
-  std::string out;
-  detail::append_json_string(out, s);
-  return out;
-}
-}  // namespace
-
-void Router::note_auth_state(LookupStatus s) const {
-  if (s == LookupStatus::unauthorized) {
+void Router::note_auth_state(bool refused, bool accepted) const {
+  if (refused) {
     if (!auth_refused_.exchange(true) && log_)
       log_->error("database refused our credentials ({}); answering 503 until it accepts them",
                   repo_->describe());
-  } else if (s == LookupStatus::found || s == LookupStatus::not_found) {
+  } else if (accepted) {
     if (auth_refused_.exchange(false) && log_) log_->info("database accepts our credentials again");
   }
 }
 
 HttpResponse Router::lookup(std::string_view query, bool html) const {
-  const std::string port = std::to_string(id_.port);
-  const std::string backend = json_str(id_.name);
+  const std::int64_t port = id_.port;
+  const std::string_view backend = id_.name;
   bool malformed = false;
   auto param = find_query_param(query, "user_id", &malformed);
   auto invalid = [&](std::string_view why) {
-    return render(400, {{"error", json_str("invalid user_id")}, {"detail", json_str(why)}, {"port", port}, {"backend", backend}},
-                  html);
+    return render(400, {{"error", "invalid user_id"}, {"detail", why}, {"port", port}, {"backend", backend}}, html);
   };
   if (malformed) return invalid("malformed percent-encoding in query string");
   if (param.count == 0) return render(200, {{"port", port}, {"backend", backend}}, html);
@@ -161,20 +155,22 @@ HttpResponse Router::lookup(std::string_view query, bool html) const {
   auto id = parse_user_id(*decoded, &err);
   if (!id) return invalid(err.message);
 
-  const std::string id_text = json_str(std::to_string(*id));
+  // The id as the client meant it, canonical (no leading zeros), as a string.
+  const std::string id_text = std::to_string(*id);
   LookupResult r = repo_->find_key(*id);
-  note_auth_state(r.status);
+  note_auth_state(r.status == LookupStatus::unauthorized,
+                  r.status == LookupStatus::found || r.status == LookupStatus::not_found);
   switch (r.status) {
     case LookupStatus::found:
-      return render(200, {{"user_id", id_text}, {"user_key", json_str(r.key)}, {"port", port}, {"backend", backend}}, html);
+      return render(200, {{"user_id", id_text}, {"user_key", r.key}, {"port", port}, {"backend", backend}}, html);
     case LookupStatus::not_found:
-      return render(400, {{"error", json_str("unknown user_id")}, {"user_id", id_text}, {"port", port}, {"backend", backend}},
+      return render(400, {{"error", "unknown user_id"}, {"user_id", id_text}, {"port", port}, {"backend", backend}},
                     html);
     case LookupStatus::invalid_id: return invalid(r.detail.empty() ? "user_id out of range" : r.detail);
     case LookupStatus::unavailable:
     case LookupStatus::unauthorized: break;
   }
-  auto res = render(503, {{"error", json_str("database unavailable")}, {"port", port}, {"backend", backend}}, html);
+  auto res = render(503, {{"error", "database unavailable"}, {"port", port}, {"backend", backend}}, html);
   res.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
   return res;
 }
@@ -183,22 +179,21 @@ HttpResponse Router::handle(const HttpRequest& req) const {
   const bool html = prefers_html(req.accept);
   const auto parts = split_target(req.target);
   if (req.method != "GET" && req.method != "HEAD") {
-    auto res = render(405, {{"error", json_str("method not allowed")}}, html);
+    auto res = render(405, {{"error", "method not allowed"}}, html);
     res.headers.emplace_back("Allow", "GET, HEAD");
     return res;
   }
   if (parts.path == "/") return lookup(parts.query, html);
-  if (parts.path == "/healthz") return render(200, {{"status", json_str("ok")}, {"backend", json_str(id_.name)}}, false);
+  if (parts.path == "/healthz") return render(200, {{"status", "ok"}, {"backend", id_.name}}, false);
   if (parts.path == "/readyz") {
-    auto r = repo_->ready();
-    note_auth_state(r.status == LookupStatus::found ? LookupStatus::found : r.status);
-    if (r.ok()) return render(200, {{"status", json_str("ready")}, {"backend", json_str(id_.name)}}, false);
-    auto res = render(503, {{"status", json_str("unavailable")}, {"reason", json_str(to_string(r.status))},
-                            {"backend", json_str(id_.name)}}, false);
+    const auto r = repo_->ready();
+    note_auth_state(r.code == StoreStatus::Code::unauthorized, r.ok());
+    if (r.ok()) return render(200, {{"status", "ready"}, {"backend", id_.name}}, false);
+    auto res = render(503, {{"status", "unavailable"}, {"reason", to_string(r.code)}, {"backend", id_.name}}, false);
     res.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
     return res;
   }
-  return render(404, {{"error", json_str("not found")}}, html);
+  return render(404, {{"error", "not found"}}, html);
 }
 
 }  // namespace userkey

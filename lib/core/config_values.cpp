@@ -1,4 +1,4 @@
-#include "userkey/config_values.hpp"
+#include "userkey/core/config_values.hpp"
 
 #include <charconv>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "userkey/logging.hpp"
+#include "userkey/core/logging.hpp"
 
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>

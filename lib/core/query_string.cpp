@@ -1,4 +1,4 @@
-#include "userkey/query_string.hpp"
+#include "userkey/core/query_string.hpp"
 
 namespace userkey {
 

@@ -1,4 +1,4 @@
-#include "userkey/signal_watcher.hpp"
+#include "userkey/core/signal_watcher.hpp"
 
 #include <pthread.h>
 #include <signal.h>

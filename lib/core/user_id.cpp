@@ -1,17 +1,6 @@
-#include "userkey/user_id.hpp"
+#include "userkey/core/user_id.hpp"
 
 namespace userkey {
-
-std::string_view to_string(LookupStatus s) {
-  switch (s) {
-    case LookupStatus::found: return "found";
-    case LookupStatus::not_found: return "not_found";
-    case LookupStatus::invalid_id: return "invalid_id";
-    case LookupStatus::unavailable: return "unavailable";
-    case LookupStatus::unauthorized: return "unauthorized";
-  }
-  return "unknown";
-}
 
 std::optional<UserId> parse_user_id(std::string_view text, UserIdError* error) {
   auto fail = [&](const char* msg) -> std::optional<UserId> {

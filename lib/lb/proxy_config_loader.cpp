@@ -15,7 +15,7 @@
 #include <tuple>
 #include <utility>
 
-#include "userkey/config_values.hpp"
+#include "userkey/core/config_values.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/lb/ip_filter.hpp"
 

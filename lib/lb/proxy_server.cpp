@@ -35,10 +35,10 @@
 #include <optional>
 #include <unordered_map>
 
-#include "escape.hpp"
-#include "httplib_socket.hpp"
+#include "core/escape.hpp"
+#include "core/httplib_socket.hpp"
 #include "userkey/lb/hash_key.hpp"
-#include "userkey/query_string.hpp"
+#include "userkey/core/query_string.hpp"
 #include "userkey/lb/ip_filter.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 #include "userkey/lb/token_bucket.hpp"

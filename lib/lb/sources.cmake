@@ -1,7 +1,4 @@
-# Sources of the pure load-balancing pieces (namespace userkey::lb).
-# Include from lib/CMakeLists.txt and add ${USERKEY_LB_SOURCES} to the library.
-# The policies include the internal lib/lb/hash.hpp by relative path, so no
-# extra include directory is needed beyond the public include/.
+# Sources of userkey::lb (namespace userkey::lb), included from lib/CMakeLists.txt.
 set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/upstream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policy_registry.cpp
@@ -9,6 +6,8 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_metrics.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/round_robin.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/weighted_round_robin.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/least_connections.cpp

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <thread>
 
-#include <userkey/bson_file_repository.hpp>
+#include <userkey/backend/bson_file_repository.hpp>
 
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"

@@ -5,15 +5,15 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "bson_handles.hpp"
+#include "backend/bson_handles.hpp"
 
 #include <sstream>
 #include <thread>
 
-#include <userkey/bson_file_repository.hpp>
-#include <userkey/caching_repository.hpp>
-#include <userkey/mongo_repository.hpp>
-#include <userkey/router.hpp>
+#include <userkey/backend/bson_file_repository.hpp>
+#include <userkey/backend/caching_repository.hpp>
+#include <userkey/backend/mongo_repository.hpp>
+#include <userkey/backend/router.hpp>
 
 #include "support/ferretdb.hpp"
 
@@ -43,7 +43,7 @@ TEST_CASE("restored dump: keys 1-7 are found, others are not, ids of any number 
   MongoRepository repo(config_for(db));
   restore(repo);
   restore(repo);  // idempotent
-  LookupResult st;
+  StoreStatus st;
   auto all = repo.list(&st);
   REQUIRE(st.ok());
   CHECK(all.size() == 7);
@@ -100,7 +100,7 @@ TEST_CASE("a wrong password is 'unauthorized': a 503 and one log line without th
   const std::string wrong = "definitely-wrong-password";
   auto repo = std::make_shared<MongoRepository>(config_for(db, FerretDb::kUser, wrong));
   CHECK(repo->find_key(1).status == LookupStatus::unauthorized);
-  CHECK(repo->ready().status == LookupStatus::unauthorized);
+  CHECK(repo->ready().code == StoreStatus::Code::unauthorized);
 
   std::ostringstream out;
   auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));

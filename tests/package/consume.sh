@@ -2,8 +2,12 @@
 # Install-and-consume test: installs the build into a temporary prefix, then
 #  1. builds examples/ as a separate CMake project with
 #     find_package(userkey CONFIG REQUIRED) and runs every example;
-#  2. builds a tiny project that pulls userkey in with add_subdirectory, to
-#     show userkey::userkey names the same target both ways.
+#  2. builds a program that embeds only a balancing policy with
+#     find_package(userkey COMPONENTS lb) on a machine view where
+#     mongo-c-driver cannot be found, and checks it links no libmongoc;
+#  3. builds a tiny project that pulls userkey in with add_subdirectory, to
+#     show userkey::userkey names the same target both ways (through a header
+#     at its pre-split path, <userkey/user_id.hpp>).
 #   tests/package/consume.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -26,6 +30,62 @@ echo "== examples/ against the installed package"
 cmake -S "$src/examples" -B "$work/examples" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/examples"
 "$src/examples/run_all.sh" "$work/examples"
+
+echo "== userkey::lb alone: no mongo-c-driver in its link interface"
+if grep -qi mongoc "$work/prefix/lib/cmake/userkey/userkey-lb-targets.cmake" \
+   "$work/prefix/lib/cmake/userkey/userkey-core-targets.cmake"; then
+  echo "userkey::lb or userkey::core names mongo-c-driver in its link interface" >&2
+  exit 1
+fi
+mkdir -p "$work/policy_only"
+cat >"$work/policy_only/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.22)
+project(policy_only CXX)
+set(CMAKE_CXX_STANDARD 20)
+find_package(userkey CONFIG REQUIRED COMPONENTS lb)
+if(TARGET userkey::backend)
+  message(FATAL_ERROR "COMPONENTS lb loaded userkey::backend too")
+endif()
+add_executable(policy_only main.cpp)
+target_link_libraries(policy_only PRIVATE userkey::lb)
+CMAKE
+cat >"$work/policy_only/main.cpp" <<'CPP'
+// Embeds only a balancing policy: three upstreams, round_robin, six choices.
+#include <userkey/lb/balancing_policy.hpp>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+int main() {
+  namespace lb = userkey::lb;
+  lb::SplitMixRandom random;
+  lb::SystemTimeSource clock;
+  auto policy = lb::PolicyRegistry::with_builtins().create("round_robin", {&random, &clock});
+  std::vector<std::unique_ptr<lb::Upstream>> owned;
+  std::vector<lb::Upstream*> all;
+  for (const char* spec : {"127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"}) {
+    owned.push_back(std::make_unique<lb::Upstream>(*lb::parse_upstream(spec), lb::PassiveHealthConfig{}));
+    all.push_back(owned.back().get());
+  }
+  policy->rebuild(all);
+  const std::array<bool, 3> eligible{true, true, true};
+  std::array<int, 3> hits{};
+  for (int i = 0; i < 6; ++i) ++hits[*policy->choose(lb::Candidates(all, eligible), lb::RequestInfo{})];
+  std::printf("%d %d %d\n", hits[0], hits[1], hits[2]);
+  return hits == std::array<int, 3>{2, 2, 2} ? 0 : 1;
+}
+CPP
+# mongo-c-driver made unfindable: the lb part must not ask for it.
+cmake -S "$work/policy_only" -B "$work/policy_only/build" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_mongoc-1.0=ON -DCMAKE_DISABLE_FIND_PACKAGE_bson-1.0=ON >/dev/null
+cmake --build "$work/policy_only/build"
+"$work/policy_only/build/policy_only"
+if ldd "$work/policy_only/build/policy_only" | grep -q mongoc; then
+  echo "policy_only links libmongoc" >&2
+  exit 1
+fi
 
 echo "== add_subdirectory consumer"
 mkdir -p "$work/subdir"

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <string>
 
-#include <userkey/mongo_repository.hpp>
+#include <userkey/backend/mongo_repository.hpp>
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -7,7 +7,7 @@
 #include <map>
 #include <mutex>
 
-#include <userkey/user_repository.hpp>
+#include <userkey/backend/user_repository.hpp>
 
 namespace userkey::test {
 
@@ -27,8 +27,8 @@ public:
     return it == keys.end() ? LookupResult::not_found() : LookupResult::found(it->second);
   }
   ReadyResult ready() override {
-    if (fail_with != LookupStatus::found) return LookupResult::error(fail_with, "scripted failure");
-    return LookupResult::found({});
+    if (fail_with != LookupStatus::found) return StoreStatus(LookupResult::error(fail_with, "scripted failure"));
+    return StoreStatus::success();
   }
   std::string describe() const override { return "fake"; }
   void put(UserId id, std::string key) {

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include <userkey/bson_file_repository.hpp>
+#include <userkey/backend/bson_file_repository.hpp>
 
 #include "support/process.hpp"
 

@@ -3,7 +3,7 @@
 #include <thread>
 #include <vector>
 
-#include <userkey/caching_repository.hpp>
+#include <userkey/backend/caching_repository.hpp>
 
 #include "fake_repository.hpp"
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <userkey/config_values.hpp>
+#include <userkey/core/config_values.hpp>
 
 using namespace userkey;
 using namespace std::chrono_literals;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <userkey/query_string.hpp>
+#include <userkey/core/query_string.hpp>
 
 using namespace userkey;
 

@@ -5,7 +5,7 @@
 
 #include <sstream>
 
-#include <userkey/router.hpp>
+#include <userkey/backend/router.hpp>
 
 #include "fake_repository.hpp"
 
@@ -128,6 +128,41 @@ TEST_CASE("HTML output escapes what it shows") {
   CHECK(r.body.find("&lt;script&gt;") != std::string::npos);
   auto j = router.handle({"GET", "/?user_id=2", ""});
   CHECK(json::parse(j.body)["user_key"] == "<script>alert(1)</script>");
+}
+
+TEST_CASE("an HTML page shows a key exactly as stored, quotes and backslashes included") {
+  auto repo = std::make_shared<test::FakeRepository>();
+  repo->put(3, R"(a"b\c)");
+  Router router(repo, {"backend-3", 5003});
+  auto r = router.handle({"GET", "/?user_id=3", "text/html"});
+  CHECK(r.body.find("<dd>a&quot;b\\c</dd>") != std::string::npos);  // not JSON's a\"b\\c
+  CHECK(r.body.find("<dd>5003</dd>") != std::string::npos);
+  auto j = router.handle({"GET", "/?user_id=3", ""});
+  CHECK(json::parse(j.body)["user_key"] == R"(a"b\c)");
+  CHECK(json::parse(j.body)["port"] == 5003);
+}
+
+TEST_CASE_FIXTURE(Fixture, "/readyz says why the store is not ready") {
+  repo->fail_with = LookupStatus::unauthorized;
+  auto r = get("/readyz");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["reason"] == "unauthorized");
+  CHECK(header(r, "Retry-After") == "1");
+  repo->fail_with = LookupStatus::unavailable;
+  CHECK(json::parse(get("/readyz").body)["reason"] == "unavailable");
+  repo->fail_with = LookupStatus::found;
+  CHECK(json::parse(get("/readyz").body)["status"] == "ready");
+}
+
+TEST_CASE("StoreStatus: ok or a failure with a reason; a LookupResult converts for older stores") {
+  CHECK(StoreStatus::success().ok());
+  const auto down = StoreStatus::error(StoreStatus::Code::unavailable, "no server");
+  CHECK_FALSE(down.ok());
+  CHECK(to_string(down.code) == "unavailable");
+  CHECK(down.detail == "no server");
+  CHECK(StoreStatus(LookupResult::found({})).ok());
+  CHECK(StoreStatus(LookupResult::error(LookupStatus::unauthorized, "x")).code == StoreStatus::Code::unauthorized);
+  CHECK(StoreStatus(LookupResult::not_found()).code == StoreStatus::Code::unavailable);
 }
 
 TEST_CASE_FIXTURE(Fixture, "probes, unknown paths and methods") {

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <userkey/user_id.hpp>
+#include <userkey/core/user_id.hpp>
 
 using userkey::parse_user_id;
 

@@ -21,7 +21,7 @@
 #include <memory>
 #include <string>
 
-#include "userkey/router.hpp"
+#include "userkey/backend/router.hpp"
 
 namespace spdlog {
 class logger;

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace userkey {
 
@@ -27,12 +27,6 @@ namespace userkey {
 class LoadError : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
-};
-
-/// One user document as found in a dump.
-struct UserRecord {
-  UserId user_id = 0;
-  std::string user_key;
 };
 
 /// Reads every well-formed user document of a mongodump .bson file, in file

@@ -27,7 +27,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace userkey {
 

@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "userkey/bson_file_repository.hpp"
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/bson_file_repository.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace userkey {
 
@@ -78,12 +78,13 @@ public:
   ReadyResult ready() override;
   std::string describe() const override;
 
-  /// Admin: inserts or replaces user `r.user_id`. status found = written.
-  LookupResult upsert(const UserRecord& r);
-  /// Admin: every user, ordered by id.
-  std::vector<UserRecord> list(LookupResult* status = nullptr);
+  /// Admin: inserts or replaces user `r.user_id`; ok = written.
+  StoreStatus upsert(const UserRecord& r);
+  /// Admin: every user, ordered by id; `status`, when given, says whether
+  /// the listing is complete (on failure the result is empty).
+  std::vector<UserRecord> list(StoreStatus* status = nullptr);
   /// Admin: creates the unique index on user_id (idempotent).
-  LookupResult ensure_index();
+  StoreStatus ensure_index();
 
 private:
   struct Impl;

@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "userkey/caching_repository.hpp"
-#include "userkey/mongo_repository.hpp"
+#include "userkey/backend/caching_repository.hpp"
+#include "userkey/backend/mongo_repository.hpp"
 
 namespace userkey {
 

@@ -17,13 +17,16 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace spdlog {
 class logger;
@@ -53,6 +56,18 @@ struct BackendIdentity {
 /// Seconds a client is told to wait (Retry-After) when the store is down.
 inline constexpr int kRetryAfterSeconds = 1;
 
+/// One named value of a response body: text (a JSON string) or a number.
+/// Views only: the values must outlive the render call that takes them.
+struct BodyField {
+  std::string_view name;
+  std::variant<std::string_view, std::int64_t> value;
+
+  BodyField(std::string_view n, std::string_view text) : name(n), value(text) {}
+  BodyField(std::string_view n, const std::string& text) : name(n), value(std::string_view(text)) {}
+  BodyField(std::string_view n, const char* text) : name(n), value(std::string_view(text)) {}
+  BodyField(std::string_view n, std::int64_t number) : name(n), value(number) {}
+};
+
 /// True when `accept` ranks text/html above application/json (a browser).
 bool prefers_html(std::string_view accept);
 
@@ -69,8 +84,11 @@ public:
 
 private:
   HttpResponse lookup(std::string_view query, bool html) const;
-  HttpResponse render(int status, std::vector<std::pair<std::string, std::string>> fields, bool html) const;
-  void note_auth_state(LookupStatus s) const;
+  // The one body builder: the same fields as a JSON object or an HTML page.
+  HttpResponse render(int status, std::initializer_list<BodyField> fields, bool html) const;
+  // Logs once when the store starts refusing our credentials, and once
+  // when it accepts them again.
+  void note_auth_state(bool refused, bool accepted) const;
 
   std::shared_ptr<UserRepository> repo_;
   BackendIdentity id_;

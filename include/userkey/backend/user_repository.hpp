@@ -6,17 +6,24 @@
 //
 // Errors are values: a lookup never throws for a missing user, a bad id or an
 // unreachable database; the LookupStatus tells the caller which it was.
+// Operations that yield no value (a readiness check, an admin write) return a
+// StoreStatus: ok, or why not.
 // Thread-safety: every implementation is safe to call from many threads.
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "userkey/core/user_id.hpp"
 
 namespace userkey {
 
-/// User ids are integers; documents store them as int32 (see docs/storage.md).
-using UserId = std::int64_t;
+/// One user document: what a dump holds and what an admin write stores.
+struct UserRecord {
+  UserId user_id = 0;
+  std::string user_key;
+};
 
 enum class LookupStatus {
   found,         ///< key holds the user's key
@@ -39,8 +46,34 @@ struct LookupResult {
   static LookupResult error(LookupStatus s, std::string detail) { return {s, {}, std::move(detail)}; }
 };
 
-/// Result of a readiness check: found means "reachable and usable".
-using ReadyResult = LookupResult;
+/// The outcome of a store operation that yields no value: a readiness check
+/// or an admin write. Either ok, or failed with a kind and a reason.
+struct StoreStatus {
+  enum class Code {
+    ok,
+    invalid_id,    ///< the write names an id the store cannot hold
+    unavailable,   ///< the store could not be reached or timed out
+    unauthorized,  ///< the store refused our credentials
+  };
+
+  Code code = Code::ok;
+  std::string detail;  ///< human-readable reason when not ok; never a secret
+
+  StoreStatus() = default;
+  StoreStatus(Code c, std::string why) : code(c), detail(std::move(why)) {}
+  /// For stores written when ready() returned a LookupResult (found meant
+  /// "ready"): found becomes ok, every other status a failure of that kind.
+  StoreStatus(const LookupResult& r);  // NOLINT(google-explicit-constructor): keeps that code compiling
+
+  bool ok() const { return code == Code::ok; }
+  static StoreStatus success() { return {}; }
+  static StoreStatus error(Code c, std::string why) { return {c, std::move(why)}; }
+};
+
+std::string_view to_string(StoreStatus::Code c);
+
+/// What ready() returns.
+using ReadyResult = StoreStatus;
 
 class UserRepository {
 public:
@@ -49,8 +82,8 @@ public:
   /// The key of user `id`.
   virtual LookupResult find_key(UserId id) = 0;
 
-  /// Whether the store is reachable now (for /readyz). status is `found` when
-  /// ready, `unavailable` or `unauthorized` otherwise.
+  /// Whether the store can answer lookups now (for /readyz): ok, or
+  /// unavailable / unauthorized with the reason.
   virtual ReadyResult ready() = 0;
 
   /// Short description for logs ("bson-file:dump/myusers/users.bson (7 users)").

@@ -7,13 +7,17 @@
 // a plain integer, never as a query fragment.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "userkey/user_repository.hpp"
-
 namespace userkey {
+
+/// User ids are integers; documents store them as int32 (the forms a store
+/// accepts are listed in mongo_repository.hpp and bson_file_repository.hpp).
+using UserId = std::int64_t;
 
 /// Longest raw user_id accepted before it is rejected as oversized.
 inline constexpr std::size_t kMaxUserIdLength = 10;
