@@ -15,6 +15,7 @@
 #include <tuple>
 #include <utility>
 
+#include "core/toml_input_guard.hpp"
 #include "userkey/core/config_values.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/lb/ip_filter.hpp"
@@ -420,6 +421,10 @@ std::string read_text_file(const std::filesystem::path& file) {
 // Parses TOML text into a ProxyConfig, checking each key as it is read but
 // not the cross-field rules (an upstream list may still come from overrides).
 ProxyConfig read_toml(std::string_view text, std::string_view source) {
+  text = detail::without_utf8_bom(text);
+  if (const auto line = detail::first_non_ascii_line(text))
+    throw ConfigError(std::string(source) + ":" + std::to_string(*line) +
+                      ": non-ASCII character (the config file must be ASCII, comments included)");
   toml::table root;
   try {
     root = toml::parse(text, source);
