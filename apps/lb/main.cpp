@@ -148,40 +148,22 @@ int main(int argc, char** argv) {
                           ->default_str(d.log_level);
   if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
-  lb::ProxyConfigOverrides ov;
-  ov.listen = cli::given(o_listen, listen);
-  ov.admin = cli::given(o_admin, admin);
-  ov.upstreams = cli::given(o_upstream, upstreams);
-  ov.policy = cli::given(o_policy, policy);
-  ov.hash_key = cli::given(o_hash_key, hash_key);
-  ov.retries = cli::given(o_retries, retries);
-  ov.threads = cli::given(o_threads, threads);
-  ov.access_log = cli::given(o_access_log, access_log);
-  ov.log_level = cli::given(o_log_level, log_level);
-  ov.connect_timeout = cli::given_duration(o_connect_timeout, connect_timeout);
-  ov.upstream_timeout = cli::given_duration(o_upstream_timeout, upstream_timeout);
-  ov.upstream_idle_timeout = cli::given_duration(o_upstream_idle_timeout, upstream_idle_timeout);
-  ov.queue_size = cli::given(o_queue_size, queue_size);
-  ov.queue_timeout = cli::given_duration(o_queue_timeout, queue_timeout);
-  ov.drain_timeout = cli::given_duration(o_drain_timeout, drain_timeout);
-  ov.resolve_interval = cli::given_duration(o_resolve_interval, resolve_interval);
-  ov.max_fails = cli::given(o_max_fails, max_fails);
-  ov.fail_timeout = cli::given_duration(o_fail_timeout, fail_timeout);
-  if (o_no_active->count() > 0) ov.active_health = !no_active_health;
-  ov.health_path = cli::given(o_health_path, health_path);
-  ov.health_interval = cli::given_duration(o_health_interval, health_interval);
-  ov.health_timeout = cli::given_duration(o_health_timeout, health_timeout);
-  ov.rise = cli::given(o_rise, rise);
-  ov.fall = cli::given(o_fall, fall);
-  ov.rate = cli::given(o_rate, rate);
-  ov.burst = cli::given(o_burst, burst);
-  ov.max_conns_per_ip = cli::given(o_max_conns_per_ip, max_conns_per_ip);
-  ov.allow = cli::given(o_allow, allow);
-  ov.deny = cli::given(o_deny, deny);
-  ov.max_header_bytes = cli::given(o_max_header_bytes, max_header_bytes);
-  ov.max_body_bytes = cli::given(o_max_body_bytes, max_body_bytes);
-  ov.header_timeout = cli::given_duration(o_header_timeout, header_timeout);
-  ov.idle_timeout = cli::given_duration(o_idle_timeout, idle_timeout);
+  userkey::SettingValues ov;  // by the settings' file keys, parsed by the loader
+  const std::pair<const char*, CLI::Option*> given[] = {
+      {"listen", o_listen}, {"admin", o_admin}, {"upstreams", o_upstream}, {"policy", o_policy},
+      {"hash_key", o_hash_key}, {"retries", o_retries}, {"threads", o_threads}, {"access_log", o_access_log},
+      {"log_level", o_log_level}, {"connect_timeout", o_connect_timeout}, {"upstream_timeout", o_upstream_timeout},
+      {"upstream_idle_timeout", o_upstream_idle_timeout}, {"queue_size", o_queue_size},
+      {"queue_timeout", o_queue_timeout}, {"drain_timeout", o_drain_timeout}, {"resolve_interval", o_resolve_interval},
+      {"health.max_fails", o_max_fails}, {"health.fail_timeout", o_fail_timeout}, {"health.path", o_health_path},
+      {"health.interval", o_health_interval}, {"health.timeout", o_health_timeout}, {"health.rise", o_rise},
+      {"health.fall", o_fall}, {"limits.rate", o_rate}, {"limits.burst", o_burst},
+      {"limits.max_conns_per_ip", o_max_conns_per_ip}, {"limits.allow", o_allow}, {"limits.deny", o_deny},
+      {"limits.max_header_bytes", o_max_header_bytes}, {"limits.max_body_bytes", o_max_body_bytes},
+      {"limits.header_timeout", o_header_timeout}, {"limits.idle_timeout", o_idle_timeout}};
+  for (const auto& [key, opt] : given)
+    if (opt->count() > 0) ov.set_list(key, opt->results());
+  if (o_no_active->count() > 0) ov.set("health.active", no_active_health ? "false" : "true");
   const std::optional<std::filesystem::path> file =
       o_config->count() > 0 ? std::optional<std::filesystem::path>(config) : std::nullopt;
 
