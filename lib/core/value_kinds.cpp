@@ -41,6 +41,7 @@ std::uint64_t parse_whole_unsigned(std::string_view text, std::uint64_t lo, std:
   if (!text.empty() && text.front() == '-') {
     std::int64_t negative = 0;
     if (!parse_int(text, negative)) not_whole(text);
+    if (lo == 0) throw ValueError("must not be negative, got " + std::string(text));
     out_of_range(std::to_string(lo), std::to_string(hi), std::string(text));
   }
   if (!parse_int(text, v)) not_whole(text);

@@ -3,11 +3,17 @@
 // all come.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "userkey/core/command_line.hpp"
 #include "userkey/core/settings_file.hpp"
 #include "userkey/lb/proxy_config_loader.hpp"
 #include "userkey/lb/proxy_settings.hpp"
@@ -55,6 +61,18 @@ lb::ProxyConfig everything_changed() {
   c.access_log = false;
   c.log_level = "warn";
   return c;
+}
+
+// The lb's command line, as userkey-lb builds it; returns what was given.
+userkey::SettingValues parse(std::vector<const char*> args, std::string* help = nullptr) {
+  userkey::CommandLine cli("lb", 40);
+  cli.add_settings(lb::proxy_settings({"round_robin", "random"}));
+  args.insert(args.begin(), "userkey-lb");
+  std::ostringstream out, err;
+  const auto rc = cli.parse(static_cast<int>(args.size()), args.data(), out, err);
+  if (help != nullptr) *help = out.str();
+  REQUIRE_MESSAGE((!rc || help != nullptr), err.str());
+  return cli.given();
 }
 
 }  // namespace
@@ -130,6 +148,51 @@ TEST_CASE("the policy names of a registry make the policy setting a choice") {
   CHECK_THROWS_AS(t.find("policy")->check_text("fastest"), userkey::ValueError);
   CHECK_NOTHROW(lb::proxy_settings().find("policy")->check_text("my_own_policy"));
   CHECK_THROWS_AS(lb::proxy_settings().find("policy")->check_text(""), userkey::ValueError);
+}
+
+TEST_CASE("--help lists every setting's flag, type, default and environment name") {
+  std::string help;
+  (void)parse({"--help"}, &help);
+  const auto& t = lb::proxy_settings();
+  const auto defaults = t.values_of(lb::ProxyConfig{});
+  for (const auto& s : t.settings()) {
+    CAPTURE(s.key());
+    const auto* d = defaults.find(s.key());
+    std::string expected = s.flag();
+    if (!s.info().negating_flag) {
+      expected += " " + (s.key() == "policy" ? std::string("TEXT:{round_robin,random}") : s.type_name());
+      if (!d->empty()) expected += "=" + d->front();
+      if (s.is_list()) expected += " ...";
+    }
+    expected += " (Env:" + s.env() + ")";
+    CHECK(help.find(expected) != std::string::npos);
+    CHECK(help.find(s.help()) != std::string::npos);
+  }
+  CHECK(help.find("--max-header-bytes UINT:INT in [1024 - 65535]=8192 (Env:USERKEY_LB_MAX_HEADER_BYTES)") !=
+        std::string::npos);
+}
+
+TEST_CASE("flags win over the environment, which wins over the file") {
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("userkey-test-precedence-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(file) << "upstreams = [\"127.0.0.1:5001\"]\nretries = 1\nthreads = 3\n[health]\nrise = 3\n";
+  ::setenv("USERKEY_LB_RETRIES", "2", 1);
+  ::setenv("USERKEY_LB_RISE", "4", 1);
+  ::setenv("USERKEY_LB_UPSTREAM", "127.0.0.1:6001 127.0.0.1:6002,weight=2", 1);
+  ::setenv("USERKEY_LB_NO_ACTIVE_HEALTH", "true", 1);
+  const auto given = parse({"--rise", "5", "--policy", "random"});
+  for (const char* name : {"USERKEY_LB_RETRIES", "USERKEY_LB_RISE", "USERKEY_LB_UPSTREAM", "USERKEY_LB_NO_ACTIVE_HEALTH"})
+    ::unsetenv(name);
+  const auto c = lb::build_proxy_config(file, given);
+  std::filesystem::remove(file);
+  CHECK(c.threads == 3);       // file over default
+  CHECK(c.retries == 2);       // environment over file
+  CHECK(c.active.rise == 5);   // flag over environment over file
+  CHECK(c.policy == "random");  // flag over default
+  CHECK_FALSE(c.active.enabled);
+  REQUIRE(c.upstreams.size() == 2);  // the environment's list replaces the file's
+  CHECK(c.upstreams[1].address() == "127.0.0.1:6002");
+  CHECK(c.upstreams[1].weight == 2);
 }
 
 #ifdef USERKEY_SOURCE_DIR
