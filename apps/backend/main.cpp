@@ -1,19 +1,16 @@
 // userkey-backend: serves the `/` contract for one backend.
 // Every setting is declared once, in userkey::backend_settings(); this file
 // only wires: command line (flags win over USERKEY_* environment) ->
-// repository -> Router -> BackendServer; SIGINT/SIGTERM stop it gracefully.
+// repository -> Router -> BackendServer, with the library's signal loop on a
+// thread of its own: SIGINT/SIGTERM stop the server gracefully.
 #include <spdlog/spdlog.h>
 
-#include <pthread.h>
-
-#include <atomic>
-#include <csignal>
 #include <iostream>
-#include <thread>
 
 #include <userkey/backend_server.hpp>
 #include <userkey/backend_settings.hpp>
 #include <userkey/core/command_line.hpp>
+#include <userkey/core/signal_loop.hpp>
 #include <userkey/logging.hpp>
 #include <userkey/repository_factory.hpp>
 #include <userkey/signal_watcher.hpp>
@@ -54,17 +51,15 @@ int main(int argc, char** argv) {
   auto router = std::make_shared<userkey::Router>(repo, userkey::BackendIdentity{name, server.port()}, log);
   log->info("{} serving http://{}:{}/ from {}", name, cfg.server.host, server.port(), repo->describe());
 
-  std::atomic<bool> stopping{false};
-  std::thread stopper([&] {
-    int sig = 0;
-    while ((sig = signals.wait()) == SIGHUP) log->info("SIGHUP ignored (nothing to reload)");
-    stopping = true;
-    log->info("signal {} received, finishing in-flight requests", sig);
-    server.stop();
-  });
+  userkey::SignalLoopThread signal_loop(
+      signals, {.reload = [&] { log->info("SIGHUP ignored (nothing to reload)"); },
+                .stop =
+                    [&](int sig) {
+                      log->info("signal {} received, finishing in-flight requests", sig);
+                      server.stop();
+                    }});
   const bool served = server.run(router);
-  if (!stopping) pthread_kill(stopper.native_handle(), SIGTERM);  // run() failed: wake the watcher
-  stopper.join();
+  signal_loop.cancel();  // run() failed: no signal will come to end the loop
   if (!served) {
     log->critical("{} stopped: the server failed", name);
     return 1;

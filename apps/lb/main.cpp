@@ -2,11 +2,10 @@
 // Every setting is declared once, in lb::proxy_settings(); this file only
 // wires: the command line made from that table, build_proxy_config()
 // (defaults < --config TOML file < USERKEY_LB_* environment < flags), the
-// ProxyServer, and the signals (SIGHUP re-reads the file, flags still on top,
-// and reloads what reload() applies; SIGTERM / SIGINT drain and exit).
+// ProxyServer, and the library's signal loop (SIGHUP re-reads the file, flags
+// still on top, and reloads what reload() applies; SIGTERM / SIGINT drain).
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include <userkey/core/command_line.hpp>
+#include <userkey/core/signal_loop.hpp>
 #include <userkey/lb/balancing_policy.hpp>
 #include <userkey/lb/proxy_config_loader.hpp>
 #include <userkey/lb/proxy_server.hpp>
@@ -77,23 +77,27 @@ int main(int argc, char** argv) {
     log->info("admin on http://{}:{}/metrics and /status", url_host(cfg.admin_host), server->admin_port());
 
   const lb::ProxyConfig started = cfg;  // what a reload cannot change stays as started
-  for (;;) {
-    const int sig = signals.wait();
-    if (sig != SIGHUP) {
-      log->info("signal {} received, draining in-flight requests (up to {} ms)", sig, started.drain_timeout.count());
-      server->drain();
-      log->info("stopped");
-      return 0;
-    }
-    try {
-      lb::ProxyConfig next = lb::build_proxy_config(file, given);
-      server->reload(next);
-      cfg = std::move(next);
-      log->info("SIGHUP: reloaded {}", file ? file->string() : std::string("(no config file; flags only)"));
-      if (const auto pending = lb::settings_needing_restart(started, cfg); !pending.empty())
-        log->warn("changed but applied only after a restart: {}", join(pending));
-    } catch (const std::exception& e) {
-      log->error("reload failed, keeping the running configuration: {}", e.what());
-    }
-  }
+  userkey::run_signal_loop(
+      signals,
+      {.reload =
+           [&] {
+             try {
+               lb::ProxyConfig next = lb::build_proxy_config(file, given);
+               server->reload(next);
+               cfg = std::move(next);
+               log->info("SIGHUP: reloaded {}", file ? file->string() : std::string("(no config file; flags only)"));
+               if (const auto pending = lb::settings_needing_restart(started, cfg); !pending.empty())
+                 log->warn("changed but applied only after a restart: {}", join(pending));
+             } catch (const std::exception& e) {
+               log->error("reload failed, keeping the running configuration: {}", e.what());
+             }
+           },
+       .stop =
+           [&](int sig) {
+             log->info("signal {} received, draining in-flight requests (up to {} ms)", sig,
+                       started.drain_timeout.count());
+             server->drain();
+             log->info("stopped");
+           }});
+  return 0;
 }
