@@ -27,20 +27,14 @@
 // plain value.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
+#include <cstddef>
 #include <functional>
-#include <limits>
 #include <map>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
-
-#include "userkey/config_values.hpp"
 
 namespace userkey {
 

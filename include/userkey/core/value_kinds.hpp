@@ -68,7 +68,7 @@ ValueKind<T> whole(T lo = 0, T hi = std::numeric_limits<T>::max()) {
   using Limits = std::numeric_limits<T>;
   ValueKind<T> k;
   k.type_name = std::is_signed_v<T> ? "INT" : "UINT";
-  if (!((lo == Limits::min() || (std::is_unsigned_v<T> && lo == 0)) && hi == Limits::max()))
+  if (lo != Limits::min() || hi != Limits::max())
     k.type_name += ":INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]";
   k.file_shape = FileShape::integer;
   k.parse = [lo, hi](std::string_view t) -> T {
