@@ -6,6 +6,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_metrics.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/round_robin.cpp
