@@ -36,6 +36,7 @@
 #include <unordered_map>
 
 #include "escape.hpp"
+#include "http1_codec.hpp"
 #include "httplib_socket.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/query_string.hpp"
@@ -60,168 +61,16 @@ using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
 using Stream = beast::basic_stream<tcp, Executor>;
 using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using error_code = boost::system::error_code;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using http1::Request;
+using http1::Response;
+using http1::format_request_id;
+using http1::idempotent;
+using http1::serialize_client_response;
+using http1::serialize_upstream_request;
 
 namespace {
 
 auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec); }
-
-// ---------------------------------------------------------------------------
-// Wire format. Heads are written by hand into a buffer reused for the whole
-// client connection and sent with the body in one gathered write: no Beast
-// serializer and no edits to the parsed field containers.
-
-void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
-
-void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out += ": ";
-  out.append(value);
-  out += "\r\n";
-}
-
-bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
-
-// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
-// the Connection header names. `also_skip` are fields the caller rewrites.
-class HopByHop {
-public:
-  template <class Fields>
-  explicit HopByHop(const Fields& f) {
-    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
-      for (auto tok : http::token_list(it->value()))
-        if (!iequal(tok, "close") && !iequal(tok, "keep-alive") && named_count_ < named_.size())
-          named_[named_count_++] = tok;
-  }
-
-  bool skip(http::field name, beast::string_view name_string) const {
-    switch (name) {
-      case http::field::connection:
-      case http::field::keep_alive:
-      case http::field::proxy_authenticate:
-      case http::field::proxy_authorization:
-      case http::field::proxy_connection:
-      case http::field::te:
-      case http::field::trailer:
-      case http::field::transfer_encoding:
-      case http::field::upgrade:
-      case http::field::content_length:  // the proxy writes its own framing
-        return true;
-      default: break;
-    }
-    for (std::size_t i = 0; i < named_count_; ++i)
-      if (iequal(named_[i], name_string)) return true;
-    return false;
-  }
-
-private:
-  std::array<beast::string_view, 8> named_{};
-  std::size_t named_count_ = 0;
-};
-
-// The request as sent upstream: hop-by-hop headers dropped, proxy headers
-// added (X-Forwarded-For appended to, X-Request-Id kept when the client sent
-// one), framed by Content-Length, keep-alive.
-void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id) {
-  out.clear();
-  append_sv(out, req.method_string());
-  out += ' ';
-  append_sv(out, req.target());
-  out += " HTTP/1.1\r\n";
-  const HopByHop hop(req.base());
-  std::string_view xff;
-  bool has_request_id = false;
-  for (const auto& f : req.base()) {
-    const auto name = f.name_string();
-    if (hop.skip(f.name(), name)) continue;
-    if (iequal(name, "X-Forwarded-For")) {
-      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
-      continue;
-    }
-    if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
-    if (f.name() == http::field::expect) continue;  // the lb already has the whole body
-    if (iequal(name, "X-Request-Id")) has_request_id = true;
-    append_sv(out, name);
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  out += "X-Forwarded-For: ";
-  if (!xff.empty()) {
-    out.append(xff);
-    out += ", ";
-  }
-  out.append(client_ip);
-  out += "\r\n";
-  append_header(out, "X-Real-IP", client_ip);
-  append_header(out, "X-Forwarded-Proto", "http");
-  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
-  if (!req.body().empty() || req.has_content_length()) {
-    out += "Content-Length: ";
-    out += std::to_string(req.body().size());
-    out += "\r\n";
-  }
-  out += "\r\n";
-}
-
-// The response as sent to the client: hop-by-hop headers dropped, framed by
-// Content-Length (re-framed when the upstream sent chunks or closed), and
-// the Connection header the client's version needs. `head_request`: the
-// answer to a HEAD keeps the upstream's Content-Length for a body not sent.
-void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
-                               bool head_request) {
-  out.clear();
-  out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(res.result_int());
-  out += ' ';
-  append_sv(out, res.reason());
-  out += "\r\n";
-  const HopByHop hop(res.base());
-  for (const auto& f : res.base()) {
-    if (hop.skip(f.name(), f.name_string())) continue;
-    append_sv(out, f.name_string());
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  const unsigned code = res.result_int();
-  if (code / 100 != 1 && code != 204 && code != 304) {
-    out += "Content-Length: ";
-    if (head_request) {
-      auto cl = res.find(http::field::content_length);
-      if (cl != res.end()) append_sv(out, cl->value());
-      else out += '0';
-    } else {
-      out += std::to_string(res.body().size());
-    }
-    out += "\r\n";
-  }
-  if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
-  if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
-  out += "\r\n";
-}
-
-// 32 hex digits.
-void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
-  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
-  out[32] = '\0';
-}
-
-bool idempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::put:
-    case http::verb::delete_:
-    case http::verb::trace: return true;
-    default: return false;
-  }
-}
 
 // One upstream in a configuration snapshot, with what outlives reloads.
 struct UpstreamEntry {
@@ -241,12 +90,7 @@ struct Snapshot {
   ActiveHealthConfig active;
 };
 
-// A JSON string literal (quotes included), escaped the library's one way.
-std::string json_string(std::string_view s) {
-  std::string out;
-  detail::append_json_string(out, s);
-  return out;
-}
+using detail::json_string;
 
 }  // namespace
 
@@ -720,11 +564,7 @@ struct ProxyServer::Impl::Worker {
   awaitable<void> write_error(Stream& client, unsigned status, std::string_view message, bool keep_alive,
                               unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
                               bool head_request = false) {
-    Response res{static_cast<http::status>(status), version};
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
-    res.body() = "{\"error\":" + json_string(message) + "}\n";
+    const Response res = http1::make_error_response(status, message, version, retry_after);
     std::string head;
     serialize_client_response(head, res, version, keep_alive, false);
     const std::array<asio::const_buffer, 2> out{
@@ -747,6 +587,12 @@ struct ProxyServer::Impl::Worker {
       }
     }
     client.expires_never();
+  }
+
+  // A request the lb answers itself (or drops), counted.
+  awaitable<void> answer(Stream& client, const http1::RequestDecision& d) {
+    if (d.reason) impl.stats.reject(*d.reason);
+    if (d.action == http1::RequestDecision::Action::reject) co_await write_error(client, d.status, d.message, false);
   }
 
   awaitable<void> session(Socket sock) {
@@ -825,60 +671,12 @@ struct ProxyServer::Impl::Worker {
       }
       ref.busy = true;
       if (ec) {
-        if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) co_return;
-        if (ec == beast::error::timeout) {
-          // Nothing at all is an idle keep-alive connection timing out; a
-          // partial head is a slow client.
-          if (parser.got_some()) {
-            impl.stats.reject(Rejection::header_timeout);
-            co_await write_error(client, 408, "request header timeout", false);
-          }
-          co_return;
-        }
-        if (ec == http::error::header_limit) {
-          impl.stats.reject(Rejection::header_too_large);
-          co_await write_error(client, 431, "request header fields too large", false);
-          co_return;
-        }
-        if (ec == http::error::body_limit) {  // Content-Length over the limit
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
-        if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::partial_message)
-          co_return;
-        impl.stats.reject(Rejection::bad_request);
-        co_await write_error(client, 400, "bad request: " + ec.message(), false);
+        co_await answer(client, http1::classify_head_error(ec, parser.got_some()));
         co_return;
       }
-      // Ambiguous framing (request smuggling): both Content-Length and
-      // Transfer-Encoding, or several Content-Length fields.
-      {
-        const auto& h = parser.get();
-        const auto cl = h.count(http::field::content_length);
-        const bool te = h.count(http::field::transfer_encoding) > 0;
-        if ((cl > 0 && te) || cl > 1 || (te && !parser.chunked())) {
-          // (A Transfer-Encoding whose last coding is not chunked leaves
-          // the body length unknowable: RFC 9112 6.3 says 400.)
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "ambiguous message framing", false);
-          co_return;
-        }
-        // A body on a method whose body servers ignore would be read by the
-        // backend as a second request on a pooled connection: refuse it.
-        const auto method = h.method();
-        const bool has_body = te || (parser.content_length() && *parser.content_length() > 0);
-        if (has_body && (method == http::verb::get || method == http::verb::head ||
-                         method == http::verb::options || method == http::verb::trace)) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "a body is not allowed on this method", false);
-          co_return;
-        }
-        if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
+      if (auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
+        co_await answer(client, framing);
+        co_return;
       }
       // The whole body is read here before anything goes upstream, so a
       // client waiting for 100 Continue gets it from the lb.
@@ -892,15 +690,7 @@ struct ProxyServer::Impl::Worker {
       client.expires_after(lim.header_timeout);
       co_await http::async_read(client, buffer, parser, nothrow(ec));
       if (ec) {
-        if (ec == beast::error::timeout) {
-          impl.stats.reject(Rejection::header_timeout);  // socket already closed by the deadline
-        } else if (ec == http::error::body_limit) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-        } else if (ec != http::error::end_of_stream && ec != asio::error::connection_reset) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "bad request: " + ec.message(), false);
-        }
+        co_await answer(client, http1::classify_body_error(ec));
         co_return;
       }
       client.expires_never();
@@ -1177,28 +967,24 @@ struct ProxyServer::Impl::Worker {
       ++attempts;  // counted in retries_total once another upstream is actually tried
     }
 
-    Response res{http::status::service_unavailable, version};
-    std::string msg = "no healthy upstream";
+    unsigned status = 503;
+    std::string_view msg = "no healthy upstream";
     Rejection why = Rejection::no_upstream;
     if (last == Outcome::queue_timeout) {
       msg = "upstream busy: queue timeout";
       why = Rejection::queue_full;
     } else if (last == Outcome::timeout) {
-      res.result(http::status::gateway_timeout);
+      status = 504;
       msg = "upstream timed out";
       why = Rejection::bad_gateway;
     } else if (last != Outcome::ok) {
-      res.result(http::status::bad_gateway);
+      status = 502;
       msg = "upstream failed";
       why = Rejection::bad_gateway;
     }
     impl.stats.reject(why);
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (res.result() == http::status::service_unavailable) res.set(http::field::retry_after, "1");
-    res.body() = "{\"error\":\"" + msg + "\"}\n";
-    res.prepare_payload();
-    co_return res;
+    co_return http1::make_error_response(status, msg, version,
+                                         std::chrono::seconds(status == 503 ? 1 : 0));
   }
 
   // Closes idle client connections (drain); busy ones close after their response.
