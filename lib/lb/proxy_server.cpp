@@ -36,6 +36,9 @@
 #include <unordered_map>
 
 #include "core/escape.hpp"
+#include "http1_codec.hpp"
+#include "io_types.hpp"
+#include "upstream_pool.hpp"
 #include "core/httplib_socket.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/core/query_string.hpp"
@@ -48,180 +51,23 @@ namespace userkey::lb {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = asio::ip::tcp;
-// Everything runs on io_context executors; naming that concrete type (rather
-// than the type-erased any_io_executor defaults) spares the request path the
-// executor copies and virtual dispatch of type erasure.
-using Executor = asio::io_context::executor_type;
-template <class T>
-using awaitable = asio::awaitable<T, Executor>;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Stream = beast::basic_stream<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
-using error_code = boost::system::error_code;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using engine::Acceptor;
+using engine::awaitable;
+using engine::error_code;
+using engine::Executor;
+using engine::nothrow;
+using engine::Socket;
+using engine::Stream;
+using engine::tcp;
+using engine::Timer;
+using http1::Request;
+using http1::Response;
+using http1::format_request_id;
+using http1::idempotent;
+using http1::serialize_client_response;
+using http1::serialize_upstream_request;
 
 namespace {
-
-auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec); }
-
-// ---------------------------------------------------------------------------
-// Wire format. Heads are written by hand into a buffer reused for the whole
-// client connection and sent with the body in one gathered write: no Beast
-// serializer and no edits to the parsed field containers.
-
-void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
-
-void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out += ": ";
-  out.append(value);
-  out += "\r\n";
-}
-
-bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
-
-// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
-// the Connection header names. `also_skip` are fields the caller rewrites.
-class HopByHop {
-public:
-  template <class Fields>
-  explicit HopByHop(const Fields& f) {
-    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
-      for (auto tok : http::token_list(it->value()))
-        if (!iequal(tok, "close") && !iequal(tok, "keep-alive") && named_count_ < named_.size())
-          named_[named_count_++] = tok;
-  }
-
-  bool skip(http::field name, beast::string_view name_string) const {
-    switch (name) {
-      case http::field::connection:
-      case http::field::keep_alive:
-      case http::field::proxy_authenticate:
-      case http::field::proxy_authorization:
-      case http::field::proxy_connection:
-      case http::field::te:
-      case http::field::trailer:
-      case http::field::transfer_encoding:
-      case http::field::upgrade:
-      case http::field::content_length:  // the proxy writes its own framing
-        return true;
-      default: break;
-    }
-    for (std::size_t i = 0; i < named_count_; ++i)
-      if (iequal(named_[i], name_string)) return true;
-    return false;
-  }
-
-private:
-  std::array<beast::string_view, 8> named_{};
-  std::size_t named_count_ = 0;
-};
-
-// The request as sent upstream: hop-by-hop headers dropped, proxy headers
-// added (X-Forwarded-For appended to, X-Request-Id kept when the client sent
-// one), framed by Content-Length, keep-alive.
-void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id) {
-  out.clear();
-  append_sv(out, req.method_string());
-  out += ' ';
-  append_sv(out, req.target());
-  out += " HTTP/1.1\r\n";
-  const HopByHop hop(req.base());
-  std::string_view xff;
-  bool has_request_id = false;
-  for (const auto& f : req.base()) {
-    const auto name = f.name_string();
-    if (hop.skip(f.name(), name)) continue;
-    if (iequal(name, "X-Forwarded-For")) {
-      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
-      continue;
-    }
-    if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
-    if (f.name() == http::field::expect) continue;  // the lb already has the whole body
-    if (iequal(name, "X-Request-Id")) has_request_id = true;
-    append_sv(out, name);
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  out += "X-Forwarded-For: ";
-  if (!xff.empty()) {
-    out.append(xff);
-    out += ", ";
-  }
-  out.append(client_ip);
-  out += "\r\n";
-  append_header(out, "X-Real-IP", client_ip);
-  append_header(out, "X-Forwarded-Proto", "http");
-  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
-  if (!req.body().empty() || req.has_content_length()) {
-    out += "Content-Length: ";
-    out += std::to_string(req.body().size());
-    out += "\r\n";
-  }
-  out += "\r\n";
-}
-
-// The response as sent to the client: hop-by-hop headers dropped, framed by
-// Content-Length (re-framed when the upstream sent chunks or closed), and
-// the Connection header the client's version needs. `head_request`: the
-// answer to a HEAD keeps the upstream's Content-Length for a body not sent.
-void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
-                               bool head_request) {
-  out.clear();
-  out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(res.result_int());
-  out += ' ';
-  append_sv(out, res.reason());
-  out += "\r\n";
-  const HopByHop hop(res.base());
-  for (const auto& f : res.base()) {
-    if (hop.skip(f.name(), f.name_string())) continue;
-    append_sv(out, f.name_string());
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  const unsigned code = res.result_int();
-  if (code / 100 != 1 && code != 204 && code != 304) {
-    out += "Content-Length: ";
-    if (head_request) {
-      auto cl = res.find(http::field::content_length);
-      if (cl != res.end()) append_sv(out, cl->value());
-      else out += '0';
-    } else {
-      out += std::to_string(res.body().size());
-    }
-    out += "\r\n";
-  }
-  if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
-  if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
-  out += "\r\n";
-}
-
-// 32 hex digits.
-void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
-  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
-  out[32] = '\0';
-}
-
-bool idempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::put:
-    case http::verb::delete_:
-    case http::verb::trace: return true;
-    default: return false;
-  }
-}
 
 // One upstream in a configuration snapshot, with what outlives reloads.
 struct UpstreamEntry {
@@ -241,12 +87,7 @@ struct Snapshot {
   ActiveHealthConfig active;
 };
 
-// A JSON string literal (quotes included), escaped the library's one way.
-std::string json_string(std::string_view s) {
-  std::string out;
-  detail::append_json_string(out, s);
-  return out;
-}
+using detail::json_string;
 
 }  // namespace
 
@@ -463,40 +304,16 @@ struct ProxyServer::Impl {
 struct ProxyServer::Impl::Worker {
   Impl& impl;
   std::size_t index;
+  // Settings and queue count of this loop's pools; declared before the loop
+  // so that it outlives the coroutines the loop's destruction ends.
+  engine::PoolShared pool_shared;
   // One thread runs this loop and only it touches the loop's sockets and
   // timers, so the reactor needs no I/O locking; posts from other threads
   // (drain, stop) still go through the locked scheduler queue.
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   Acceptor acceptor{ioc};
   std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
-
-  // A pooled upstream connection and the buffer its responses are read into.
-  struct Conn {
-    explicit Conn(asio::io_context& io) : stream(io) {}
-    Stream stream;
-    beast::flat_buffer buffer;
-    TimePoint idle_since{};
-  };
-  using ConnPtr = std::unique_ptr<Conn>;
-  // A request waiting for a connection to an upstream at max_conns.
-  struct Waiter {
-    explicit Waiter(asio::io_context& io) : timer(io) {}
-    Timer timer;
-    ConnPtr handed;     // a released connection passed straight to this waiter
-    bool slot = false;  // a closed connection's slot passed to this waiter
-  };
-  // This loop's connections to one upstream. Waiters are served first come,
-  // first served: a released connection goes to the oldest waiter before the
-  // idle stack, so newcomers cannot overtake the queue.
-  struct Pool {
-    std::shared_ptr<Upstream> upstream;  // owned, so the key cannot be reused while the entry exists
-    std::shared_ptr<UpstreamStats> stats;
-    std::vector<ConnPtr> idle;           // LIFO: the most recently used is the least likely stale
-    std::deque<Waiter*> waiters;
-    bool retired = false;                // upstream left the configuration; connections close on release
-  };
-  std::unordered_map<const Upstream*, std::shared_ptr<Pool>> pools;
-  std::size_t waiting = 0;  // waiters on this loop, all upstreams
+  engine::LoopPools pools{ioc, pool_shared};
 
   // Sessions, so drain can close idle keep-alive connections.
   struct SessionRef {
@@ -517,111 +334,23 @@ struct ProxyServer::Impl::Worker {
   std::uint64_t request_counter = 0;
   std::uint64_t id_prefix;
 
-  Worker(Impl& i, std::size_t idx) : impl(i), index(idx), id_prefix(i.random.next()) {}
+  Worker(Impl& i, std::size_t idx, std::size_t loops) : impl(i), index(idx), id_prefix(i.random.next()) {
+    auto& ps = pool_shared.settings;
+    ps.connect_timeout = i.cfg.connect_timeout;
+    ps.idle_timeout = i.cfg.upstream_idle_timeout;
+    ps.queue_timeout = i.cfg.queue_timeout;
+    ps.queue_size = i.cfg.queue_size;
+    ps.several_loops = loops > 1;
+  }
 
   const Snapshot& refresh() {
     if (!snap || snap->generation != impl.generation.load(std::memory_order_acquire)) {
       snap = impl.snapshot();
       // Drop the pools of upstreams that are gone (a request still using one
       // keeps it alive through its shared_ptr).
-      for (auto it = pools.begin(); it != pools.end();) {
-        bool present = false;
-        for (auto* p : snap->ptrs) present = present || p == it->first;
-        if (present) {
-          ++it;
-          continue;
-        }
-        auto& pool = *it->second;
-        pool.retired = true;
-        while (!pool.idle.empty()) {
-          ConnPtr c = std::move(pool.idle.back());
-          pool.idle.pop_back();
-          close_conn(pool, std::move(c));
-        }
-        it = pools.erase(it);
-      }
+      pools.retire_absent(snap->ptrs);
     }
     return *snap;
-  }
-
-  std::shared_ptr<Pool> pool_for(const UpstreamEntry& e) {
-    auto& p = pools[e.upstream.get()];
-    if (!p) {
-      p = std::make_shared<Pool>();
-      p->upstream = e.upstream;
-      p->stats = e.stats;
-    }
-    return p;
-  }
-
-  // Takes a connection slot if the upstream is below max_conns.
-  static bool try_reserve(Pool& p) {
-    const auto cap = p.upstream->config().max_conns;
-    auto& open = p.stats->open_connections;
-    auto cur = open.load(std::memory_order_relaxed);
-    do {
-      if (cap > 0 && cur >= cap) return false;
-    } while (!open.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
-    return true;
-  }
-
-  static void remove_waiter(Pool& p, Waiter* w) {
-    auto pos = std::find(p.waiters.begin(), p.waiters.end(), w);
-    if (pos != p.waiters.end()) p.waiters.erase(pos);
-  }
-
-  // With several loops the new head of a queue must start polling for slots
-  // freed elsewhere: wake it so it re-arms its timer.
-  void promote_head(Pool& p) {
-    if (impl.workers.size() > 1 && !p.waiters.empty()) p.waiters.front()->timer.cancel();
-  }
-
-  // A connection is closed (or never opened): its slot goes to the oldest
-  // waiter, if any, else back to the upstream's budget.
-  void close_conn(Pool& p, ConnPtr c) {
-    if (c) {
-      error_code ec;
-      c->stream.socket().close(ec);
-    }
-    if (!p.waiters.empty()) {
-      Waiter* w = p.waiters.front();
-      p.waiters.pop_front();
-      w->slot = true;
-      w->timer.cancel();
-      promote_head(p);
-      return;
-    }
-    p.stats->open_connections.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  // An idle connection may carry a request if it has not idled too long and
-  // nothing arrived on it meanwhile (data would be a stray response, EOF a
-  // close by the upstream).
-  bool reusable(Conn& c) const {
-    if (!c.stream.socket().is_open()) return false;
-    if (SteadyClock::now() - c.idle_since >= impl.cfg.upstream_idle_timeout) return false;
-    char probe;
-    const auto n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-
-  // A connection that can carry another request: to the oldest waiter, else
-  // onto the idle stack (unless the upstream has left the configuration).
-  void release_conn(Pool& p, ConnPtr c) {
-    c->idle_since = SteadyClock::now();
-    if (p.retired) {
-      close_conn(p, std::move(c));
-      return;
-    }
-    if (!p.waiters.empty()) {
-      Waiter* w = p.waiters.front();
-      p.waiters.pop_front();
-      w->handed = std::move(c);
-      w->timer.cancel();
-      promote_head(p);
-      return;
-    }
-    p.idle.push_back(std::move(c));
   }
 
   // -------------------------------------------------------------------------
@@ -697,19 +426,7 @@ struct ProxyServer::Impl::Worker {
       error_code ec;
       co_await timer.async_wait(nothrow(ec));
       if (ec || impl.stopped.load(std::memory_order_relaxed)) co_return;
-      const auto now = SteadyClock::now();
-      for (auto& [key, pool] : pools) {
-        auto& idle = pool->idle;
-        // Oldest first: the stack's bottom.
-        std::size_t keep_from = 0;
-        while (keep_from < idle.size() && now - idle[keep_from]->idle_since >= impl.cfg.upstream_idle_timeout)
-          ++keep_from;
-        if (keep_from == 0) continue;
-        std::vector<ConnPtr> expired(std::make_move_iterator(idle.begin()),
-                                     std::make_move_iterator(idle.begin() + static_cast<std::ptrdiff_t>(keep_from)));
-        idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(keep_from));
-        for (auto& c : expired) close_conn(*pool, std::move(c));
-      }
+      pools.sweep(SteadyClock::now());
     }
   }
 
@@ -720,11 +437,7 @@ struct ProxyServer::Impl::Worker {
   awaitable<void> write_error(Stream& client, unsigned status, std::string_view message, bool keep_alive,
                               unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
                               bool head_request = false) {
-    Response res{static_cast<http::status>(status), version};
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
-    res.body() = "{\"error\":" + json_string(message) + "}\n";
+    const Response res = http1::make_error_response(status, message, version, retry_after);
     std::string head;
     serialize_client_response(head, res, version, keep_alive, false);
     const std::array<asio::const_buffer, 2> out{
@@ -747,6 +460,12 @@ struct ProxyServer::Impl::Worker {
       }
     }
     client.expires_never();
+  }
+
+  // A request the lb answers itself (or drops), counted.
+  awaitable<void> answer(Stream& client, const http1::RequestDecision& d) {
+    if (d.reason) impl.stats.reject(*d.reason);
+    if (d.action == http1::RequestDecision::Action::reject) co_await write_error(client, d.status, d.message, false);
   }
 
   awaitable<void> session(Socket sock) {
@@ -825,60 +544,12 @@ struct ProxyServer::Impl::Worker {
       }
       ref.busy = true;
       if (ec) {
-        if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) co_return;
-        if (ec == beast::error::timeout) {
-          // Nothing at all is an idle keep-alive connection timing out; a
-          // partial head is a slow client.
-          if (parser.got_some()) {
-            impl.stats.reject(Rejection::header_timeout);
-            co_await write_error(client, 408, "request header timeout", false);
-          }
-          co_return;
-        }
-        if (ec == http::error::header_limit) {
-          impl.stats.reject(Rejection::header_too_large);
-          co_await write_error(client, 431, "request header fields too large", false);
-          co_return;
-        }
-        if (ec == http::error::body_limit) {  // Content-Length over the limit
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
-        if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::partial_message)
-          co_return;
-        impl.stats.reject(Rejection::bad_request);
-        co_await write_error(client, 400, "bad request: " + ec.message(), false);
+        co_await answer(client, http1::classify_head_error(ec, parser.got_some()));
         co_return;
       }
-      // Ambiguous framing (request smuggling): both Content-Length and
-      // Transfer-Encoding, or several Content-Length fields.
-      {
-        const auto& h = parser.get();
-        const auto cl = h.count(http::field::content_length);
-        const bool te = h.count(http::field::transfer_encoding) > 0;
-        if ((cl > 0 && te) || cl > 1 || (te && !parser.chunked())) {
-          // (A Transfer-Encoding whose last coding is not chunked leaves
-          // the body length unknowable: RFC 9112 6.3 says 400.)
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "ambiguous message framing", false);
-          co_return;
-        }
-        // A body on a method whose body servers ignore would be read by the
-        // backend as a second request on a pooled connection: refuse it.
-        const auto method = h.method();
-        const bool has_body = te || (parser.content_length() && *parser.content_length() > 0);
-        if (has_body && (method == http::verb::get || method == http::verb::head ||
-                         method == http::verb::options || method == http::verb::trace)) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "a body is not allowed on this method", false);
-          co_return;
-        }
-        if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
+      if (auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
+        co_await answer(client, framing);
+        co_return;
       }
       // The whole body is read here before anything goes upstream, so a
       // client waiting for 100 Continue gets it from the lb.
@@ -892,15 +563,7 @@ struct ProxyServer::Impl::Worker {
       client.expires_after(lim.header_timeout);
       co_await http::async_read(client, buffer, parser, nothrow(ec));
       if (ec) {
-        if (ec == beast::error::timeout) {
-          impl.stats.reject(Rejection::header_timeout);  // socket already closed by the deadline
-        } else if (ec == http::error::body_limit) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-        } else if (ec != http::error::end_of_stream && ec != asio::error::connection_reset) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "bad request: " + ec.message(), false);
-        }
+        co_await answer(client, http1::classify_body_error(ec));
         co_return;
       }
       client.expires_never();
@@ -955,98 +618,21 @@ struct ProxyServer::Impl::Worker {
     Response response;
   };
 
-  // Opens a new connection on a slot already reserved for it.
-  awaitable<ConnPtr> connect(Pool& p, const UpstreamEntry& e, Outcome& outcome) {
-    auto c = std::make_unique<Conn>(ioc);
-    c->stream.expires_after(impl.cfg.connect_timeout);
-    error_code ec;
-    co_await c->stream.async_connect(e.endpoint, nothrow(ec));
-    if (ec) {
-      close_conn(p, std::move(c));
-      outcome = Outcome::connect_failed;
-      co_return nullptr;
-    }
-    c->stream.socket().set_option(tcp::no_delay(true), ec);
-    co_return c;
-  }
-
-  // A connection to `e` and whether it was pooled: an idle one that is fresh
-  // enough, else a new one within max_conns, else a place in the queue
-  // (bounded by queue_size and queue_timeout).
-  // The common case, without a coroutine: a usable idle connection when
-  // nobody is queued ahead.
-  ConnPtr take_idle(Pool& p) {
-    if (!p.waiters.empty()) return nullptr;
-    while (!p.idle.empty()) {
-      ConnPtr c = std::move(p.idle.back());
-      p.idle.pop_back();
-      if (reusable(*c)) return c;
-      close_conn(p, std::move(c));
-    }
-    return nullptr;
-  }
-
-  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome, bool fresh_only) {
-    if (!fresh_only) {
-      if (ConnPtr c = take_idle(p)) co_return std::pair{std::move(c), true};
-    }
-    if (p.waiters.empty() && try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
-    if (waiting >= impl.cfg.queue_size) {
-      outcome = Outcome::queue_timeout;
-      co_return std::pair{nullptr, false};
-    }
-    Waiter w(ioc);
-    p.waiters.push_back(&w);
-    ++waiting;
-    const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
-    for (;;) {
-      // Releases on this loop wake us at once. Slots freed on other loops
-      // are noticed by polling, which only the head of the queue does (and
-      // only with several loops): a thousand sleepers must not spin.
-      const bool poll = impl.workers.size() > 1 && p.waiters.front() == &w;
-      w.timer.expires_at(poll ? std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)) : deadline);
-      error_code ec;
-      co_await w.timer.async_wait(nothrow(ec));
-      if (w.handed && (fresh_only || !reusable(*w.handed))) {
-        // Not usable: close it but keep its slot for a new connection (we
-        // are no longer in the queue, so nothing else would come to us).
-        error_code ignored;
-        w.handed->stream.socket().close(ignored);
-        w.handed.reset();
-        w.slot = true;
-      }
-      if (w.handed) {
-        --waiting;
-        co_return std::pair{std::move(w.handed), true};
-      }
-      if (w.slot) {
-        --waiting;
-        co_return std::pair{co_await connect(p, e, outcome), false};
-      }
-      if (!p.waiters.empty() && p.waiters.front() == &w && try_reserve(p)) {
-        remove_waiter(p, &w);
-        --waiting;
-        co_return std::pair{co_await connect(p, e, outcome), false};
-      }
-      if (SteadyClock::now() >= deadline) {
-        remove_waiter(p, &w);
-        --waiting;
-        outcome = Outcome::queue_timeout;
-        co_return std::pair{nullptr, false};
-      }
-    }
-  }
-
   awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head) {
     Attempt a;
-    const auto pool = pool_for(e);
+    const auto pool = pools.get(e.upstream, e.stats, e.endpoint);
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
-      Outcome out = Outcome::ok;
-      ConnPtr conn = fresh_try == 0 ? take_idle(*pool) : nullptr;
+      auto failure = engine::UpstreamPool::Failure::none;
+      engine::ConnPtr conn = fresh_try == 0 ? pool->take_idle() : nullptr;
       bool reused = conn != nullptr;
-      if (!conn) std::tie(conn, reused) = co_await acquire(*pool, e, out, /*fresh_only=*/fresh_try > 0);
       if (!conn) {
-        a.outcome = out;
+        auto got = co_await pool->acquire(/*fresh_only=*/fresh_try > 0, failure);
+        conn = std::move(got.conn);
+        reused = got.reused;
+      }
+      if (!conn) {
+        a.outcome = failure == engine::UpstreamPool::Failure::queue_timeout ? Outcome::queue_timeout
+                                                                            : Outcome::connect_failed;
         co_return a;
       }
       error_code ec;
@@ -1072,14 +658,14 @@ struct ProxyServer::Impl::Worker {
         a.response = rp->release();
         // Reusable only if the upstream keeps it open and sent nothing extra.
         if (a.response.keep_alive() && conn->buffer.size() == 0 && !impl.stopped.load(std::memory_order_relaxed))
-          release_conn(*pool, std::move(conn));
+          pool->release(std::move(conn));
         else
-          close_conn(*pool, std::move(conn));
+          conn.reset();  // closes it; its slot goes on
         a.outcome = Outcome::ok;
         co_return a;
       }
       const bool nothing_back = !got_some;
-      close_conn(*pool, std::move(conn));
+      conn.reset();
       // A pooled connection the upstream closed while idle is not the
       // upstream's fault: an idempotent request tries once more, on a new
       // connection.
@@ -1177,28 +763,24 @@ struct ProxyServer::Impl::Worker {
       ++attempts;  // counted in retries_total once another upstream is actually tried
     }
 
-    Response res{http::status::service_unavailable, version};
-    std::string msg = "no healthy upstream";
+    unsigned status = 503;
+    std::string_view msg = "no healthy upstream";
     Rejection why = Rejection::no_upstream;
     if (last == Outcome::queue_timeout) {
       msg = "upstream busy: queue timeout";
       why = Rejection::queue_full;
     } else if (last == Outcome::timeout) {
-      res.result(http::status::gateway_timeout);
+      status = 504;
       msg = "upstream timed out";
       why = Rejection::bad_gateway;
     } else if (last != Outcome::ok) {
-      res.result(http::status::bad_gateway);
+      status = 502;
       msg = "upstream failed";
       why = Rejection::bad_gateway;
     }
     impl.stats.reject(why);
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (res.result() == http::status::service_unavailable) res.set(http::field::retry_after, "1");
-    res.body() = "{\"error\":\"" + msg + "\"}\n";
-    res.prepare_payload();
-    co_return res;
+    co_return http1::make_error_response(status, msg, version,
+                                         std::chrono::seconds(status == 503 ? 1 : 0));
   }
 
   // Closes idle client connections (drain); busy ones close after their response.
@@ -1415,7 +997,7 @@ bool ProxyServer::start(std::string* error) {
   error_code ec;
   auto addr = asio::ip::make_address(im.cfg.listen_host, ec);
   if (ec) return fail("listen address '" + im.cfg.listen_host + "' is not an IP address");
-  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Impl::Worker>(im, i));
+  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Impl::Worker>(im, i, n));
   auto& acceptor = im.workers.front()->acceptor;
   const tcp::endpoint ep(addr, im.cfg.listen_port);
   acceptor.open(ep.protocol(), ec);

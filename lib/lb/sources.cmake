@@ -5,6 +5,8 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/token_bucket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/http1_codec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_metrics.cpp
