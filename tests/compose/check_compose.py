@@ -578,6 +578,11 @@ def check_compose(compose, compose_dir: str, dockerfile: str | None, apps: dict,
         test = hc.get("test")
         has_hc = bool(test) and not hc.get("disable") and test not in (["NONE"], "NONE")
         report.check(has_hc, f"{w}/healthcheck", "present", "no healthcheck")
+        if has_hc and isinstance(test, list) and test and test[0] == "CMD":
+            spaced = [a for a in test[1:] if re.search(r"\s", str(a))]
+            report.check(not spaced, f"{w}/healthcheck", "exec-form arguments without spaces",
+                         f"argument {spaced[0]!r} has spaces: podman 4.3 splits exec-form health-check "
+                         "arguments at spaces (drop them, or use CMD-SHELL)" if spaced else "")
         deps = svc.get("depends_on")
         if deps is not None:
             if isinstance(deps, list):
@@ -858,6 +863,8 @@ def self_test(apps: dict) -> int:
         ("literal password", _mutate(G, "${mongo_pass:?set mongo_pass}", "hunter2"), "must be a bare"),
         ("password default", _mutate(G, "${mongo_pass:?set mongo_pass}", "${mongo_pass:-hunter2}"), "must be a bare"),
         ("password in URI", _mutate(G, "mongodb://db:27017/", "mongodb://app:hunter2@db:27017/"), "password in a URI"),
+        ("healthcheck argument with spaces", _mutate(G, '["CMD", "true"]', '["CMD", "sh", "-c", "exit 0"]'),
+         "splits exec-form"),
         ("missing healthcheck", _mutate(G, '    healthcheck: {test: ["CMD", "true"]}\n', ""), "no healthcheck"),
         ("depends_on list", _mutate(G, "depends_on: {db: {condition: service_healthy}}", "depends_on: [db]"), "list form"),
         ("depends_on started", _mutate(G, "{db: {condition: service_healthy}}", "{db: {condition: service_started}}"),
