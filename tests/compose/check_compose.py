@@ -2,12 +2,13 @@
 """Static checks of the container files against the real apps.
 
 No container engine is needed: docker/compose.yaml, docker/Dockerfile and
-docker/k8s.yaml are read as data and compared with what the built binaries
+docker/k8s.yaml (and an image override such as docker/compose.podman.yaml) are read as data and compared with what the built binaries
 accept, as printed by their own --help (option flags, "(Env:NAME)" entries,
 defaults, "Excludes:" pairs, subcommands), and with CMakePresets.json.
 
   check_compose.py --compose docker/compose.yaml --bin-dir build/apps \\
-      --dockerfile docker/Dockerfile --presets CMakePresets.json [--k8s docker/k8s.yaml]
+      --dockerfile docker/Dockerfile --presets CMakePresets.json [--k8s docker/k8s.yaml] \\
+      [--override docker/compose.podman.yaml]
   check_compose.py --self-test --bin-dir build/apps
 
 Prints one PASS/FAIL line per check and exits 1 when any check fails.
@@ -675,6 +676,54 @@ def check_compose(compose, compose_dir: str, dockerfile: str | None, apps: dict,
 
 
 # --------------------------------------------------------------------------
+# An override file that swaps images (docker/compose.podman.yaml)
+
+# What an image-swapping override may set per service: the image; build args
+# the Dockerfile declares (its base image); and a health check's command, which
+# runs inside the image (its timing, retries and start period stay).
+OVERRIDE_SERVICE_KEYS = {"image", "build", "healthcheck"}
+
+
+def check_override(override, base, df, report: Report, where: str = "override") -> None:
+    if not isinstance(override, dict) or not isinstance(override.get("services"), dict):
+        report.fail(f"{where}/parse", "no services: mapping")
+        return
+    extra = sorted(k for k in override if k != "services" and not str(k).startswith("x-"))
+    report.check(not extra, f"{where}/top-level", "only services (and x- extensions)",
+                 f"sets {', '.join(extra)}: an image override must not change networks, volumes or the name")
+    base_services = (base or {}).get("services") or {}
+    declared_args = {a.split("=", 1)[0].strip() for a in (df.global_args if df else {})}
+    for name, svc in override["services"].items():
+        w = f"{where}/{name}"
+        if name not in base_services:
+            report.fail(f"{w}/service", f"'{name}' is not a service of the base file: an override adds none")
+            continue
+        svc = svc or {}
+        keys = sorted(set(svc) - OVERRIDE_SERVICE_KEYS)
+        report.check(not keys, f"{w}/keys", "sets " + ", ".join(sorted(svc)) + " only",
+                     f"changes {', '.join(keys)}: only {', '.join(sorted(OVERRIDE_SERVICE_KEYS))} may change")
+        b = svc.get("build")
+        if b is not None:
+            base_b = base_services[name].get("build")
+            if base_b is None:
+                report.fail(f"{w}/build", "builds a service the base file pulls")
+            elif not isinstance(b, dict) or set(b) - {"args"}:
+                report.fail(f"{w}/build", "may set build args only, not the context or Dockerfile")
+            else:
+                args = env_dict(b.get("args"))
+                unknown = sorted(set(args) - declared_args) if df else []
+                report.check(not unknown, f"{w}/build", "build args " + ", ".join(sorted(args)),
+                             f"build args {', '.join(unknown)} are not ARGs of the Dockerfile")
+        hc = svc.get("healthcheck")
+        if hc is not None:
+            report.check(isinstance(hc, dict) and set(hc) == {"test"}, f"{w}/healthcheck",
+                         "replaces the check's command only",
+                         "may replace the health check's test only (interval, timeout, retries, start_period stay)")
+        if "image" in svc and "build" not in svc and base_services[name].get("build") is not None:
+            report.fail(f"{w}/image", "replaces the image of a service the base file builds; set build args instead")
+
+
+# --------------------------------------------------------------------------
 # Kubernetes example
 
 def check_k8s(docs: list, apps: dict, report: Report, where: str = "k8s") -> None:
@@ -842,6 +891,16 @@ spec:
 """
 
 
+GOOD_OVERRIDE = """
+services:
+  db:
+    image: localhost/other-db:1
+    healthcheck: {test: ["CMD", "other-ping"]}
+  backend-1:
+    build: {args: {IMG: localhost/debian:12-local}}
+"""
+
+
 def _mutate(text: str, old: str, new: str) -> str:
     assert old in text, f"self-test snippet has no {old!r}"
     return text.replace(old, new, 1)
@@ -915,6 +974,23 @@ def self_test(apps: dict) -> int:
          "disagree on the upstream list"),
     ]
 
+    O = GOOD_OVERRIDE
+    override_cases = [
+        ("override adds a port", _mutate(O, "    image: localhost/other-db:1", "    image: localhost/other-db:1\n    ports: ['27017:27017']"),
+         "changes ports"),
+        ("override changes settings", _mutate(O, "    image: localhost/other-db:1",
+                                             "    image: localhost/other-db:1\n    environment: {A: b}"), "changes environment"),
+        ("override adds a service", O + "  extra:\n    image: x\n", "not a service of the base file"),
+        ("override adds a volume", O + "volumes:\n  v: {}\n", "must not change networks"),
+        ("override retimes a check", _mutate(O, '{test: ["CMD", "other-ping"]}', '{test: ["CMD", "other-ping"], retries: 99}'),
+         "test only"),
+        ("override moves the context", _mutate(O, "{args: {IMG: localhost/debian:12-local}}", "{context: /elsewhere}"),
+         "build args only"),
+        ("override unknown build arg", _mutate(O, "IMG:", "BASE:"), "not ARGs of the Dockerfile"),
+        ("override swaps our image", _mutate(O, "    build: {args: {IMG: localhost/debian:12-local}}", "    image: other:1"),
+         "service the base file builds"),
+    ]
+
     failures = 0
 
     def run(kind: str, label: str, text: str, expect: str | None) -> None:
@@ -924,6 +1000,8 @@ def self_test(apps: dict) -> int:
             check_compose(yaml.safe_load(text), "/selftest", "/selftest/Dockerfile", apps, facts, r)
         elif kind == "dockerfile":
             check_dockerfile(parse_dockerfile(text), GOOD_PRESETS, None, apps, set(APPS), None, r)
+        elif kind == "override":
+            check_override(yaml.safe_load(text), yaml.safe_load(G), df_good, r)
         else:
             check_k8s(list(yaml.safe_load_all(text)), apps, r)
         if expect is None:
@@ -941,10 +1019,13 @@ def self_test(apps: dict) -> int:
     run("dockerfile", "good snippet", D, None)
     for label, text, expect in docker_cases:
         run("dockerfile", label, text, expect)
+    run("override", "good snippet", O, None)
+    for label, text, expect in override_cases:
+        run("override", label, text, expect)
     run("k8s", "good snippet", K, None)
     for label, text, expect in k8s_cases:
         run("k8s", label, text, expect)
-    total = 3 + len(compose_cases) + len(docker_cases) + len(k8s_cases)
+    total = 4 + len(compose_cases) + len(docker_cases) + len(k8s_cases) + len(override_cases)
     print(f"self-test: {total - failures}/{total} cases behaved as expected")
     return 1 if failures else 0
 
@@ -959,6 +1040,8 @@ def main() -> int:
     ap.add_argument("--presets", help="CMakePresets.json")
     ap.add_argument("--install-deps", help="scripts/install-deps.sh (default: next to --presets)")
     ap.add_argument("--k8s", help="docker/k8s.yaml (default: next to --compose, when present)")
+    ap.add_argument("--override", action="append", default=[],
+                    help="an override file that may swap images only (docker/compose.podman.yaml); repeatable")
     ap.add_argument("--self-test", action="store_true", help="check that broken snippets are caught")
     args = ap.parse_args()
 
@@ -1011,6 +1094,15 @@ def main() -> int:
             report.note("dockerfile/build-deps", f"skipped: {deps_path} not found")
         # The image serves all three apps, whatever compose runs.
         check_dockerfile(df, presets, deps_text, apps, binaries | set(APPS), args.bin_dir, report)
+
+    for path in args.override:
+        try:
+            with open(path) as f:
+                override = yaml.safe_load(f)
+            report.ok("override/parse", path)
+            check_override(override, compose, df, report, where=f"override:{os.path.basename(path)}")
+        except (OSError, yaml.YAMLError) as e:
+            report.fail("override/parse", str(e))
 
     k8s = args.k8s or os.path.join(compose_dir, "k8s.yaml")
     if args.k8s or os.path.exists(k8s):
