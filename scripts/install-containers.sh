@@ -8,7 +8,8 @@
 #   2. a containers.conf drop-in: runc instead of crun (crun stops with
 #      "cgroups in hybrid mode not supported" on these machines) and no default
 #      ulimits (container start otherwise fails with "setrlimit ... operation
-#      not permitted");
+#      not permitted"), and netavark as the network backend (its DNS lets
+#      containers reach each other by service name);
 #   3. localhost/debian:12-local, a Debian 12 base image made with debootstrap
 #      from the mirror apt already uses, since no image registry is reachable
 #      here (about 2 minutes, once; `podman rmi localhost/debian:12-local`
@@ -37,11 +38,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-want_conf=$'# Written by userkey scripts/install-containers.sh\n[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n'
+want_conf=$'# Written by userkey scripts/install-containers.sh\n[containers]\ndefault_ulimits = []\n\n[network]\nnetwork_backend = "netavark"\n\n[engine]\nruntime = "runc"\n'
 if [ ! -f "$CONF" ] || [ "$(cat "$CONF")"$'\n' != "$want_conf" ]; then
   mkdir -p "$(dirname "$CONF")"
   printf '%s' "$want_conf" > "$CONF"
-  echo "install-containers: wrote $CONF (runtime runc, no default ulimits)"
+  echo "install-containers: wrote $CONF (runc, no default ulimits, netavark)"
 fi
 
 if podman image exists "$BASE_IMAGE"; then
