@@ -4,7 +4,6 @@
 
 #include "userkey/lb/proxy_server.hpp"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -39,7 +38,10 @@
 #include "http1_codec.hpp"
 #include "io_types.hpp"
 #include "upstream_pool.hpp"
-#include "httplib_socket.hpp"
+#include "admin_server.hpp"
+#include "cluster.hpp"
+#include "health_checker.hpp"
+#include "proxy_metrics_render.hpp"
 #include "userkey/lb/hash_key.hpp"
 #include "userkey/query_string.hpp"
 #include "userkey/lb/ip_filter.hpp"
@@ -67,33 +69,11 @@ using http1::idempotent;
 using http1::serialize_client_response;
 using http1::serialize_upstream_request;
 
-namespace {
-
-// One upstream in a configuration snapshot, with what outlives reloads.
-struct UpstreamEntry {
-  std::shared_ptr<Upstream> upstream;
-  std::shared_ptr<UpstreamStats> stats;
-  tcp::endpoint endpoint;
-};
-
-// An immutable configuration; workers hold it by shared_ptr while they use it.
-struct Snapshot {
-  std::uint64_t generation = 0;
-  std::vector<UpstreamEntry> entries;
-  std::vector<Upstream*> ptrs;
-  std::shared_ptr<BalancingPolicy> policy;
-  HashKeySpec hash_key = *HashKeySpec::parse("ip");
-  std::uint32_t retries = 0;
-  ActiveHealthConfig active;
-};
-
-using detail::json_string;
-
-}  // namespace
+using engine::Snapshot;
+using engine::UpstreamEntry;
 
 struct ProxyServer::Impl {
   ProxyConfig cfg;
-  PolicyRegistry registry;
   std::shared_ptr<spdlog::logger> log;
   SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
   SystemTimeSource clock;
@@ -101,102 +81,33 @@ struct ProxyServer::Impl {
   IpFilter filter;
   RateLimiter limiter;
   ConnectionLimiter conn_limiter;
-
-  // Configuration snapshot: swapped under mu, read by workers only when the
-  // generation they cached is out of date.
-  mutable std::mutex mu;
-  std::shared_ptr<const Snapshot> current;
-  std::atomic<std::uint64_t> generation{0};
-  // Per-address state kept across reloads.
-  std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> known;
+  engine::Cluster cluster;
 
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::uint16_t bound_port = 0;
-  std::uint16_t bound_admin_port = 0;
 
+  engine::HealthChecker health{cluster, stopped, *log};
   struct Worker;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
-  std::unique_ptr<httplib::Server> admin;
-  std::thread admin_thread;
-
-  // Upstream name resolution. `applied` is the configuration the current
-  // snapshot was built from; reload() and the re-resolution thread both
-  // rebuild from it, one at a time (reload_mu).
-  HostResolver resolver;
-  std::mutex reload_mu;
-  ProxyConfig applied;
-  bool resolve_failing = false;  // under reload_mu: log a failing lookup once, not every interval
-  std::atomic<std::int64_t> resolve_every_ms{0};
-  std::mutex resolver_mu;
-  std::condition_variable resolver_cv;
-  bool resolver_stop = false;  // under resolver_mu
-  bool resolver_kick = false;  // under resolver_mu: the interval changed
-  std::thread resolver_thread;
+  std::unique_ptr<engine::AdminServer> admin;
 
   Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
       : cfg(std::move(c)),
-        registry(std::move(r)),
         log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
+        filter(make_filter(cfg.limits)),
         limiter(cfg.limits.rate, cfg.limits.burst),
         conn_limiter(cfg.limits.max_conns_per_ip),
-        resolver(res ? std::move(res) : HostResolver(system_resolve)),
-        applied(cfg),
-        resolve_every_ms(cfg.resolve_interval.count()) {
-    for (auto& a : cfg.limits.allow) filter.add_allow(parse_cidr(a));
-    for (auto& d : cfg.limits.deny) filter.add_deny(parse_cidr(d));
-    install(build_snapshot(cfg), cfg);
+        cluster(cfg, std::move(r), PolicyContext{&random, &clock}, std::move(res), log) {
+    cluster.set_listener([this](const std::shared_ptr<const Snapshot>& snap) { health.start(snap); });
   }
 
-  // Resolves every name in `applied` again; installs a new snapshot only
-  // when an address changed. A lookup that fails keeps what is known.
-  void refresh_addresses() {
-    std::lock_guard rl(reload_mu);
-    if (resolve_every_ms.load() == 0) return;  // a reload turned lookups off meanwhile
-    std::shared_ptr<Snapshot> next;
-    try {
-      next = build_snapshot(applied);
-    } catch (const std::exception& e) {
-      if (!resolve_failing) log->warn("re-resolving upstream names failed, keeping the known addresses: {}", e.what());
-      resolve_failing = true;
-      return;
-    }
-    if (resolve_failing) log->info("upstream names resolve again");
-    resolve_failing = false;
-    const auto now = snapshot();
-    bool changed = next->entries.size() != now->entries.size();
-    for (std::size_t i = 0; !changed && i < next->entries.size(); ++i)
-      changed = next->entries[i].endpoint != now->entries[i].endpoint;
-    if (!changed) return;
-    install(std::move(next), applied);
-    start_health_checks(snapshot());
-  }
-
-  void resolver_loop() {
-    std::unique_lock lk(resolver_mu);
-    for (;;) {
-      const std::chrono::milliseconds every(resolve_every_ms.load());
-      const auto wait = every.count() > 0 ? every : std::chrono::milliseconds(3'600'000);
-      if (resolver_cv.wait_for(lk, wait, [&] { return resolver_stop || resolver_kick; })) {
-        if (resolver_stop) return;
-        resolver_kick = false;
-        continue;
-      }
-      if (every.count() == 0) continue;
-      lk.unlock();
-      refresh_addresses();
-      lk.lock();
-    }
-  }
-
-  void stop_resolver() {
-    {
-      std::lock_guard lk(resolver_mu);
-      resolver_stop = true;
-    }
-    resolver_cv.notify_all();
-    if (resolver_thread.joinable()) resolver_thread.join();
+  static IpFilter make_filter(const LimitsConfig& limits) {
+    IpFilter filter;
+    for (auto& a : limits.allow) filter.add_allow(parse_cidr(a));
+    for (auto& d : limits.deny) filter.add_deny(parse_cidr(d));
+    return filter;
   }
 
   static Cidr parse_cidr(const std::string& s) {
@@ -206,97 +117,7 @@ struct ProxyServer::Impl {
     return *c;
   }
 
-  std::shared_ptr<Snapshot> build_snapshot(const ProxyConfig& c) {
-    if (c.upstreams.empty()) throw std::invalid_argument("no upstream configured");
-    auto snap = std::make_shared<Snapshot>();
-    std::string err;
-    auto key = HashKeySpec::parse(c.hash_key, &err);
-    if (!key) throw std::invalid_argument("bad hash key '" + c.hash_key + "': " + err);
-    snap->hash_key = *key;
-    PolicyContext ctx{&random, &clock};
-    std::shared_ptr<BalancingPolicy> policy = registry.create(c.policy, ctx);
-    if (!policy) {
-      std::string names;
-      for (auto& n : registry.names()) names += (names.empty() ? "" : ", ") + n;
-      throw std::invalid_argument("unknown policy '" + c.policy + "' (known: " + names + ")");
-    }
-    snap->policy = std::move(policy);
-    snap->retries = c.retries;
-    snap->active = c.active;
-    for (const auto& u : c.upstreams) {
-      UpstreamEntry e;
-      error_code ec;
-      auto addr = asio::ip::make_address(u.host, ec);
-      if (ec) {
-        std::vector<std::string> found;
-        try {
-          found = resolver(u.host, u.port);
-        } catch (...) {  // a resolver that throws is one that did not resolve
-          found.clear();
-        }
-        if (!found.empty()) addr = asio::ip::make_address(found.front(), ec);
-        if (found.empty() || ec) throw std::invalid_argument("cannot resolve upstream " + u.address());
-      }
-      e.endpoint = tcp::endpoint(addr, u.port);
-      snap->entries.push_back(std::move(e));
-    }
-    return snap;
-  }
-
-  // Binds upstream state to a snapshot (reusing state of known addresses)
-  // and publishes it.
-  void install(std::shared_ptr<Snapshot> snap, const ProxyConfig& c) {
-    std::lock_guard lock(mu);
-    std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> next;
-    for (std::size_t i = 0; i < snap->entries.size(); ++i) {
-      const auto& ucfg = c.upstreams[i];
-      auto it = known.find(ucfg.address());
-      std::shared_ptr<Upstream> up;
-      std::shared_ptr<UpstreamStats> st;
-      // Same settings: keep the live object (health state, in-flight count).
-      // Changed weight, max_conns or passive health: a fresh one (its
-      // passive state starts clean; metrics carry on).
-      const auto* old = it != known.end() ? it->second.first.get() : nullptr;
-      // Where the live object was reached until now: a name that resolves
-      // elsewhere is a different server (its pools and health start anew).
-      bool moved = false;
-      if (old && current) {
-        for (const auto& was : current->entries)
-          if (was.upstream.get() == old) moved = was.endpoint != snap->entries[i].endpoint;
-      }
-      if (old && moved) {
-        log->info("upstream {} now resolves to {} (was another address)", ucfg.address(),
-                  snap->entries[i].endpoint.address().to_string());
-      }
-      if (old && !moved && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
-          old->passive().max_fails == c.passive.max_fails && old->passive().fail_timeout == c.passive.fail_timeout) {
-        up = it->second.first;
-        st = it->second.second;
-      } else {
-        up = std::make_shared<Upstream>(ucfg, c.passive);
-        st = it != known.end() ? it->second.second : std::make_shared<UpstreamStats>();
-      }
-      if (!c.active.enabled) up->set_active_up(true);  // no checks will ever bring it back otherwise
-      snap->entries[i].upstream = up;
-      snap->entries[i].stats = st;
-      snap->ptrs.push_back(up.get());
-      next[ucfg.address()] = {up, st};
-    }
-    snap->policy->rebuild(snap->ptrs);
-    snap->generation = generation.load() + 1;
-    known = std::move(next);
-    current = std::move(snap);
-    generation.store(current->generation, std::memory_order_release);
-  }
-
-  std::shared_ptr<const Snapshot> snapshot() const {
-    std::lock_guard lock(mu);
-    return current;
-  }
-
-  void start_health_checks(const std::shared_ptr<const Snapshot>& snap);
-  std::string metrics_text() const;
-  std::string status_json() const;
+  std::shared_ptr<const Snapshot> snapshot() const { return cluster.snapshot(); }
 };
 
 // ---------------------------------------------------------------------------
@@ -344,7 +165,7 @@ struct ProxyServer::Impl::Worker {
   }
 
   const Snapshot& refresh() {
-    if (!snap || snap->generation != impl.generation.load(std::memory_order_acquire)) {
+    if (!snap || snap->generation != impl.cluster.generation()) {
       snap = impl.snapshot();
       // Drop the pools of upstreams that are gone (a request still using one
       // keeps it alive through its shared_ptr).
@@ -796,176 +617,6 @@ struct ProxyServer::Impl::Worker {
 
 
 // ---------------------------------------------------------------------------
-// Active health checks: one coroutine per upstream on the first loop; it ends
-// when its upstream leaves the configuration.
-namespace {
-
-awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
-                      const std::string& host_header) {
-  Stream stream(ioc);
-  stream.expires_after(cfg.timeout);
-  error_code ec;
-  co_await stream.async_connect(ep, nothrow(ec));
-  if (ec) co_return false;
-  http::request<http::empty_body> req{http::verb::get, cfg.path, 11};
-  req.set(http::field::host, host_header);
-  req.set(http::field::user_agent, "userkey-lb-health");
-  req.keep_alive(false);
-  co_await http::async_write(stream, req, nothrow(ec));
-  if (ec) co_return false;
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  error_code read_ec;
-  co_await http::async_read(stream, buf, res, nothrow(read_ec));
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);  // result irrelevant
-  if (read_ec) co_return false;
-  co_return res.result_int() >= 200 && res.result_int() < 300;
-}
-
-}  // namespace
-
-void ProxyServer::Impl::start_health_checks(const std::shared_ptr<const Snapshot>& snap) {
-  if (!snap->active.enabled || workers.empty()) return;
-  auto& ioc = workers.front()->ioc;
-  for (const auto& e : snap->entries) {
-    std::weak_ptr<Upstream> weak = e.upstream;
-    const tcp::endpoint ep = e.endpoint;
-    const ActiveHealthConfig active = snap->active;
-    const std::uint64_t gen = snap->generation;
-    asio::co_spawn(
-        ioc,
-        [this, weak, ep, active, gen, &ioc]() -> awaitable<void> {
-          Timer timer(ioc);
-          for (;;) {
-            if (stopped.load() || generation.load() != gen) co_return;  // a reload started new checkers
-            auto up = weak.lock();
-            if (!up) co_return;
-            const bool ok = co_await probe(ioc, ep, active, up->address());
-            if (up->report_probe(ok, active)) {
-              if (up->active_up()) log->info("upstream {} is UP (health check {} passed {} times)", up->address(), active.path, active.rise);
-              else log->warn("upstream {} is DOWN (health check {} failed {} times)", up->address(), active.path, active.fall);
-            }
-            timer.expires_after(active.interval);
-            error_code ec;
-            co_await timer.async_wait(nothrow(ec));
-          }
-        },
-        asio::detached);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Metrics and status.
-std::string ProxyServer::Impl::metrics_text() const {
-  auto snap = snapshot();
-  const auto now = SteadyClock::now();
-  std::string o;
-  o.reserve(8192);
-  auto line = [&o](std::string_view s) { o.append(s).push_back('\n'); };
-  auto num = [](auto v) { return std::to_string(v); };
-
-  line("# HELP userkey_lb_requests_total Requests received from clients.");
-  line("# TYPE userkey_lb_requests_total counter");
-  line("userkey_lb_requests_total " + num(stats.requests.load()));
-  line("# HELP userkey_lb_retries_total Requests retried on another upstream.");
-  line("# TYPE userkey_lb_retries_total counter");
-  line("userkey_lb_retries_total " + num(stats.retries.load()));
-  line("# HELP userkey_lb_connections_accepted_total Client connections accepted.");
-  line("# TYPE userkey_lb_connections_accepted_total counter");
-  line("userkey_lb_connections_accepted_total " + num(stats.connections_accepted.load()));
-  line("# HELP userkey_lb_connections_open Client connections open now.");
-  line("# TYPE userkey_lb_connections_open gauge");
-  line("userkey_lb_connections_open " + num(stats.connections_open.load()));
-  line("# HELP userkey_lb_rejections_total Requests the lb answered itself, by reason (rate_limited = 429).");
-  line("# TYPE userkey_lb_rejections_total counter");
-  for (std::size_t i = 0; i < stats.rejections.size(); ++i)
-    line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
-         num(stats.rejections[i].load()));
-
-  struct Family {
-    const char* name;
-    const char* type;
-    const char* help;
-  };
-  const Family fams[] = {
-      {"userkey_lb_upstream_requests_total", "counter", "Requests sent to the upstream (attempts)."},
-      {"userkey_lb_upstream_responses_total", "counter", "Responses from the upstream by status class."},
-      {"userkey_lb_upstream_errors_total", "counter", "Failed attempts by kind."},
-      {"userkey_lb_upstream_up", "gauge", "1 when the upstream is eligible (active and passive health)."},
-      {"userkey_lb_upstream_in_flight", "gauge", "Requests in flight to the upstream."},
-      {"userkey_lb_upstream_connections", "gauge", "Open connections to the upstream (pooled and busy)."},
-      {"userkey_lb_upstream_latency_seconds", "histogram", "Time from sending a request to a complete response."},
-  };
-  for (const auto& f : fams) {
-    o += "# HELP ";
-    o += f.name;
-    o += ' ';
-    line(f.help);
-    o += "# TYPE ";
-    o += f.name;
-    o += ' ';
-    line(f.type);
-    for (const auto& e : snap->entries) {
-      const std::string lbl = "upstream=\"" + e.upstream->address() + "\"";
-      const auto& st = *e.stats;
-      const std::string n = f.name;
-      if (n == "userkey_lb_upstream_requests_total") line(n + "{" + lbl + "} " + num(st.requests.load()));
-      else if (n == "userkey_lb_upstream_responses_total") {
-        line(n + "{" + lbl + ",code=\"2xx\"} " + num(st.responses_2xx.load()));
-        line(n + "{" + lbl + ",code=\"3xx\"} " + num(st.responses_3xx.load()));
-        line(n + "{" + lbl + ",code=\"4xx\"} " + num(st.responses_4xx.load()));
-        line(n + "{" + lbl + ",code=\"5xx\"} " + num(st.responses_5xx.load()));
-      } else if (n == "userkey_lb_upstream_errors_total") {
-        line(n + "{" + lbl + ",kind=\"connect\"} " + num(st.connect_errors.load()));
-        line(n + "{" + lbl + ",kind=\"response\"} " + num(st.response_errors.load()));
-        line(n + "{" + lbl + ",kind=\"timeout\"} " + num(st.timeouts.load()));
-        line(n + "{" + lbl + ",kind=\"queue_timeout\"} " + num(st.queue_timeouts.load()));
-      } else if (n == "userkey_lb_upstream_up") line(n + "{" + lbl + "} " + (e.upstream->available(now) ? "1" : "0"));
-      else if (n == "userkey_lb_upstream_in_flight") line(n + "{" + lbl + "} " + num(e.upstream->in_flight()));
-      else if (n == "userkey_lb_upstream_connections") line(n + "{" + lbl + "} " + num(st.open_connections.load()));
-      else {
-        std::uint64_t cum = 0;
-        for (std::size_t b = 0; b < st.latency.buckets.size(); ++b) {
-          cum += st.latency.buckets[b].load();
-          std::string le = b < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[b]) : "+Inf";
-          line(n + "_bucket{" + lbl + ",le=\"" + le + "\"} " + num(cum));
-        }
-        line(n + "_sum{" + lbl + "} " + fmt::format("{:.6f}", static_cast<double>(st.latency.sum_us.load()) / 1e6));
-        line(n + "_count{" + lbl + "} " + num(st.latency.count.load()));
-      }
-    }
-  }
-  return o;
-}
-
-std::string ProxyServer::Impl::status_json() const {
-  auto snap = snapshot();
-  const auto now = SteadyClock::now();
-  std::string o = "{\"policy\":" + json_string(snap->policy->name()) + ",\"hash_key\":" +
-                  json_string(snap->hash_key.to_string()) + ",\"retries\":" + std::to_string(snap->retries) +
-                  ",\"draining\":" + (draining.load() ? "true" : "false") + ",\"requests\":" +
-                  std::to_string(stats.requests.load()) + ",\"connections_open\":" +
-                  std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
-  bool first = true;
-  for (const auto& e : snap->entries) {
-    const auto& u = *e.upstream;
-    if (!first) o += ',';
-    first = false;
-    o += "{\"address\":" + json_string(u.address()) + ",\"resolved\":" +
-         json_string(e.endpoint.address().to_string()) + ",\"weight\":" + std::to_string(u.weight()) +
-         ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
-         ",\"active_up\":" + (u.active_up() ? "true" : "false") +
-         ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
-         ",\"in_flight\":" + std::to_string(u.in_flight()) + ",\"requests\":" + std::to_string(e.stats->requests.load()) +
-         ",\"errors\":" +
-         std::to_string(e.stats->connect_errors.load() + e.stats->response_errors.load() + e.stats->timeouts.load()) +
-         ",\"connections\":" + std::to_string(e.stats->open_connections.load()) + "}";
-  }
-  o += "]}\n";
-  return o;
-}
-
-// ---------------------------------------------------------------------------
 // ProxyServer
 
 std::vector<std::string> system_resolve(const std::string& host, std::uint16_t port) {
@@ -1009,33 +660,17 @@ bool ProxyServer::start(std::string* error) {
   im.bound_port = port;
 
   if (!im.cfg.admin_host.empty()) {
-    im.admin = std::make_unique<httplib::Server>();
-    im.admin->new_task_queue = [] { return new httplib::ThreadPool(2); };  // owned by httplib
-    im.admin->set_socket_options(detail::exclusive_socket_options);
-    im.admin->Get("/metrics", [&im](const httplib::Request&, httplib::Response& res) {
-      res.set_content(im.metrics_text(), "text/plain; version=0.0.4");
-    });
-    im.admin->Get("/status", [&im](const httplib::Request&, httplib::Response& res) {
-      res.set_content(im.status_json(), "application/json");
-    });
-    im.admin->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("{\"status\":\"ok\"}\n", "application/json");
-    });
-    int admin_port = im.cfg.admin_port;
-    if (admin_port == 0) admin_port = im.admin->bind_to_any_port(im.cfg.admin_host);
-    else if (!im.admin->bind_to_port(im.cfg.admin_host, admin_port)) admin_port = -1;
-    if (admin_port <= 0)
-      return fail("cannot listen on admin address " + im.cfg.admin_host + ":" + std::to_string(im.cfg.admin_port));
-    im.bound_admin_port = static_cast<std::uint16_t>(admin_port);
-    im.admin_thread = std::thread([&im] { im.admin->listen_after_bind(); });
-    // cpp-httplib's stop() is a no-op until the server runs: wait for it, so
-    // a stop right after start cannot leave the admin thread serving.
-    for (int i = 0; i < 400 && !im.admin->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    im.admin = std::make_unique<engine::AdminServer>(
+        [&im] { return render_metrics_text(im.stats, *im.snapshot(), SteadyClock::now()); },
+        [&im] { return render_status_json(im.stats, *im.snapshot(), im.draining.load(), SteadyClock::now()); });
+    std::string admin_error;
+    if (!im.admin->start(im.cfg.admin_host, im.cfg.admin_port, &admin_error)) return fail(admin_error);
   }
 
   asio::co_spawn(im.workers.front()->ioc, im.workers.front()->accept_loop(), asio::detached);
   for (auto& w : im.workers) asio::co_spawn(w->ioc, w->sweep_idle_loop(), asio::detached);
-  im.start_health_checks(im.snapshot());
+  im.health.attach(im.workers.front()->ioc);
+  im.health.start(im.snapshot());
   // Sweep idle rate-limit buckets now and then, on the first loop.
   if (im.limiter.enabled()) {
     asio::co_spawn(
@@ -1057,32 +692,16 @@ bool ProxyServer::start(std::string* error) {
       wp->ioc.run();
     });
   }
-  im.resolver_thread = std::thread([&im] { im.resolver_loop(); });
+  im.cluster.start_reresolving();
   return true;
 }
 
 std::uint16_t ProxyServer::port() const { return impl_->bound_port; }
-std::uint16_t ProxyServer::admin_port() const { return impl_->bound_admin_port; }
+std::uint16_t ProxyServer::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void ProxyServer::reload(const ProxyConfig& config) {
-  auto& im = *impl_;
-  bool changed_interval = false;
-  {
-    std::lock_guard rl(im.reload_mu);
-    auto snap = im.build_snapshot(config);  // throws, leaving the old one in place
-    im.install(std::move(snap), config);
-    im.applied = config;
-    im.start_health_checks(im.snapshot());
-    changed_interval = im.resolve_every_ms.exchange(config.resolve_interval.count()) != config.resolve_interval.count();
-  }
-  if (changed_interval) {
-    {
-      std::lock_guard lk(im.resolver_mu);
-      im.resolver_kick = true;
-    }
-    im.resolver_cv.notify_all();
-  }
-  im.log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
+  impl_->cluster.reload(config);
+  impl_->log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
 }
 
 void ProxyServer::drain() {
@@ -1107,17 +726,21 @@ void ProxyServer::drain() {
 void ProxyServer::stop() {
   auto& im = *impl_;
   if (im.stopped.exchange(true)) return;
-  im.stop_resolver();  // it may start health checks on the first loop
+  im.cluster.stop_reresolving();  // it may start health checks on the first loop
   for (auto& w : im.workers) w->ioc.stop();
   for (auto& t : im.threads)
     if (t.joinable()) t.join();
   if (im.admin) im.admin->stop();
-  if (im.admin_thread.joinable()) im.admin_thread.join();
   im.threads.clear();
+  im.health.detach();
   im.workers.clear();
 }
 
-std::string ProxyServer::metrics_text() const { return impl_->metrics_text(); }
-std::string ProxyServer::status_json() const { return impl_->status_json(); }
+std::string ProxyServer::metrics_text() const {
+  return render_metrics_text(impl_->stats, *impl_->snapshot(), SteadyClock::now());
+}
+std::string ProxyServer::status_json() const {
+  return render_status_json(impl_->stats, *impl_->snapshot(), impl_->draining.load(), SteadyClock::now());
+}
 
 }  // namespace userkey::lb
