@@ -156,6 +156,32 @@ print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs} {cpu_us:.1f}")
 PY
 }
 
+# One point's rounds -> medians per front (errors: the median round's count
+# is not meaningful, so the sum over rounds). "fronts": a table row per front
+# with ratios to HAProxy's medians; "baseline": userkey-lb's medians as
+# ratios to lb-baseline's.
+cat >"$work/summary.py" <<'PY'
+import statistics, sys
+mode, conns, path = sys.argv[1:4]
+rows = {}
+for line in open(path):
+    name, *vals = line.split()
+    rows.setdefault(name, []).append([float(v) for v in vals])
+def med(name, i): return statistics.median(r[i] for r in rows[name])
+def ratio(a, b, unit=""): return f"{a / b:.2f}{unit}" if b > 0 else "n/a"
+if mode == "baseline":
+    r = [ratio(med("userkey-lb", i), med("lb-baseline", i), "x") for i in (0, 2, 4)]
+    print(f"| {conns} | {r[0]} | {r[1]} | {r[2]} |")
+    sys.exit()
+ha = {i: med("haproxy", i) for i in range(5)}
+for name in ("haproxy", "userkey-lb", "lb-baseline", "nginx"):
+    if name not in rows: continue
+    rps, p50, p99, cpu = med(name, 0), med(name, 1), med(name, 2), med(name, 4)
+    errs = int(sum(r[3] for r in rows[name]))
+    print(f"| {conns} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errs} | {cpu:.1f} | "
+          f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
+PY
+
 echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, median of $rounds interleaved rounds, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
 echo
 echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
@@ -186,25 +212,7 @@ for c in $conns; do
       echo "conns=$c round=$round $line" >&2
     done
   done
-  # Medians per front (errors: the median round's count is not meaningful,
-  # so the sum over rounds), then ratios of the medians to HAProxy's.
-  python3 - "$c" "$results" <<'PY'
-import statistics, sys
-conns, path = sys.argv[1], sys.argv[2]
-rows = {}
-for line in open(path):
-    name, *vals = line.split()
-    rows.setdefault(name, []).append([float(v) for v in vals])
-def med(name, i): return statistics.median(r[i] for r in rows[name])
-ha = {i: med("haproxy", i) for i in range(5)}
-def ratio(a, b): return f"{a / b:.2f}" if b > 0 else "n/a"
-for name in ("haproxy", "userkey-lb", "lb-baseline", "nginx"):
-    if name not in rows: continue
-    rps, p50, p99, cpu = med(name, 0), med(name, 1), med(name, 2), med(name, 4)
-    errs = int(sum(r[3] for r in rows[name]))
-    print(f"| {conns} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errs} | {cpu:.1f} | "
-          f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
-PY
+  python3 "$work/summary.py" fronts "$c" "$work/results-$c"
 done
 
 if [ -n "$baseline_lb" ]; then
@@ -214,18 +222,6 @@ if [ -n "$baseline_lb" ]; then
   echo "| conns | req/s | p99 | CPU per request |"
   echo "|---:|---:|---:|---:|"
   for c in $conns; do
-    python3 - "$c" "$work/results-$c" <<'PY'
-import statistics, sys
-conns, path = sys.argv[1], sys.argv[2]
-rows = {}
-for line in open(path):
-    name, *vals = line.split()
-    rows.setdefault(name, []).append([float(v) for v in vals])
-def med(name, i): return statistics.median(r[i] for r in rows[name])
-def ratio(i):
-    b = med("lb-baseline", i)
-    return f"{med('userkey-lb', i) / b:.2f}x" if b > 0 else "n/a"
-print(f"| {conns} | {ratio(0)} | {ratio(2)} | {ratio(4)} |")
-PY
+    python3 "$work/summary.py" baseline "$c" "$work/results-$c"
   done
 fi

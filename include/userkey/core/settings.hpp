@@ -249,6 +249,16 @@ private:
 namespace detail {
 [[noreturn]] void throw_keyed(const std::string& key, const ValueError& e);
 void check_new_setting(const SettingList& list, const SettingInfo& info);
+
+// Text -> value through a kind's parser, then its range check.
+template <class T>
+auto checked_parser(ValueKind<T> kind) {
+  return [kind](std::string_view text) {
+    T v = kind.parse(text);
+    if (kind.check) kind.check(v);
+    return v;
+  };
+}
 }  // namespace detail
 
 template <class Config>
@@ -269,11 +279,7 @@ template <class T>
 void SettingsTable<Config>::add(SettingInfo info, Field<Config, T> f, ValueKind<T> kind) {
   const std::string key = info.key;
   Setting& s = declare(std::move(info), kind.type_name, kind.file_shape, false);
-  auto parse = [kind](std::string_view text) {
-    T v = kind.parse(text);
-    if (kind.check) kind.check(v);
-    return v;
-  };
+  auto parse = detail::checked_parser(kind);
   s.check_text_ = [parse](std::string_view text) { (void)parse(text); };
   s.apply_ = [key, parse, f](void* c, const std::vector<std::string>& texts) {
     try {
@@ -300,11 +306,7 @@ template <class T>
 void SettingsTable<Config>::add(SettingInfo info, Field<Config, std::vector<T>> f, ValueKind<T> item) {
   const std::string key = info.key;
   Setting& s = declare(std::move(info), item.type_name, item.file_shape, true);
-  auto parse = [item](std::string_view text) {
-    T v = item.parse(text);
-    if (item.check) item.check(v);
-    return v;
-  };
+  auto parse = detail::checked_parser(item);
   auto item_key = [key](std::size_t i) { return key + "[" + std::to_string(i) + "]"; };
   s.check_text_ = [parse](std::string_view text) { (void)parse(text); };
   s.apply_ = [parse, f, item_key](void* c, const std::vector<std::string>& texts) {
