@@ -31,7 +31,7 @@ test-sanitizers: test-deps
 	cmake --build --preset asan
 	ctest --preset asan
 	cmake --preset tsan >/dev/null
-	cmake --build --preset tsan
+	cmake --build --preset tsan --target tsan_tests
 	ctest --preset tsan
 
 FUZZ_SECONDS ?= 60
