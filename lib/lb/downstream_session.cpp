@@ -7,6 +7,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
 #include <memory>
 #include <optional>
@@ -29,39 +31,78 @@ void SessionRegistry::close_idle() {
 
 namespace {
 
-// Read deadline for a request head, one per session, re-armed for each
-// request. Shared with its timer handler, which may run after the read
-// finished: the generation tells it that its deadline is no longer current.
-struct HeadDeadline {
-  HeadDeadline(asio::io_context& io, Stream* s) : timer(io), stream(s) {}
+// Read deadline, one per session, re-armed for each read it guards (the
+// next request's first byte, its head, its body). It cancels the read
+// instead of closing the socket, so a slow client still gets its 408. Shared
+// with its timer handler, which may run after the read finished: the
+// generation tells it that its deadline is no longer current.
+struct ReadDeadline {
+  ReadDeadline(asio::io_context& io, Stream* s) : timer(io), stream(s) {}
   Timer timer;
   Stream* stream;
   std::uint64_t generation = 0;
   bool fired = false;
 };
 
-// While a session is served: counted in connections_open and listed in the
-// loop's registry (undone in reverse, however the session ends, even when the
-// loop is destroyed under it: both outlive the loop's coroutines).
+void arm(const std::shared_ptr<ReadDeadline>& d, std::chrono::milliseconds after) {
+  const std::uint64_t gen = ++d->generation;
+  d->fired = false;
+  d->timer.expires_after(after);
+  d->timer.async_wait([d, gen](const error_code& e) {
+    if (e || d->generation != gen) return;  // cancelled, or a later read's deadline
+    d->fired = true;
+    error_code ignored;
+    d->stream->socket().cancel(ignored);
+  });
+}
+
+// True when the deadline fired before the read ended.
+bool disarm(ReadDeadline& d) {
+  ++d.generation;
+  d.timer.cancel();
+  return d.fired;
+}
+
+// Counted in connections_open from accept to close, refused or served (so a
+// refusal in progress counts against max_connections too).
+class CountedConnection {
+public:
+  explicit CountedConnection(ProxyStats& stats)
+      : stats_(stats), open_(stats.connections_open.fetch_add(1, std::memory_order_relaxed) + 1) {}
+  ~CountedConnection() { stats_.connections_open.fetch_sub(1, std::memory_order_relaxed); }
+  CountedConnection(const CountedConnection&) = delete;
+  CountedConnection& operator=(const CountedConnection&) = delete;
+  /// connections_open just after this one was counted.
+  std::int64_t open() const { return open_; }
+
+private:
+  ProxyStats& stats_;
+  std::int64_t open_;
+};
+
+// While a session is served: listed in the loop's registry (left however the
+// session ends, even when the loop is destroyed under it: the registry
+// outlives the loop's coroutines).
 class OpenSession {
 public:
-  OpenSession(const SessionContext& ctx, Stream& client) : registry_(ctx.sessions), stats_(ctx.stats) {
-    stats_.connections_open.fetch_add(1, std::memory_order_relaxed);
-    handle_ = registry_.add(client);
-  }
-  ~OpenSession() {
-    registry_.remove(handle_);
-    stats_.connections_open.fetch_sub(1, std::memory_order_relaxed);
-  }
+  OpenSession(const SessionContext& ctx, Stream& client) : registry_(ctx.sessions) { handle_ = registry_.add(client); }
+  ~OpenSession() { registry_.remove(handle_); }
   OpenSession(const OpenSession&) = delete;
   OpenSession& operator=(const OpenSession&) = delete;
   SessionRegistry::Entry& entry() { return *handle_; }
 
 private:
   SessionRegistry& registry_;
-  ProxyStats& stats_;
   SessionRegistry::Handle handle_;
 };
+
+// A refusal written before any request is read: when the request is already
+// there and is a HEAD, the answer must have no body.
+bool peeks_head_request(Stream& client) {
+  char first[5];
+  const ssize_t n = ::recv(client.socket().native_handle(), first, sizeof first, MSG_PEEK | MSG_DONTWAIT);
+  return n == static_cast<ssize_t>(sizeof first) && std::string_view(first, sizeof first) == "HEAD ";
+}
 
 // The lb's own answer. `head_request`: headers only (a HEAD response has no
 // body, whatever its Content-Length says).
@@ -93,75 +134,86 @@ awaitable<void> write_error(Stream& client, unsigned status, std::string_view me
   client.expires_never();
 }
 
-// A request the lb answers itself (or drops), counted.
-awaitable<void> answer(const SessionContext& ctx, Stream& client, const http1::RequestDecision& d) {
+// A request the lb answers itself (or drops), counted; then the connection
+// closes. `head_request`: the request was a HEAD (no body in the answer).
+awaitable<void> answer(const SessionContext& ctx, Stream& client, const http1::RequestDecision& d,
+                       bool head_request) {
   if (d.reason) ctx.stats.reject(*d.reason);
-  if (d.action == http1::RequestDecision::Action::reject) co_await write_error(client, d.status, d.message, false);
+  if (d.action == http1::RequestDecision::Action::reject)
+    co_await write_error(client, d.status, d.message, false, 11, std::chrono::seconds(0), head_request);
+}
+
+std::string_view unparsed(const beast::flat_buffer& buffer) {
+  return {static_cast<const char*>(buffer.data().data()), buffer.size()};
 }
 
 awaitable<void> serve(const SessionContext& ctx, Stream& client, const std::string& client_ip,
                       SessionRegistry::Entry& ref) {
   const auto& lim = ctx.cfg.limits;
-  beast::flat_buffer buffer;
+  // Capped: a head, one chunk-size line or a trailer section must fit.
+  beast::flat_buffer buffer(http1::read_buffer_limit(lim));
   std::vector<bool> tried;
   std::string wire;  // serialized heads, reused for every request on this connection
   bool first = true;
-  const auto deadline = std::make_shared<HeadDeadline>(ctx.io, &client);
+  const auto deadline = std::make_shared<ReadDeadline>(ctx.io, &client);
   for (;;) {
     if (ctx.draining.load(std::memory_order_relaxed)) co_return;
     ref.busy = false;
     http1::RequestParser parser;
     parser.header_limit(lim.max_header_bytes);
     parser.body_limit(lim.max_body_bytes);
-    // A new connection must send its head within header_timeout; between
-    // keep-alive requests it may idle for idle_timeout. The deadline cancels
-    // the read instead of closing the socket, so a slow client still gets
-    // its 408.
+    http1::ChunkExtensionLimit extensions(lim.max_header_bytes);
+    extensions.attach(parser);
     error_code ec;
-    {
-      const std::uint64_t gen = ++deadline->generation;
-      deadline->fired = false;
-      deadline->timer.expires_after(first ? lim.header_timeout : lim.idle_timeout);
-      deadline->timer.async_wait([deadline, gen](const error_code& e) {
-        if (e || deadline->generation != gen) return;  // cancelled, or a later request's deadline
-        deadline->fired = true;
-        error_code ignored;
-        deadline->stream->socket().cancel(ignored);
-      });
-      first = false;
-      co_await http::async_read_header(client, buffer, parser, nothrow(ec));
-      ++deadline->generation;  // disarm
-      deadline->timer.cancel();
-      if (deadline->fired) ec = beast::error::timeout;
+    // Between keep-alive requests the connection may idle for idle_timeout,
+    // holding no buffer; a new connection's head, or the next request's once
+    // its first byte is in, must arrive within header_timeout.
+    if (!first && buffer.size() == 0 && client.socket().available(ec) == 0) {
+      buffer.shrink_to_fit();
+      arm(deadline, lim.idle_timeout);
+      co_await client.socket().async_wait(tcp::socket::wait_read, nothrow(ec));
+      if (disarm(*deadline) || ec) co_return;  // idle too long, drain, or gone
     }
+    first = false;
+    arm(deadline, lim.header_timeout);
+    co_await http::async_read_header(client, buffer, parser, nothrow(ec));
+    if (disarm(*deadline)) ec = beast::error::timeout;
     ref.busy = true;
+    const bool head_request = parser.get().method() == http::verb::head;  // unknown until the request line is in
     if (ec) {
       const auto decision = http1::classify_head_error(ec, parser.got_some());
-      co_await answer(ctx, client, decision);
+      co_await answer(ctx, client, decision, head_request);
       co_return;
     }
     if (const auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
-      co_await answer(ctx, client, framing);
+      co_await answer(ctx, client, framing, head_request);
       co_return;
     }
+    const http1::FieldSet head = parser.chunked() ? http1::head_fields(parser.get()) : http1::FieldSet{};
     // The whole body is read here before anything goes upstream, so a
-    // client waiting for 100 Continue gets it from the lb.
-    if (auto expect = parser.get().find(http::field::expect);
-        expect != parser.get().end() && beast::iequals(expect->value(), "100-continue") && !parser.is_done()) {
+    // client waiting for 100 Continue gets it from the lb (an HTTP/1.0
+    // client does not know 100 Continue: it just sends the body).
+    if (auto expect = parser.get().find(http::field::expect); expect != parser.get().end() &&
+                                                              parser.get().version() >= 11 &&
+                                                              beast::iequals(expect->value(), "100-continue") &&
+                                                              !parser.is_done()) {
       client.expires_after(lim.header_timeout);
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       co_await asio::async_write(client, asio::buffer(kContinue), nothrow(ec));
+      client.expires_never();
       if (ec) co_return;
     }
-    client.expires_after(lim.header_timeout);
+    arm(deadline, lim.body_timeout);
     co_await http::async_read(client, buffer, parser, nothrow(ec));
+    if (disarm(*deadline)) ec = beast::error::timeout;
     if (ec) {
-      const auto decision = http1::classify_body_error(ec);
-      co_await answer(ctx, client, decision);
+      const auto decision = http1::classify_body_error(ec, unparsed(buffer));
+      co_await answer(ctx, client, decision, head_request);
       co_return;
     }
-    client.expires_never();
+    const bool chunked = parser.chunked();
     Request req = parser.release();
+    if (chunked) http1::drop_trailers(req, head);
     // Only kept for the access log line.
     std::string log_method, log_target;
     if (ctx.cfg.access_log) {
@@ -174,14 +226,14 @@ awaitable<void> serve(const SessionContext& ctx, Stream& client, const std::stri
 
     if (const auto refused = ctx.admission.admit_request(client_ip)) {
       ctx.stats.reject(refused->reason);
-      co_await write_error(client, refused->status, refused->message, keep_alive, version, refused->retry_after);
+      co_await write_error(client, refused->status, refused->message, keep_alive, version, refused->retry_after,
+                           head_request);
       if (!keep_alive) co_return;
       continue;
     }
 
     const auto started = SteadyClock::now();
     std::string upstream_name;
-    const bool head_request = req.method() == http::verb::head;
     Response res = co_await ctx.router.forward(std::move(req), client_ip, tried, upstream_name, wire);
     http1::serialize_client_response(wire, res, version, keep_alive, head_request);
     client.expires_after(ctx.cfg.upstream_timeout);
@@ -210,10 +262,19 @@ awaitable<void> run_downstream_session(const SessionContext& ctx, Socket sock) {
   sock.set_option(tcp::no_delay(true), ec);
   Stream client(std::move(sock));
   {
+    const CountedConnection counted(ctx.stats);
+    const auto cap = ctx.cfg.limits.max_connections;
+    std::optional<Refusal> refused;
     ConnectionPass pass;  // the per-IP count: released before the socket closes
-    if (const auto refused = ctx.admission.admit_connection(client_ip, pass)) {
+    if (cap > 0 && counted.open() > static_cast<std::int64_t>(cap))
+      refused = Refusal{Rejection::max_connections, 503, "too many connections", std::chrono::seconds(1)};
+    else
+      refused = ctx.admission.admit_connection(client_ip, pass);
+    if (refused) {
+      // Answered before any request is read, then closed.
       ctx.stats.reject(refused->reason);
-      co_await write_error(client, refused->status, refused->message, false, 11, refused->retry_after);
+      co_await write_error(client, refused->status, refused->message, false, 11, refused->retry_after,
+                           peeks_head_request(client));
       co_return;
     }
     OpenSession open(ctx, client);

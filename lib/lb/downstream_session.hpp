@@ -2,12 +2,14 @@
 //
 // Owns: the admission steps' outcome for the connection and for each request
 // (refusals answered and counted), the connection's accounting
-// (connections_open, the loop's session registry that drain uses), reading
-// each request head under header_timeout (first request) or idle_timeout
-// (between keep-alive requests), acting on the codec's decisions, 100
-// Continue, reading the body, keep-alive, the lb's own error replies (with a
-// lingering close), writing the relayed response (head and body in one
-// gathered write) and the access log line.
+// (connections_open, the loop's session registry that drain uses), the
+// max_connections cap (503 + close beyond it), the capped read buffer, the
+// read deadlines (idle_timeout for a keep-alive connection's next first
+// byte, header_timeout for a head, body_timeout for a body: 408 when part of
+// a request is in), acting on the codec's decisions, 100 Continue (HTTP/1.1
+// only), reading the body (trailers dropped), keep-alive, the lb's own error
+// replies (no body to a HEAD; a lingering close), writing the relayed
+// response (head and body in one gathered write) and the access log line.
 //
 // Leaves to others: message rules (http1_codec), what may be admitted
 // (admission), the upstream side (upstream_router), accepting (listener).

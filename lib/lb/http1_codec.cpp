@@ -7,6 +7,9 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
 
 #include "core/escape.hpp"
 
@@ -29,6 +32,9 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 }
 
 bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
+bool iequal_sv(std::string_view a, std::string_view b) {
+  return beast::iequals(beast::string_view(a.data(), a.size()), beast::string_view(b.data(), b.size()));
+}
 
 RequestDecision reject(unsigned status, std::string message, Rejection why) {
   return {RequestDecision::Action::reject, status, std::move(message), why};
@@ -62,7 +68,83 @@ RequestDecision check_framing(const RequestParser& parser, std::uint64_t max_bod
     return reject(400, "a body is not allowed on this method", Rejection::bad_request);
   if (parser.content_length() && *parser.content_length() > max_body_bytes)
     return reject(413, "payload too large", Rejection::body_too_large);
+  return check_host(h);
+}
+
+namespace {
+
+// uri-host [ ":" port ]: reg-name, IPv4 or IP-literal characters only.
+bool valid_host_value(std::string_view v) {
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("-._~!$&'()*+,;=%[]:").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// An absolute-form target's scheme and authority (scheme "://" authority
+// [path...]); nullopt for any other form.
+std::optional<std::pair<std::string_view, std::string_view>> absolute_form(std::string_view target) {
+  const auto sep = target.find("://");
+  if (target.empty() || target.front() == '/' || sep == std::string_view::npos || target.find_first_of("/?#") < sep)
+    return std::nullopt;
+  const std::string_view rest = target.substr(sep + 3);
+  return std::pair{target.substr(0, sep), rest.substr(0, rest.find_first_of("/?#"))};
+}
+
+// `authority` without the scheme's default port (":80" for http, ":443" for https).
+std::string_view without_default_port(std::string_view authority, std::string_view scheme) {
+  const std::string_view port = iequal_sv(scheme, "https") ? ":443" : iequal_sv(scheme, "http") ? ":80" : "";
+  if (!port.empty() && authority.size() > port.size() && authority.ends_with(port))
+    authority.remove_suffix(port.size());
+  return authority;
+}
+
+}  // namespace
+
+RequestDecision check_host(const Request::header_type& h) {
+  const auto hosts = h.count(http::field::host);
+  if (hosts > 1) return reject(400, "more than one Host field", Rejection::bad_request);
+  if (hosts == 0) {
+    if (h.version() >= 11) return reject(400, "missing Host field", Rejection::bad_request);
+    return {};
+  }
+  const auto host_value = h[http::field::host];
+  const std::string_view host(host_value.data(), host_value.size());
+  if (!valid_host_value(host)) return reject(400, "invalid Host field", Rejection::bad_request);
+  const auto absolute = absolute_form(std::string_view(h.target().data(), h.target().size()));
+  if (!absolute) return {};
+  const auto [scheme, authority] = *absolute;
+  if (!iequal_sv(without_default_port(authority, scheme), without_default_port(host, scheme)))
+    return reject(400, "Host does not match the request target", Rejection::bad_request);
   return {};
+}
+
+void ChunkExtensionLimit::attach(RequestParser& parser) {
+  // Beast keeps a reference to this callback, so it lives in this object.
+  callback_ = [this](std::uint64_t, beast::string_view extensions, error_code& ec) {
+    if (extensions.size() > left_) {
+      ec = make_error_code(boost::system::errc::value_too_large);
+      return;
+    }
+    left_ -= extensions.size();
+  };
+  parser.on_chunk_header(callback_);
+}
+
+FieldSet head_fields(const Request::header_type& head) {
+  FieldSet out;
+  for (const auto& f : head) out.push_back(&f);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void drop_trailers(Request& req, const FieldSet& head) {
+  for (auto it = req.begin(); it != req.end();) {
+    if (std::binary_search(head.begin(), head.end(), static_cast<const void*>(&*it))) ++it;
+    else it = req.erase(it);
+  }
 }
 
 RequestDecision classify_head_error(const error_code& ec, bool got_some) {
@@ -82,29 +164,47 @@ RequestDecision classify_head_error(const error_code& ec, bool got_some) {
   return reject(400, "bad request: " + ec.message(), Rejection::bad_request);
 }
 
-RequestDecision classify_body_error(const error_code& ec) {
-  if (ec == beast::error::timeout) return drop(Rejection::header_timeout);
+RequestDecision classify_body_error(const error_code& ec, std::string_view unparsed) {
+  if (ec == beast::error::timeout) return reject(408, "request body timeout", Rejection::body_timeout);
   if (ec == http::error::body_limit) return reject(413, "payload too large", Rejection::body_too_large);
+  if (ec == http::error::buffer_overflow) {
+    // The buffer holds what the parser could not take: a chunk-size line
+    // (after the CRLF that ended the chunk before it) that does not end, or
+    // a last-chunk line and a trailer section that does not end.
+    if (unparsed.starts_with("\r\n")) unparsed.remove_prefix(2);
+    if (unparsed.find("\r\n") != std::string_view::npos)
+      return reject(431, "request trailer fields too large", Rejection::header_too_large);
+    return reject(400, "chunk extension too long", Rejection::bad_request);
+  }
+  if (ec == boost::system::errc::value_too_large)
+    return reject(400, "chunk extensions too long", Rejection::bad_request);
   if (ec != http::error::end_of_stream && ec != asio::error::connection_reset)
     return reject(400, "bad request: " + ec.message(), Rejection::bad_request);
   return drop();
 }
 
-RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits) {
+RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits, Request* forwarded) {
   RequestParser parser;
   parser.header_limit(limits.max_header_bytes);
   parser.body_limit(limits.max_body_bytes);
+  ChunkExtensionLimit extensions(limits.max_header_bytes);
+  extensions.attach(parser);
+  // The session's read buffer holds at most `cap` unparsed bytes: a parser
+  // that takes nothing from a full buffer is an overflow.
+  const std::size_t cap = read_buffer_limit(limits);
   std::size_t used = 0;
   // Feeds what is left until `done`; running out of bytes is the client
   // closing there (as Beast's read algorithms report it).
   auto feed = [&](auto done) {
     error_code ec;
     while (!done()) {
-      const std::size_t n = parser.put(asio::const_buffer(bytes.data() + used, bytes.size() - used), ec);
+      const std::size_t avail = std::min(bytes.size() - used, cap);
+      const std::size_t n = parser.put(asio::const_buffer(bytes.data() + used, avail), ec);
       used += n;
       if (ec == http::error::need_more) ec = {};
       if (ec) break;
       if (n > 0) continue;
+      if (avail == cap) return error_code(http::error::buffer_overflow);
       if (!parser.got_some()) return error_code(http::error::end_of_stream);
       parser.put_eof(ec);
       if (!ec && !done()) ec = http::error::partial_message;
@@ -114,8 +214,15 @@ RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limit
   };
   if (auto ec = feed([&] { return parser.is_header_done(); })) return classify_head_error(ec, parser.got_some());
   if (auto framing = check_framing(parser, limits.max_body_bytes); !framing.forwards()) return framing;
+  const FieldSet head = parser.chunked() ? head_fields(parser.get()) : FieldSet{};
   parser.eager(true);
-  if (auto ec = feed([&] { return parser.is_done(); })) return classify_body_error(ec);
+  if (auto ec = feed([&] { return parser.is_done(); }))
+    return classify_body_error(ec, bytes.substr(used, std::min(bytes.size() - used, cap)));
+  if (forwarded) {
+    const bool chunked = parser.chunked();
+    *forwarded = parser.release();
+    if (chunked) drop_trailers(*forwarded, head);
+  }
   return {};
 }
 
@@ -124,6 +231,7 @@ RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limit
 
 bool HopByHop::skip(http::field name, beast::string_view name_string) const {
   switch (name) {
+    case http::field::host: return false;  // end-to-end, whatever Connection names
     case http::field::connection:
     case http::field::keep_alive:
     case http::field::proxy_authenticate:
@@ -150,27 +258,40 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   append_sv(out, req.target());
   out += " HTTP/1.1\r\n";
   const HopByHop hop(req.base());
-  std::string_view xff;
+  bool has_xff = false;
   bool has_request_id = false;
+  bool has_host = false;
   for (const auto& f : req.base()) {
     const auto name = f.name_string();
     if (hop.skip(f.name(), name)) continue;
     if (iequal(name, "X-Forwarded-For")) {
-      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
+      has_xff = true;
       continue;
     }
     if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
     if (f.name() == http::field::expect) continue;  // the lb already has the whole body
     if (iequal(name, "X-Request-Id")) has_request_id = true;
+    if (f.name() == http::field::host) has_host = true;
     append_sv(out, name);
     out += ": ";
     append_sv(out, f.value());
     out += "\r\n";
   }
+  // The upstream request is HTTP/1.1, which needs a Host: an HTTP/1.0
+  // client's request may have none. Then it is the absolute-form target's
+  // authority, or empty (RFC 9112 3.2).
+  if (!has_host) {
+    const auto absolute = absolute_form(std::string_view(req.target().data(), req.target().size()));
+    append_header(out, "Host", absolute ? absolute->second : std::string_view{});
+  }
+  // Several X-Forwarded-For fields are one comma list (RFC 9110 5.3), in order.
   out += "X-Forwarded-For: ";
-  if (!xff.empty()) {
-    out.append(xff);
-    out += ", ";
+  if (has_xff) {
+    for (const auto& f : req.base()) {
+      if (f.value().empty() || !iequal(f.name_string(), "X-Forwarded-For")) continue;
+      append_sv(out, f.value());
+      out += ", ";
+    }
   }
   out.append(client_ip);
   out += "\r\n";

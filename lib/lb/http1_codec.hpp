@@ -25,10 +25,13 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "userkey/lb/proxy_config.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
@@ -57,24 +60,68 @@ struct RequestDecision {
 /// The head is read: ambiguous framing (Content-Length with
 /// Transfer-Encoding, several Content-Length fields, a Transfer-Encoding
 /// whose last coding is not chunked) and a body on GET / HEAD / OPTIONS /
-/// TRACE are 400; a Content-Length over `max_body_bytes` is 413.
+/// TRACE are 400; a Content-Length over `max_body_bytes` is 413; then the
+/// Host rules (check_host).
 RequestDecision check_framing(const RequestParser& parser, std::uint64_t max_body_bytes);
+
+/// RFC 9112 3.2: an HTTP/1.1 request without Host, any request with several
+/// Host fields or a Host value that is no `host[:port]`, and an absolute-form
+/// target whose authority is not the Host value (ports 80 / 443 of http /
+/// https may be implied on either side) are 400.
+RequestDecision check_host(const Request::header_type& head);
+
+/// Bytes a client connection's read buffer may hold: a request head, one
+/// chunk-size line with its extensions, or a trailer section must fit.
+inline std::size_t read_buffer_limit(const LimitsConfig& limits) { return limits.max_header_bytes; }
+
+/// Counts a chunked body's extensions against `limit` bytes for the whole
+/// request (what one line may hold is bounded by read_buffer_limit); over
+/// it, the read fails with errc::value_too_large. Extensions are otherwise
+/// ignored: never forwarded.
+class ChunkExtensionLimit {
+public:
+  explicit ChunkExtensionLimit(std::size_t limit) : left_(limit) {}
+  ChunkExtensionLimit(const ChunkExtensionLimit&) = delete;
+  ChunkExtensionLimit& operator=(const ChunkExtensionLimit&) = delete;
+  /// Installs the count on `parser`, which keeps a reference to it: this
+  /// object must outlive every read with that parser.
+  void attach(RequestParser& parser);
+
+private:
+  std::size_t left_;
+  std::function<void(std::uint64_t, boost::beast::string_view, boost::system::error_code&)> callback_;
+};
+
+/// A head's fields as read (their addresses), so that trailer fields can be
+/// told from them afterwards: Beast adds trailers to the same fields, each
+/// next to a head field of the same name if there is one.
+using FieldSet = std::vector<const void*>;
+FieldSet head_fields(const Request::header_type& head);
+/// Trailer fields are never forwarded: every field not in `head` goes.
+void drop_trailers(Request& req, const FieldSet& head);
 
 /// Reading the head failed with `ec`; `got_some`: part of a head had arrived.
 /// beast::error::timeout stands for the session's head deadline.
 RequestDecision classify_head_error(const boost::system::error_code& ec, bool got_some);
 
-/// Reading the body failed with `ec` (timeout: the socket is already closed).
-RequestDecision classify_body_error(const boost::system::error_code& ec);
+/// Reading the body failed with `ec`. beast::error::timeout stands for the
+/// session's body deadline (408). `unparsed`: what the read buffer held when
+/// it overflowed (http::error::buffer_overflow): a chunk-size line that does
+/// not end is 400, a trailer section that does not end 431. Extensions over
+/// their total limit are 400.
+RequestDecision classify_body_error(const boost::system::error_code& ec, std::string_view unparsed = {});
 
 /// The decision for the first request in `bytes` as if a client had sent
-/// them and then closed: parsed under `limits`' header and body limits, then
-/// the framing rules, then the body. Bytes after that request are ignored.
-RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits);
+/// them and then closed: parsed under `limits`' header and body limits, with
+/// a read buffer of read_buffer_limit() and the chunk-extension limit, then
+/// the framing and Host rules, then the body. Bytes after that request are
+/// ignored. When it forwards and `forwarded` is given, that is the request
+/// as the proxy forwards it (trailers dropped).
+RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits, Request* forwarded = nullptr);
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
-/// the Connection header names (up to 8 such names), nor Content-Length
-/// (the proxy writes its own framing).
+/// the Connection header names (up to 8 such names; never Host), nor
+/// Content-Length (the proxy writes its own framing).
 class HopByHop {
 public:
   template <class Fields>
@@ -95,9 +142,12 @@ private:
 };
 
 /// The request as sent upstream, head only, into `out` (cleared first):
-/// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to,
+/// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to (the
+/// client's X-Forwarded-For fields joined in order into one list first),
 /// X-Real-IP and X-Forwarded-Proto set, X-Request-Id added unless the client
-/// sent one, framed by Content-Length, HTTP/1.1 keep-alive.
+/// sent one, a Host added when the client (HTTP/1.0) sent none (the
+/// absolute-form target's authority, or empty), framed by Content-Length,
+/// HTTP/1.1 keep-alive.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
                                 std::string_view request_id);
 

@@ -37,6 +37,8 @@ std::string_view to_string(Rejection r) {
     case Rejection::no_upstream: return "no_upstream";
     case Rejection::queue_full: return "queue_full";
     case Rejection::bad_gateway: return "bad_gateway";
+    case Rejection::body_timeout: return "body_timeout";
+    case Rejection::max_connections: return "max_connections";
     case Rejection::count_: break;
   }
   return "unknown";

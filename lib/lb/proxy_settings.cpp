@@ -171,8 +171,16 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::limits, &L::header_timeout), positive_duration);
   t.add({.key = "limits.idle_timeout",
          .flag = "--idle-timeout",
-         .help = "Idle keep-alive client connections are closed after"},
+         .help = "Idle keep-alive client connections are closed after (the next head then has --header-timeout)"},
         field(&C::limits, &L::idle_timeout), positive_duration);
+  t.add({.key = "limits.body_timeout",
+         .flag = "--body-timeout",
+         .help = "Time to receive a request body once its head is in (408 beyond)"},
+        field(&C::limits, &L::body_timeout), positive_duration);
+  t.add({.key = "limits.max_connections",
+         .flag = "--max-connections",
+         .help = "Client connections open at once (503 + close beyond); 0 = unlimited"},
+        field(&C::limits, &L::max_connections), kinds::whole<u32>());
 
   // Upstream connections, queueing, lifecycle
   t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},

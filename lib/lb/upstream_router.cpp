@@ -63,6 +63,13 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     if (!ec) {
       conn->stream.expires_never();
       a.response = rp->release();
+      // 101: the connection now speaks another protocol (one the lb never
+      // asked for: it does not forward Upgrade). Never pooled; a failure.
+      if (a.response.result_int() == 101) {
+        conn.reset();
+        a.outcome = Outcome::no_response;
+        co_return a;
+      }
       // Reusable only if the upstream keeps it open and sent nothing extra.
       if (a.response.keep_alive() && conn->buffer.size() == 0 && !stopped_.load(std::memory_order_relaxed))
         pool->release(std::move(conn));

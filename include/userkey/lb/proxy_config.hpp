@@ -25,10 +25,17 @@ struct LimitsConfig {
   /// Request line + headers, bytes (431 beyond); body bytes (413 beyond).
   std::uint32_t max_header_bytes = 8 * 1024;
   std::uint64_t max_body_bytes = 1024 * 1024;
-  /// Time allowed to receive a complete request head (slowloris guard), and
-  /// how long an idle keep-alive client connection is kept.
+  /// Time allowed to receive a complete request head (slowloris guard),
+  /// from the connection's start or, between keep-alive requests, from the
+  /// next request's first byte; how long an idle keep-alive client
+  /// connection waits for that byte; and the time allowed to receive a
+  /// request body once its head is in (408 beyond).
   std::chrono::milliseconds header_timeout{5'000};
   std::chrono::milliseconds idle_timeout{30'000};
+  std::chrono::milliseconds body_timeout{30'000};
+  /// Client connections open at once, all event loops together; beyond, a
+  /// new connection gets 503 with Connection: close. 0 = unlimited.
+  std::uint32_t max_connections = 10'000;
 };
 
 struct ProxyConfig {

@@ -50,6 +50,8 @@ enum class Rejection : std::size_t {
   no_upstream,       // 503, all down
   queue_full,        // 503, max_conns queue full or timed out
   bad_gateway,       // 502/504 after retries
+  body_timeout,      // 408, request body not received in time
+  max_connections,   // 503, the lb's connection cap (limits.max_connections)
   count_
 };
 std::string_view to_string(Rejection r);

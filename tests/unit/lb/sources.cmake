@@ -9,6 +9,7 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_http1_codec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_http1_wire.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admission.cpp
 )

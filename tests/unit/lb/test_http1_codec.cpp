@@ -105,7 +105,7 @@ TEST_CASE("framing: a body on GET, HEAD, OPTIONS and TRACE is 400") {
     check_rejected(std::string(method) + " / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
                    lb::Rejection::bad_request, "a body is not allowed on this method");
   }
-  CHECK(decide("DELETE / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").forwards());
+  CHECK(decide("DELETE / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc").forwards());
 }
 
 TEST_CASE("framing: limits") {
@@ -117,9 +117,10 @@ TEST_CASE("framing: limits") {
   CHECK(d.status == 413);
   CHECK(d.message == "payload too large");
   CHECK(d.reason == lb::Rejection::body_too_large);
-  CHECK(http1::decide_request("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", limits).forwards());
+  CHECK(http1::decide_request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", limits)
+            .forwards());
   // A chunked body grows past the limit while it is read.
-  d = http1::decide_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n01234567890\r\n0\r\n\r\n",
+  d = http1::decide_request("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n01234567890\r\n0\r\n\r\n",
                             limits);
   CHECK(d.status == 413);
   CHECK(d.reason == lb::Rejection::body_too_large);
@@ -137,7 +138,7 @@ TEST_CASE("framing: a client that closes early") {
     CHECK_FALSE(d.reason.has_value());
   }
   // Part of a body: 400.
-  check_rejected("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 400, lb::Rejection::bad_request,
+  check_rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", 400, lb::Rejection::bad_request,
                  "bad request: partial message");
 }
 
@@ -153,9 +154,10 @@ TEST_CASE("read errors: timeouts, limits, resets") {
   CHECK(d.action == Action::drop);
   d = http1::classify_head_error(boost::asio::error::connection_reset, true);
   CHECK(d.action == Action::drop);
-  d = http1::classify_body_error(beast::error::timeout);  // the deadline closed the socket
-  CHECK(d.action == Action::drop);
-  CHECK(d.reason == lb::Rejection::header_timeout);
+  d = http1::classify_body_error(beast::error::timeout);  // a slow upload
+  CHECK(d.action == Action::reject);
+  CHECK(d.status == 408);
+  CHECK(d.reason == lb::Rejection::body_timeout);
   d = http1::classify_body_error(http::error::end_of_stream);
   CHECK(d.action == Action::drop);
   CHECK_FALSE(d.reason.has_value());
@@ -193,6 +195,7 @@ TEST_CASE("upstream request: hop-by-hop headers and Connection-named tokens are 
 TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client's proxy headers replaced") {
   const auto req = parse_request(
       "PUT /k HTTP/1.1\r\n"
+      "Host: lb\r\n"
       "X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n"
       "X-Real-IP: 6.6.6.6\r\n"
       "X-Forwarded-Proto: https\r\n"
@@ -204,6 +207,7 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client
   http1::serialize_upstream_request(out, req, "192.0.2.7", "ignored");
   CHECK(out ==
         "PUT /k HTTP/1.1\r\n"
+        "Host: lb\r\n"
         "X-Request-Id: client-chosen\r\n"
         "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\n"
         "X-Real-IP: 192.0.2.7\r\n"
@@ -214,11 +218,12 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client
 
 TEST_CASE("upstream request: a chunked body goes upstream with a Content-Length") {
   const auto req =
-      parse_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+      parse_request("POST / HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
   std::string out;
   http1::serialize_upstream_request(out, req, "::1", "id");
   CHECK(out ==
         "POST / HTTP/1.1\r\n"
+        "Host: lb\r\n"
         "X-Forwarded-For: ::1\r\nX-Real-IP: ::1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: id\r\n"
         "Content-Length: 5\r\n\r\n");
   CHECK(req.body() == "abcde");

@@ -51,6 +51,8 @@ lb::ProxyConfig everything_changed() {
   c.limits.max_body_bytes = 77;
   c.limits.header_timeout = 6s;
   c.limits.idle_timeout = 31s;
+  c.limits.body_timeout = 32s;
+  c.limits.max_connections = 12;
   c.connect_timeout = 2s;
   c.upstream_timeout = 11s;
   c.upstream_idle_timeout = 3s;
@@ -89,7 +91,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 33);
+  CHECK(keys.size() == 35);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");

@@ -1,0 +1,243 @@
+// End-to-end: the lb's wire-level rules as a client sees them, with a real
+// userkey-lb in front of a real userkey-backend or a small in-process
+// upstream: chunk extensions and trailers, error replies to HEAD, Host,
+// 100 Continue and HTTP/1.0, an upstream's 101, the body and keep-alive
+// deadlines, and several X-Forwarded-For fields.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "support/backend_process.hpp"
+#include "support/lb_process.hpp"
+#include "support/process.hpp"
+
+using namespace userkey::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// A backend on the embedded dump, quiet.
+struct QuietBackend : BackendProcess {
+  QuietBackend() : BackendProcess({"--name", "backend-1", "--access-log", "false", "--dump", dump_dir().string()}) {}
+};
+
+// An in-process upstream that echoes, as its body, what it received: the
+// X-Forwarded-For field count and value and whether X-Trailer came.
+struct EchoUpstream {
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  EchoUpstream() {
+    auto echo = [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content("xff-fields=" + std::to_string(req.get_header_value_count("X-Forwarded-For")) +
+                          " xff=" + req.get_header_value("X-Forwarded-For") +
+                          " trailer=" + std::to_string(req.has_header("X-Trailer")) + " body=" + req.body,
+                      "text/plain");
+    };
+    server.Get(".*", echo);
+    server.Post(".*", echo);
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~EchoUpstream() {
+    server.stop();
+    thread.join();
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// A raw upstream that answers GET /upgrade with 101 Switching Protocols
+// (unasked: the lb never forwards Upgrade) and anything else with 200
+// "plain", counting the connections it accepts.
+class SwitchingUpstream {
+public:
+  SwitchingUpstream() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~SwitchingUpstream() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : conns_) t.join();
+    ::close(listener_);
+  }
+  SwitchingUpstream(const SwitchingUpstream&) = delete;
+  SwitchingUpstream& operator=(const SwitchingUpstream&) = delete;
+
+  std::uint16_t port = 0;
+  std::atomic<int> connections{0};
+
+private:
+  static bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 50) > 0;
+  }
+  void accept_loop() {
+    while (!stop_) {
+      if (!readable(listener_)) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      ++connections;
+      conns_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    std::string in;
+    char buf[4096];
+    while (!stop_) {
+      if (!readable(fd)) continue;
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      for (auto end = in.find("\r\n\r\n"); end != std::string::npos; end = in.find("\r\n\r\n")) {
+        const bool upgrade = in.rfind("GET /upgrade ", 0) == 0;
+        in.erase(0, end + 4);
+        const std::string out = upgrade ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
+                                        : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain";
+        ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+      }
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> conns_;
+};
+
+// What follows the head of the first response with `status` in `raw`.
+std::string after_head_of(const std::string& raw, const std::string& status) {
+  const auto at = raw.find("HTTP/1.1 " + status);
+  if (at == std::string::npos) return "<no " + status + ">";
+  const auto end = raw.find("\r\n\r\n", at);
+  return end == std::string::npos ? "<no end of head>" : raw.substr(end + 4);
+}
+
+}  // namespace
+
+TEST_CASE("a chunk extension that never ends is 400 and the connection closes; trailers never reach the upstream") {
+  EchoUpstream up;
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false"});
+  const std::string head = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // Far beyond max_header_bytes (8 KiB) without an end of line.
+  const auto endless = raw_exchange(lb.port, head + "5;ext=" + std::string(200 * 1024, 'e'), 5s);
+  CHECK(status_of(endless) == 400);
+  CHECK(endless.find("chunk extension too long") != std::string::npos);
+  // A trailer section that does not end.
+  const auto trailers = raw_exchange(lb.port, head + "3\r\nabc\r\n0\r\nX-T: " + std::string(64 * 1024, 't'), 5s);
+  CHECK(status_of(trailers) == 431);
+  // Short extensions and a trailer: served; the trailer is not forwarded.
+  const auto ok = raw_exchange(lb.port, "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                        "Connection: close\r\n\r\n3;a=b\r\nabc\r\n0\r\nX-Trailer: secret\r\n\r\n");
+  CHECK(status_of(ok) == 200);
+  CHECK(ok.find("trailer=0 body=abc") != std::string::npos);
+}
+
+TEST_CASE("an lb error reply to HEAD carries no body, so keep-alive stays in sync") {
+  QuietBackend b1;
+  LbProcess lb({"--upstream", b1.upstream(), "--rate", "0.1", "--burst", "1", "--access-log", "false"});
+  // The second request is over the rate limit: 429, headers only.
+  const auto raw = raw_exchange(lb.port,
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(raw) == 200);
+  CHECK(after_head_of(raw, "429") == "");
+  // Refused while the head is read (no Host), and refused by framing.
+  CHECK(after_head_of(raw_exchange(lb.port, "HEAD / HTTP/1.1\r\n\r\n"), "400") == "");
+  CHECK(after_head_of(raw_exchange(lb.port, "HEAD / HTTP/1.1\r\nHost: x\r\nX: " + std::string(9000, 'a') + "\r\n\r\n"),
+                      "431") == "");
+  // A GET gets the JSON body.
+  CHECK(after_head_of(raw_exchange(lb.port, "GET / HTTP/1.1\r\n\r\n"), "400") == "{\"error\":\"missing Host field\"}\n");
+}
+
+TEST_CASE("Host: missing in HTTP/1.1, repeated, or not the absolute-form target's authority is 400") {
+  QuietBackend b1;
+  LbProcess lb({"--upstream", b1.upstream(), "--access-log", "false"});
+  CHECK(status_of(raw_exchange(lb.port, "GET /healthz HTTP/1.1\r\n\r\n")) == 400);
+  CHECK(status_of(raw_exchange(lb.port, "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")) == 400);
+  CHECK(status_of(raw_exchange(lb.port, "GET http://a.example/healthz HTTP/1.1\r\nHost: b.example\r\n\r\n")) == 400);
+  // Allowed: HTTP/1.0 without Host, an absolute-form target that agrees.
+  CHECK(status_of(raw_exchange(lb.port, "GET /healthz HTTP/1.0\r\n\r\n")) == 200);
+  const auto agrees = raw_exchange(lb.port, "GET http://a.example/healthz HTTP/1.1\r\nHost: a.example\r\n"
+                                            "Connection: close\r\n\r\n");
+  CHECK(status_of(agrees) != 0);
+  CHECK(agrees.find("Server: userkey-lb") == std::string::npos);  // relayed, not refused by the lb
+}
+
+TEST_CASE("no 100 Continue to an HTTP/1.0 client") {
+  QuietBackend b1;
+  LbProcess lb({"--upstream", b1.upstream(), "--access-log", "false"});
+  const auto raw = raw_exchange(lb.port, "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+  CHECK(raw.find("100 Continue") == std::string::npos);
+  CHECK(raw.rfind("HTTP/1.0 405", 0) == 0);  // the backend's answer to POST
+}
+
+TEST_CASE("an upstream's 101 is a 502 and its connection is never reused") {
+  SwitchingUpstream up;
+  LbProcess lb({"--upstream", "127.0.0.1:" + std::to_string(up.port), "--no-active-health", "--max-fails", "0",
+                "--access-log", "false"});
+  RawConnection client(lb.port);
+  client.send("GET /upgrade HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(client.receive()) == 502);
+  for (int i = 0; i < 2; ++i) {
+    client.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto next = client.receive();
+    CHECK(status_of(next) == 200);
+    CHECK(next.find("plain") != std::string::npos);
+  }
+  // One connection switched (and closed), one new one for the rest.
+  CHECK(up.connections.load() == 2);
+}
+
+TEST_CASE("a slow request body is a 408; an idle keep-alive wait does not eat the next head's time") {
+  QuietBackend b1;
+  LbProcess lb(with({"--upstream", b1.upstream(), "--access-log", "false"},
+                    {"--body-timeout", "300ms", "--header-timeout", "300ms", "--idle-timeout", "30s"}));
+  // Head in, body never completes: 408, then closed.
+  const auto slow = raw_exchange(lb.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 5s);
+  CHECK(status_of(slow) == 408);
+  CHECK(slow.find("request body timeout") != std::string::npos);
+
+  RawConnection client(lb.port);
+  client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(status_of(client.receive()) == 200);
+  // Idle for longer than header_timeout: still open (idle_timeout is 30 s).
+  std::this_thread::sleep_for(800ms);
+  client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(status_of(client.receive()) == 200);
+  // Part of the next head, then nothing: 408 after header_timeout, not
+  // after idle_timeout.
+  client.send("GET /healthz HTTP/1.1\r\n");
+  CHECK(status_of(client.receive(5s)) == 408);
+}
+
+TEST_CASE("several X-Forwarded-For fields reach the upstream as one list, in order") {
+  EchoUpstream up;
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false"});
+  const auto raw = raw_exchange(lb.port,
+                                "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                                "X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(raw) == 200);
+  CHECK(raw.find("xff-fields=1 xff=10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1 ") != std::string::npos);
+}
