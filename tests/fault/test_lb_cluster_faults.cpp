@@ -3,7 +3,8 @@
 // upstreams on free ports, with a fault injected under load: a request slow
 // on every upstream, a backend killed (SIGKILL) or frozen (SIGSTOP), a reload
 // (SIGHUP) and a drain (SIGTERM). What is checked is what clients see. Every
-// wait is bounded; nothing asserts a speed.
+// wait is bounded; nothing asserts a speed. To measure an older lb with the
+// same tests: USERKEY_TEST_LB_BIN=/path/to/userkey-lb build/tests/fault_lb_cluster.
 #include <doctest/doctest.h>
 #include <signal.h>
 
