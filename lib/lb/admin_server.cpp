@@ -9,7 +9,8 @@
 
 namespace userkey::lb::engine {
 
-AdminServer::AdminServer(Page metrics, Page status) : metrics_(std::move(metrics)), status_(std::move(status)) {}
+AdminServer::AdminServer(Page metrics, Page status, Check ready)
+    : metrics_(std::move(metrics)), status_(std::move(status)), ready_(std::move(ready)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -25,6 +26,15 @@ bool AdminServer::start(const std::string& host, std::uint16_t port, std::string
   });
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}\n", "application/json");
+  });
+  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    if (ready_()) {
+      res.set_content("{\"status\":\"ready\"}\n", "application/json");
+      return;
+    }
+    res.status = 503;
+    res.set_header("Retry-After", "1");
+    res.set_content("{\"status\":\"draining\"}\n", "application/json");
   });
   int bound = port;
   if (bound == 0) bound = server_->bind_to_any_port(host);

@@ -1,5 +1,7 @@
-// The lb's admin HTTP endpoint: /metrics (Prometheus text), /status (JSON)
-// and /healthz, served by cpp-httplib on a thread of its own.
+// The lb's admin HTTP endpoint: /metrics (Prometheus text), /status (JSON),
+// /healthz (liveness: always 200 while it serves) and /readyz (readiness:
+// 200, or 503 once the proxy drains, so an orchestrator stops sending),
+// served by cpp-httplib on a thread of its own.
 //
 // Owns: the server, its thread, its bound port. Leaves what the pages say to
 // the functions it is given (proxy_metrics_render), and the proxy's own
@@ -21,9 +23,11 @@ namespace userkey::lb::engine {
 class AdminServer {
 public:
   using Page = std::function<std::string()>;
+  using Check = std::function<bool()>;
 
-  /// `metrics` and `status` are called on the admin thread for each request.
-  AdminServer(Page metrics, Page status);
+  /// `metrics`, `status` and `ready` are called on the admin thread for each
+  /// request.
+  AdminServer(Page metrics, Page status, Check ready);
   ~AdminServer();  // stops
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -37,6 +41,7 @@ public:
 private:
   Page metrics_;
   Page status_;
+  Check ready_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::uint16_t port_ = 0;

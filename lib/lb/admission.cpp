@@ -30,9 +30,10 @@ std::optional<Refusal> ip_filter_step(const IpFilter& filter, std::string_view i
 }
 
 std::optional<Refusal> connection_cap_step(ConnectionLimiter& limiter, std::string_view ip, ConnectionPass& pass) {
-  if (!limiter.try_acquire(ip))
+  const auto admit = limiter.try_acquire(ip);
+  if (admit == ConnectionLimiter::Admit::refused)
     return Refusal{Rejection::too_many_conns, 429, "too many connections from this address", std::chrono::seconds(1)};
-  pass = ConnectionPass(limiter, ip);
+  if (admit == ConnectionLimiter::Admit::counted) pass = ConnectionPass(limiter, ip);
   return std::nullopt;
 }
 
@@ -45,6 +46,8 @@ std::optional<Refusal> rate_limit_step(RateLimiter& limiter, std::string_view ip
 }
 
 Admission::Admission(const LimitsConfig& limits)
-    : filter_(make_filter(limits)), rate_(limits.rate, limits.burst), connections_(limits.max_conns_per_ip) {}
+    : filter_(make_filter(limits)),
+      rate_(limits.rate, limits.burst, std::chrono::seconds(60), limits.ipv6_prefix),
+      connections_(limits.max_conns_per_ip, limits.ipv6_prefix) {}
 
 }  // namespace userkey::lb::engine

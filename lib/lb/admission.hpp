@@ -75,7 +75,7 @@ public:
   /// Throws std::invalid_argument for a bad CIDR in limits.allow / deny.
   explicit Admission(const LimitsConfig& limits);
 
-  /// Before a connection is served: the IP filter, then the per-IP cap.
+  /// Before a connection is served: the IP filter, then the per-client cap.
   std::optional<Refusal> admit_connection(std::string_view ip, ConnectionPass& pass) {
     if (!filter_.empty()) {
       if (auto refused = ip_filter_step(filter_, ip)) return refused;

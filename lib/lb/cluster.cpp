@@ -49,6 +49,7 @@ std::shared_ptr<Snapshot> Cluster::build(const ProxyConfig& c) {
   snap->policy = std::move(policy);
   snap->retries = c.retries;
   snap->active = c.active;
+  snap->outlier = c.outlier;
   for (const auto& u : c.upstreams) {
     UpstreamEntry e;
     error_code ec;
@@ -132,6 +133,16 @@ void Cluster::reload(const ProxyConfig& config) {
     }
     resolver_cv_.notify_all();
   }
+}
+
+// ---------------------------------------------------------------------------
+// Passive health under the ejection budget
+
+FailureVerdict Cluster::report_failure(const Snapshot& snap, Upstream& up, TimePoint now) const {
+  std::lock_guard lock(ejection_mu_);
+  std::size_t out = 0;
+  for (const Upstream* u : snap.ptrs) out += u != &up && u->passively_down(now) ? 1 : 0;
+  return up.report_failure(now, out < max_ejections(snap.ptrs.size(), snap.outlier.max_ejection_percent));
 }
 
 // ---------------------------------------------------------------------------

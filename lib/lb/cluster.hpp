@@ -56,6 +56,7 @@ struct Snapshot {
   HashKeySpec hash_key = *HashKeySpec::parse("ip");
   std::uint32_t retries = 0;
   ActiveHealthConfig active;
+  OutlierLimits outlier;
 };
 
 class Cluster {
@@ -84,6 +85,13 @@ public:
   /// (not the constructor's), one at a time.
   void set_listener(SnapshotListener listener);
 
+  /// Passive health under the cluster's ejection budget: reports a failed
+  /// attempt on `up`, one of `snap`'s upstreams, letting it be taken out
+  /// only while fewer than max_ejections() of `snap`'s upstreams are
+  /// passively down. Decided under one lock, so loops racing on failures of
+  /// different upstreams cannot overspend the budget.
+  FailureVerdict report_failure(const Snapshot& snap, Upstream& up, TimePoint now) const;
+
   /// The background re-resolution thread (no lookups while the interval is 0).
   void start_reresolving();
   void stop_reresolving();
@@ -103,6 +111,7 @@ private:
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;
   std::atomic<std::uint64_t> generation_{0};
+  mutable std::mutex ejection_mu_;  // report_failure(): one budget decision at a time
   // Per-address state kept across snapshots (under mu_).
   std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> known_;
 

@@ -20,9 +20,10 @@
 
 namespace userkey::lb::engine {
 
-void SessionRegistry::close_idle() {
+void SessionRegistry::close_idle(std::chrono::milliseconds min_idle) {
+  const auto now = SteadyClock::now();
   for (auto& e : entries_) {
-    if (!e.busy) {
+    if (!e.busy && now - e.idle_since >= min_idle) {
       error_code ec;
       e.stream->socket().cancel(ec);
     }
@@ -157,8 +158,10 @@ awaitable<void> serve(const SessionContext& ctx, Stream& client, const std::stri
   bool first = true;
   const auto deadline = std::make_shared<ReadDeadline>(ctx.io, &client);
   for (;;) {
-    if (ctx.draining.load(std::memory_order_relaxed)) co_return;
+    // (While draining, a request already on its way is still served, with
+    // Connection: close; drain closes connections that stay idle.)
     ref.busy = false;
+    ref.idle_since = SteadyClock::now();
     http1::RequestParser parser;
     parser.header_limit(lim.max_header_bytes);
     parser.body_limit(lim.max_body_bytes);

@@ -39,17 +39,20 @@ class SessionRegistry {
 public:
   struct Entry {
     Stream* stream;
-    bool busy;  ///< a request is being read or served
+    bool busy;             ///< a request is being read or served
+    TimePoint idle_since;  ///< when it last began waiting for a request
   };
   using Handle = std::list<Entry>::iterator;
 
   Handle add(Stream& stream) {
-    entries_.push_front({&stream, false});
+    entries_.push_front({&stream, false, SteadyClock::now()});
     return entries_.begin();
   }
   void remove(Handle h) { entries_.erase(h); }
-  /// Cancels the pending read of every connection waiting for a request.
-  void close_idle();
+  /// Cancels the pending read of every connection that has waited for a
+  /// request for `min_idle` or longer (drain: a client that has just had an
+  /// answer may be sending its next request, which is then served).
+  void close_idle(std::chrono::milliseconds min_idle = std::chrono::milliseconds(0));
 
 private:
   std::list<Entry> entries_;

@@ -10,17 +10,24 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <optional>
+
+#include "upstream_pool.hpp"  // is_local_error
+
 namespace userkey::lb::engine {
 
 namespace {
 
-// One probe on a connection of its own: true for a 2xx within cfg.timeout.
-awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
-                      const std::string& host_header) {
+// One probe on a connection of its own: true for a 2xx within cfg.timeout;
+// nullopt when our side ran short (no descriptor, buffer or port for it),
+// which says nothing about the upstream.
+awaitable<std::optional<bool>> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
+                                     const std::string& host_header) {
   Stream stream(ioc);
   stream.expires_after(cfg.timeout);
   error_code ec;
   co_await stream.async_connect(ep, nothrow(ec));
+  if (ec && is_local_error(ec)) co_return std::nullopt;
   if (ec) co_return false;
   http::request<http::empty_body> req{http::verb::get, cfg.path, 11};
   req.set(http::field::host, host_header);
@@ -34,7 +41,8 @@ awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const Acti
   co_await http::async_read(stream, buf, res, nothrow(read_ec));
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);  // result irrelevant
   if (read_ec) co_return false;
-  co_return res.result_int() >= 200 && res.result_int() < 300;
+  const bool good = res.result_int() >= 200 && res.result_int() < 300;
+  co_return good;
 }
 
 }  // namespace
@@ -52,8 +60,12 @@ awaitable<void> HealthChecker::watch(asio::io_context& ioc, std::weak_ptr<Upstre
     if (stopped_.load() || cluster_.generation() != gen) co_return;  // a newer snapshot started its own
     auto up = weak.lock();
     if (!up) co_return;
-    const bool ok = co_await probe(ioc, ep, active, up->address());
-    if (up->report_probe(ok, active)) {
+    const std::optional<bool> result = co_await probe(ioc, ep, active, up->address());
+    const bool ok = result.value_or(false);
+    const bool was_out = up->passively_down(SteadyClock::now());
+    if (result && ok && was_out && up->active_up())
+      log_.info("upstream {} is back: health check {} passed (passive take-down cleared)", up->address(), active.path);
+    if (result && up->report_probe(ok, active)) {
       if (up->active_up())
         log_.info("upstream {} is UP (health check {} passed {} times)", up->address(), active.path, active.rise);
       else

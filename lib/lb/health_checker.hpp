@@ -2,8 +2,9 @@
 //
 // Owns: one probing coroutine per upstream of a snapshot, on the loop it is
 // attached to: GET the health path with its own connection, a 2xx within the
-// timeout is a good probe; rise / fall through Upstream::report_probe; the
-// UP / DOWN log lines. A prober ends when its upstream leaves the
+// timeout is a good probe (and clears a passive take-down); rise / fall
+// through Upstream::report_probe; a probe our own side could not make (out of
+// descriptors, buffers or ports) is not counted; the UP / DOWN log lines. A prober ends when its upstream leaves the
 // configuration, when a newer snapshot has started probers of its own, or
 // when the proxy stops.
 //

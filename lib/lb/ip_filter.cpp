@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstring>
 
-#include "hash.hpp"
 
 namespace userkey::lb {
 
@@ -194,52 +193,42 @@ bool IpFilter::allowed(std::string_view ip) const {
 // ConnectionLimiter
 // ---------------------------------------------------------------------------
 
-std::size_t ConnectionLimiter::StringHash::operator()(std::string_view s) const noexcept {
-  return static_cast<std::size_t>(detail::hash64(s));
-}
-
-ConnectionLimiter::Shard& ConnectionLimiter::shard_for(std::string_view ip) const {
-  return shards_[static_cast<std::size_t>(detail::hash64(ip) >> 60) % kShards];
-}
-
-bool ConnectionLimiter::try_acquire(std::string_view ip) {
-  if (cap_ == 0) return true;
-  Shard& s = shard_for(ip);
-  std::lock_guard lock(s.mu);
-  auto it = s.counts.find(ip);
-  if (it == s.counts.end()) {
-    s.counts.emplace(std::string(ip), 1u);
-    return true;
-  }
-  if (it->second >= cap_) return false;
-  ++it->second;
-  return true;
+ConnectionLimiter::Admit ConnectionLimiter::try_acquire(std::string_view ip) {
+  if (cap_ == 0) return Admit::untracked;
+  ClientKeyBuffer buf;
+  const std::string_view key = client_key(ip, v6_prefix_, buf);
+  return table_.with_shard(key, [&](auto& counts) {
+    auto it = counts.find(key);
+    if (it == counts.end()) {
+      if (table_.full(counts)) return Admit::untracked;
+      counts.emplace(std::string(key), 1u);
+      return Admit::counted;
+    }
+    if (it->second >= cap_) return Admit::refused;
+    ++it->second;
+    return Admit::counted;
+  });
 }
 
 void ConnectionLimiter::release(std::string_view ip) {
   if (cap_ == 0) return;
-  Shard& s = shard_for(ip);
-  std::lock_guard lock(s.mu);
-  auto it = s.counts.find(ip);
-  if (it == s.counts.end()) return;
-  if (--it->second == 0) s.counts.erase(it);
+  ClientKeyBuffer buf;
+  const std::string_view key = client_key(ip, v6_prefix_, buf);
+  table_.with_shard(key, [&](auto& counts) {
+    auto it = counts.find(key);
+    if (it == counts.end()) return;
+    if (--it->second == 0) counts.erase(it);
+  });
 }
 
 std::uint32_t ConnectionLimiter::count(std::string_view ip) const {
   if (cap_ == 0) return 0;
-  Shard& s = shard_for(ip);
-  std::lock_guard lock(s.mu);
-  auto it = s.counts.find(ip);
-  return it == s.counts.end() ? 0 : it->second;
-}
-
-std::size_t ConnectionLimiter::size() const {
-  std::size_t n = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
-    n += s.counts.size();
-  }
-  return n;
+  ClientKeyBuffer buf;
+  const std::string_view key = client_key(ip, v6_prefix_, buf);
+  return table_.with_shard(key, [&](const auto& counts) {
+    auto it = counts.find(key);
+    return it == counts.end() ? 0u : it->second;
+  });
 }
 
 }  // namespace userkey::lb

@@ -4,7 +4,9 @@
 // second process can never silently share the port), accepting on the first
 // loop in batches (up to 64 per wakeup, without going back through the event
 // queue for each), counting accepted connections and handing each to the
-// next loop in turn, by descriptor when that loop is another one.
+// next loop in turn, by descriptor when that loop is another one; staying
+// up through accept errors (out of descriptors: logged once, paused and
+// retried) and exceptions (logged, the connection lost, accepting goes on).
 //
 // Leaves to others: serving a connection (worker, downstream_session).
 #pragma once
@@ -12,10 +14,15 @@
 #include "io_types.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 
 #include "userkey/lb/proxy_metrics.hpp"
+
+namespace spdlog {
+class logger;
+}
 
 namespace userkey::lb::engine {
 
@@ -24,27 +31,32 @@ class Worker;
 class Listener {
 public:
   /// Accepts on `home`'s loop; hands connections to `loops` in turn (they
-  /// outlive the listener).
-  Listener(Worker& home, std::span<const std::unique_ptr<Worker>> loops, ProxyStats& stats);
+  /// and `log` outlive the listener).
+  Listener(Worker& home, std::span<const std::unique_ptr<Worker>> loops, ProxyStats& stats, spdlog::logger& log);
 
   /// Opens, binds and listens (backlog 4096).
   error_code listen(const tcp::endpoint& endpoint);
   std::uint16_t port() const;
   /// Spawns the accept loop on the home loop.
   void start();
-  /// Stops accepting; on the home loop's thread.
+  /// Stops accepting (taking what the backlog holds first); on the home
+  /// loop's thread.
   void close();
 
 private:
   static constexpr int kAcceptBatch = 64;
 
   awaitable<void> accept_loop();
+  awaitable<void> pause_after(const std::exception_ptr& error);
   void dispatch(Socket sock, std::size_t& next, const tcp& protocol);
 
   Worker& home_;
   std::span<const std::unique_ptr<Worker>> loops_;
   ProxyStats& stats_;
+  spdlog::logger& log_;
   Acceptor acceptor_;
+  std::size_t next_ = 0;      // the loop the next connection goes to
+  bool backing_off_ = false;  // accepts are failing (logged once until one succeeds)
 };
 
 }  // namespace userkey::lb::engine

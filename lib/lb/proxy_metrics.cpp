@@ -39,6 +39,7 @@ std::string_view to_string(Rejection r) {
     case Rejection::bad_gateway: return "bad_gateway";
     case Rejection::body_timeout: return "body_timeout";
     case Rejection::max_connections: return "max_connections";
+    case Rejection::local_resources: return "local_resources";
     case Rejection::count_: break;
   }
   return "unknown";
@@ -59,6 +60,12 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   line("# HELP userkey_lb_retries_total Requests retried on another upstream.");
   line("# TYPE userkey_lb_retries_total counter");
   line("userkey_lb_retries_total " + num(stats.retries.load()));
+  line("# HELP userkey_lb_panic_requests_total Requests routed ignoring passive health: too few upstreams available.");
+  line("# TYPE userkey_lb_panic_requests_total counter");
+  line("userkey_lb_panic_requests_total " + num(stats.panic_requests.load()));
+  line("# HELP userkey_lb_ejections_refused_total Passive take-downs refused by max_ejection_percent.");
+  line("# TYPE userkey_lb_ejections_refused_total counter");
+  line("userkey_lb_ejections_refused_total " + num(stats.ejections_refused.load()));
   line("# HELP userkey_lb_connections_accepted_total Client connections accepted.");
   line("# TYPE userkey_lb_connections_accepted_total counter");
   line("userkey_lb_connections_accepted_total " + num(stats.connections_accepted.load()));

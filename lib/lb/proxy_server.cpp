@@ -113,7 +113,7 @@ bool ProxyServer::start(std::string* error) {
   const engine::EngineContext ctx{im.cfg, im.stats, im.admission, im.cluster, *im.log, im.draining, im.stopped};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n, im.random.next()));
   auto& first = *im.workers.front();
-  im.listener = std::make_unique<engine::Listener>(first, im.workers, im.stats);
+  im.listener = std::make_unique<engine::Listener>(first, im.workers, im.stats, *im.log);
   if (auto listen_ec = im.listener->listen(tcp::endpoint(addr, im.cfg.listen_port)))
     return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " +
                 listen_ec.message());
@@ -121,7 +121,8 @@ bool ProxyServer::start(std::string* error) {
 
   if (!im.cfg.admin_host.empty()) {
     im.admin = std::make_unique<engine::AdminServer>([&im] { return im.metrics_text(); },
-                                                     [&im] { return im.status_json(); });
+                                                     [&im] { return im.status_json(); },
+                                                     [&im] { return !im.draining.load(); });
     std::string admin_error;
     if (!im.admin->start(im.cfg.admin_host, im.cfg.admin_port, &admin_error)) return fail(admin_error);
   }
@@ -148,12 +149,15 @@ void ProxyServer::drain() {
   if (im.workers.empty() || im.stopped.load()) return;
   im.draining.store(true);
   asio::post(im.workers.front()->io(), [l = im.listener.get()] { l->close(); });
-  for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(); });
+  // Keep-alive connections that stay idle are closed; one whose client has
+  // just had an answer gets a moment, so a request it is sending right now
+  // is served (with Connection: close) rather than cut.
   const auto deadline = SteadyClock::now() + im.cfg.drain_timeout;
-  while (im.stats.connections_open.load() > 0 && SteadyClock::now() < deadline) {
-    for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(); });
+  constexpr std::chrono::milliseconds kGrace{250};
+  do {
+    for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(kGrace); });
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  } while (im.stats.connections_open.load() > 0 && SteadyClock::now() < deadline);
   stop();
 }
 

@@ -84,6 +84,7 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
   using C = ProxyConfig;
   using Passive = PassiveHealthConfig;
   using Active = ActiveHealthConfig;
+  using Outlier = OutlierLimits;
   using L = LimitsConfig;
   const auto duration = kinds::duration(false);
   const auto positive_duration = kinds::duration(true);
@@ -121,6 +122,16 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .help = "Passive health window and time out",
          .reloadable = true},
         field(&C::passive, &Passive::fail_timeout), duration);
+  t.add({.key = "health.max_ejection_percent",
+         .flag = "--max-ejection-percent",
+         .help = "Passive health takes out at most this share of the upstreams at once (at least one); 0 = none",
+         .reloadable = true},
+        field(&C::outlier, &Outlier::max_ejection_percent), kinds::whole<u32>(0, kMaxPercent));
+  t.add({.key = "health.panic_threshold_percent",
+         .flag = "--panic-threshold-percent",
+         .help = "Below this share of available upstreams, passive verdicts are ignored (panic); 0 = never",
+         .reloadable = true},
+        field(&C::outlier, &Outlier::panic_threshold_percent), kinds::whole<u32>(0, kMaxPercent));
   t.add({.key = "health.path", .flag = "--health-path", .help = "Active health probe path", .reloadable = true},
         field(&C::active, &Active::path), url_path());
   t.add({.key = "health.interval", .flag = "--health-interval", .help = "Time between probes", .reloadable = true},
@@ -153,6 +164,10 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .flag = "--max-conns-per-ip",
          .help = "Concurrent connections per client IP; 0 = unlimited"},
         field(&C::limits, &L::max_conns_per_ip), kinds::whole<u32>());
+  t.add({.key = "limits.ipv6_prefix",
+         .flag = "--ipv6-prefix",
+         .help = "IPv6 clients count as one per /N network for --rate and --max-conns-per-ip"},
+        field(&C::limits, &L::ipv6_prefix), kinds::whole<u32>(1, 128));
   t.add({.key = "limits.allow",
          .flag = "--allow",
          .help = "Admit only these clients, repeatable; replaces the file's list"},

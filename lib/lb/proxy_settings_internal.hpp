@@ -11,6 +11,7 @@ inline constexpr std::uint32_t kMaxRetries = 10;
 inline constexpr std::uint32_t kMaxThreads = 256;
 inline constexpr std::uint32_t kMaxFails = 1000;
 inline constexpr std::uint32_t kMaxRiseFall = 1000;
+inline constexpr std::uint32_t kMaxPercent = 100;
 inline constexpr std::uint32_t kMinHeaderBytes = 1024;
 // Beast stores a field value in at most 65535 bytes and throws beyond it.
 inline constexpr std::uint32_t kMaxHeaderBytes = 65535;

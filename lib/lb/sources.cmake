@@ -4,6 +4,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/policy_registry.cpp
   ${CMAKE_CURRENT_LIST_DIR}/token_bucket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ip_filter.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/client_table.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
   ${CMAKE_CURRENT_LIST_DIR}/http1_codec.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_pool.cpp

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "hash.hpp"
 
 namespace userkey::lb {
 
@@ -56,58 +55,39 @@ std::chrono::milliseconds TokenBucket::retry_after(TimePoint now) {
 // RateLimiter
 // ---------------------------------------------------------------------------
 
-std::size_t RateLimiter::StringHash::operator()(std::string_view s) const noexcept {
-  return static_cast<std::size_t>(detail::hash64(s));
-}
-
-RateLimiter::RateLimiter(double rate_per_sec, double burst, std::chrono::milliseconds idle_ttl)
+RateLimiter::RateLimiter(double rate_per_sec, double burst, std::chrono::milliseconds idle_ttl, unsigned v6_prefix,
+                         std::size_t max_clients)
     : rate_(rate_per_sec > 0 ? rate_per_sec : 0),
       burst_(std::max(1.0, burst > 0 ? burst : rate_per_sec)),
-      idle_ttl_(idle_ttl) {}
+      idle_ttl_(idle_ttl),
+      v6_prefix_(v6_prefix),
+      table_(max_clients) {}
 
-RateLimiter::Shard& RateLimiter::shard_for(std::string_view ip) {
-  // Top bits for the shard; the map uses the full hash (low bits) internally.
-  return shards_[static_cast<std::size_t>(detail::hash64(ip) >> 60) % kShards];
+bool RateLimiter::expendable(const TokenBucket& b, TimePoint now) const {
+  return now - b.last_update() > idle_ttl_ && b.full(now);
 }
 
 RateLimiter::Decision RateLimiter::try_acquire(std::string_view ip, TimePoint now) {
   if (!enabled()) return {};
-  Shard& s = shard_for(ip);
-  std::lock_guard lock(s.mu);
-  auto it = s.buckets.find(ip);
-  if (it == s.buckets.end()) {
-    if (++s.created_since_sweep >= kSweepEvery) sweep_shard(s, now);
-    it = s.buckets.emplace(std::string(ip), TokenBucket(rate_, burst_)).first;
-  }
-  if (it->second.try_take(now)) return {};
-  return Decision{false, std::max(std::chrono::milliseconds{1}, it->second.retry_after(now))};
-}
-
-std::size_t RateLimiter::sweep_shard(Shard& s, TimePoint now) {
-  s.created_since_sweep = 0;
-  return std::erase_if(s.buckets, [&](auto& entry) {
-    const TokenBucket& b = entry.second;
-    const bool idle = now - b.last_update() > idle_ttl_;
-    return idle && b.full(now);
+  ClientKeyBuffer buf;
+  const std::string_view key = client_key(ip, v6_prefix_, buf);
+  return table_.with_shard(key, [&](auto& buckets) -> Decision {
+    auto it = buckets.find(key);
+    if (it == buckets.end()) {
+      if (table_.full(buckets)) {
+        std::erase_if(buckets, [&](const auto& entry) { return expendable(entry.second, now); });
+        if (table_.full(buckets))
+          ClientTable<TokenBucket>::evict_one(buckets, [&](const TokenBucket& b) { return b.tokens(now); });
+      }
+      it = buckets.emplace(std::string(key), TokenBucket(rate_, burst_)).first;
+    }
+    if (it->second.try_take(now)) return {};
+    return Decision{false, std::max(std::chrono::milliseconds{1}, it->second.retry_after(now))};
   });
 }
 
 std::size_t RateLimiter::sweep(TimePoint now) {
-  std::size_t dropped = 0;
-  for (Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
-    dropped += sweep_shard(s, now);
-  }
-  return dropped;
-}
-
-std::size_t RateLimiter::size() const {
-  std::size_t n = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
-    n += s.buckets.size();
-  }
-  return n;
+  return table_.erase_if([&](const TokenBucket& b) { return expendable(b, now); });
 }
 
 }  // namespace userkey::lb

@@ -44,8 +44,13 @@ bool parse_uint(std::string_view s, std::uint64_t lo, std::uint64_t hi, std::uin
 //    any success takes it down for another fail_timeout straight away.
 //  * Failures reported while it is down (requests that were already in
 //    flight) are ignored; they do not extend the down period.
-//  * When active health checks bring it back up (rise), the passive state is
-//    cleared as well: the checks are the stronger evidence.
+//  * A good active probe clears the passive state as well (and so does the
+//    rise that brings an actively-down upstream back): the upstream has just
+//    answered its health path, which is stronger evidence than a failed
+//    request, whose cause may be the request itself.
+//  * The caller may refuse a take-down (may_take_out false: the cluster's
+//    ejection budget is spent). The failure is still counted, so the next
+//    one takes it out once the budget allows.
 // ---------------------------------------------------------------------------
 
 Upstream::Upstream(UpstreamConfig config, PassiveHealthConfig passive)
@@ -72,27 +77,29 @@ void Upstream::report_success(TimePoint now) {
   }
 }
 
-void Upstream::report_failure(TimePoint now) {
-  if (passive_.max_fails == 0) return;
+FailureVerdict Upstream::report_failure(TimePoint now, bool may_take_out) {
+  if (passive_.max_fails == 0) return FailureVerdict::counted;
   const auto timeout = std::chrono::duration_cast<SteadyClock::duration>(passive_.fail_timeout);
   std::lock_guard lock(mu_);
   const auto until = down_until_.load(std::memory_order_relaxed);
   if (until != 0) {
-    if (ticks(now) < until) return;  // already down: late reports don't extend it
+    if (ticks(now) < until) return FailureVerdict::counted;  // already down: late reports don't extend it
     // On probation after a down period: one failure is enough.
+    if (!may_take_out) return FailureVerdict::kept_in;
     down_until_.store(ticks(now + timeout), std::memory_order_release);
-    return;
+    return FailureVerdict::taken_out;
   }
   if (fails_ == 0 || now - window_start_ >= timeout) {
     window_start_ = now;
     fails_ = 0;
   }
   ++fails_;
-  if (fails_ >= passive_.max_fails) {
-    // Guard against a zero tick value being mistaken for "not tripped".
-    const auto down = ticks(now + timeout);
-    down_until_.store(down == 0 ? 1 : down, std::memory_order_release);
-  }
+  if (fails_ < passive_.max_fails) return FailureVerdict::counted;
+  if (!may_take_out) return FailureVerdict::kept_in;
+  // Guard against a zero tick value being mistaken for "not tripped".
+  const auto down = ticks(now + timeout);
+  down_until_.store(down == 0 ? 1 : down, std::memory_order_release);
+  return FailureVerdict::taken_out;
 }
 
 // Active health, HAProxy rise/fall: probe_streak_ counts consecutive probe
@@ -101,6 +108,11 @@ void Upstream::report_failure(TimePoint now) {
 // streak. rise/fall of 0 are treated as 1.
 bool Upstream::report_probe(bool ok, const ActiveHealthConfig& cfg) {
   std::lock_guard lock(mu_);
+  if (ok && down_until_.load(std::memory_order_relaxed) != 0) {
+    // It answered its health path: a passive take-down (or probation) ends.
+    fails_ = 0;
+    down_until_.store(0, std::memory_order_release);
+  }
   const bool up = active_up_.load(std::memory_order_relaxed);
   if (ok == up) {
     probe_streak_ = 0;

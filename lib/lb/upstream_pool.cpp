@@ -13,6 +13,18 @@
 
 namespace userkey::lb::engine {
 
+bool is_local_error(const error_code& ec) {
+  if (ec.category() != boost::system::system_category()) return false;
+  switch (ec.value()) {
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EADDRNOTAVAIL: return true;
+    default: return false;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Slots
 
@@ -39,12 +51,15 @@ struct UpstreamPool::Waiter {
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
 
-  // Out of the queue and the count; idempotent.
+  // Out of the queue and the count; idempotent. A head that leaves (timed
+  // out, or its request went away) hands the polling on to the next one.
   void leave() {
     if (queued) {
       auto pos = std::find(pool.waiters_.begin(), pool.waiters_.end(), this);
+      const bool was_head = pos == pool.waiters_.begin();
       if (pos != pool.waiters_.end()) pool.waiters_.erase(pos);
       queued = false;
+      if (was_head) pool.promote_head();
     }
     if (counted) {
       --pool.shared_.waiting;
@@ -137,7 +152,7 @@ awaitable<ConnPtr> UpstreamPool::connect(Slot slot, Failure& failure) {
   error_code ec;
   co_await c->stream.async_connect(endpoint_, nothrow(ec));
   if (ec) {
-    failure = Failure::connect_failed;
+    failure = is_local_error(ec) ? Failure::local_error : Failure::connect_failed;
     co_return nullptr;  // `c` closes, its slot goes on
   }
   c->stream.socket().set_option(tcp::no_delay(true), ec);

@@ -34,6 +34,11 @@ namespace userkey::lb::engine {
 
 class UpstreamPool;
 
+/// True for errors that say this process or host ran short (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM, EADDRNOTAVAIL from connect): they never count against
+/// an upstream's health.
+bool is_local_error(const error_code& ec);
+
 /// One of an upstream's max_conns connection slots. Move-only. Giving it up
 /// (destroying or reset()) passes it to the oldest request queued on its
 /// pool, else returns it to the upstream's budget. Must not outlive its pool.
@@ -91,7 +96,9 @@ public:
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  enum class Failure { none, connect_failed, queue_timeout };
+  /// local_error: our side ran out of something (descriptors, buffers,
+  /// memory, local ports): not the upstream's fault.
+  enum class Failure { none, connect_failed, queue_timeout, local_error };
   struct Acquired {
     ConnPtr conn;         ///< null on failure
     bool reused = false;  ///< came from the idle stack or a release, not a new connect

@@ -28,6 +28,7 @@ const Snapshot& UpstreamRouter::refresh() {
 awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& e, const Request& req,
                                                            const std::string& head) {
   Attempt a;
+  const bool idempotent = http1::idempotent(req.method());
   const auto pool = pools_.get(e.upstream, e.stats, e.endpoint);
   for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
     auto failure = UpstreamPool::Failure::none;
@@ -39,13 +40,15 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
       reused = got.reused;
     }
     if (!conn) {
-      a.outcome = failure == UpstreamPool::Failure::queue_timeout ? Outcome::queue_timeout : Outcome::connect_failed;
+      a.outcome = failure == UpstreamPool::Failure::queue_timeout ? Outcome::queue_timeout
+                  : failure == UpstreamPool::Failure::local_error ? Outcome::local_error
+                                                                  : Outcome::connect_failed;
       co_return a;
     }
     error_code ec;
     conn->stream.expires_after(upstream_timeout_);
     const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
-    co_await asio::async_write(conn->stream, wire, nothrow(ec));
+    const std::size_t written = co_await asio::async_write(conn->stream, wire, nothrow(ec));
     conn->buffer.clear();
     // Interim 1xx responses (other than 101) are skipped: the final response
     // follows on the same connection.
@@ -80,15 +83,78 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     }
     const bool nothing_back = !got_some;
     conn.reset();
+    if (is_local_error(ec)) {
+      a.outcome = Outcome::local_error;
+      co_return a;
+    }
     // A pooled connection the upstream closed while idle is not the
-    // upstream's fault: an idempotent request tries once more, on a new
-    // connection.
-    if (reused && nothing_back && ec != beast::error::timeout && http1::idempotent(req.method())) continue;
-    a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
+    // upstream's fault: try once more, on a new connection. Any request when
+    // not a byte of it was written; an idempotent one also when it was
+    // written but nothing came back.
+    if (reused && nothing_back && ec != beast::error::timeout && (written == 0 || idempotent)) continue;
+    if (ec == http::error::body_limit || ec == http::error::header_limit)
+      a.outcome = Outcome::too_large;  // the response's doing, not the upstream's health
+    else if (written == 0 && ec != beast::error::timeout)
+      a.outcome = Outcome::connect_failed;  // reset before a byte of the request reached it
+    else
+      a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
     co_return a;
   }
   a.outcome = Outcome::no_response;
   co_return a;
+}
+
+bool select_eligible(const Snapshot& s, const std::vector<bool>& tried, bool* elig, std::size_t& count,
+                     TimePoint now) {
+  const std::size_t n = s.ptrs.size();
+  std::size_t healthy = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    elig[i] = s.ptrs[i]->available(now);
+    healthy += elig[i] ? 1 : 0;
+  }
+  const bool panic = healthy * 100 < std::size_t{s.outlier.panic_threshold_percent} * n;
+  bool widened = false;
+  count = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool e = !tried[i] && (elig[i] || (panic && s.ptrs[i]->active_up()));
+    widened = widened || (e && !elig[i]);
+    elig[i] = e;
+    count += e ? 1 : 0;
+  }
+  return widened;
+}
+
+// Counters, passive health and the log line for a failed attempt.
+void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome outcome, bool counts,
+                            bool will_retry) {
+  switch (outcome) {
+    case Outcome::connect_failed: e.stats->connect_errors.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::timeout: e.stats->timeouts.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::queue_timeout: e.stats->queue_timeouts.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::local_error: break;  // ours, not the upstream's
+    default: e.stats->response_errors.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  Upstream& up = *e.upstream;
+  if (outcome == Outcome::local_error) {
+    log_.error("no resources left for a connection to upstream {} (descriptors, buffers or memory): answering 503",
+               up.address());
+    return;
+  }
+  if (outcome == Outcome::queue_timeout) return;
+  const auto verdict = counts ? cluster_.report_failure(s, up, SteadyClock::now()) : FailureVerdict::counted;
+  if (verdict == FailureVerdict::kept_in) stats_.ejections_refused.fetch_add(1, std::memory_order_relaxed);
+  if (!log_.should_log(spdlog::level::warn)) return;
+  const std::string_view what = outcome == Outcome::connect_failed ? "connect"
+                                : outcome == Outcome::timeout      ? "timeout"
+                                : outcome == Outcome::too_large    ? "response too large"
+                                                                   : "no response";
+  const std::string_view health = verdict == FailureVerdict::taken_out ? ", taken out by passive health"
+                                  : verdict == FailureVerdict::kept_in
+                                      ? ", kept in: max_ejection_percent of the upstreams are out already"
+                                  : counts ? ""
+                                           : " (not counted against it)";
+  log_.warn("upstream {} failed ({}){}, {}", up.address(), what, health,
+            will_retry ? "will retry on another upstream if one is eligible" : "not retrying");
 }
 
 awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
@@ -127,28 +193,39 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
   if (n > stack_flags.size()) heap_flags = std::make_unique<bool[]>(n);
   bool* elig = heap_flags ? heap_flags.get() : stack_flags.data();
 
-  const bool can_retry = http1::idempotent(req.method());
+  // Retries: a request that reached no upstream (connect failed, queue
+  // timeout) may go to another whatever its method; after a response went
+  // missing only an idempotent one may. A timeout says as much about the
+  // request (a slow path) as about the upstream: a request is tried on at
+  // most two upstreams once one timed out, and only its first timeout
+  // counts against an upstream's passive health, so one slow request cannot
+  // take several upstreams out.
+  const bool idempotent = http1::idempotent(req.method());
   std::uint32_t attempts = 0;
+  bool timed_out = false;
+  bool panic_counted = false;
   Outcome last = Outcome::ok;
   for (;;) {
-    const auto now = SteadyClock::now();
     std::size_t count = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      elig[i] = !tried[i] && s.ptrs[i]->available(now);
-      count += elig[i] ? 1 : 0;
-    }
+    const bool panic = select_eligible(s, tried, elig, count, SteadyClock::now());
     if (count == 0) break;
     Candidates cands(s.ptrs, std::span<const bool>(elig, n));
     auto choice = s.policy->choose(cands, info);
     if (!choice || *choice >= n || !elig[*choice]) break;
+    if (panic && !panic_counted) {
+      panic_counted = true;
+      stats_.panic_requests.fetch_add(1, std::memory_order_relaxed);
+    }
     if (attempts > 0) stats_.retries.fetch_add(1, std::memory_order_relaxed);
     const auto& e = s.entries[*choice];
     Upstream& up = *e.upstream;
-    up.begin_request();
     e.stats->requests.fetch_add(1, std::memory_order_relaxed);
     const auto t0 = SteadyClock::now();
-    Attempt a = co_await attempt(e, req, wire);
-    up.end_request();
+    Attempt a;
+    {
+      const Upstream::InFlight counted(up);
+      a = co_await attempt(e, req, wire);
+    }
     if (a.outcome == Outcome::ok) {
       up.report_success(SteadyClock::now());
       e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0));
@@ -157,24 +234,17 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
       co_return std::move(a.response);
     }
     last = a.outcome;
-    switch (a.outcome) {
-      case Outcome::connect_failed: e.stats->connect_errors.fetch_add(1, std::memory_order_relaxed); break;
-      case Outcome::timeout: e.stats->timeouts.fetch_add(1, std::memory_order_relaxed); break;
-      case Outcome::queue_timeout: e.stats->queue_timeouts.fetch_add(1, std::memory_order_relaxed); break;
-      default: e.stats->response_errors.fetch_add(1, std::memory_order_relaxed); break;
+    const bool reached = a.outcome != Outcome::connect_failed && a.outcome != Outcome::queue_timeout;
+    bool retry = (idempotent || !reached) && attempts < s.retries;
+    if (a.outcome == Outcome::too_large || a.outcome == Outcome::local_error) retry = false;
+    const bool counts = a.outcome != Outcome::too_large && !(a.outcome == Outcome::timeout && timed_out);
+    if (a.outcome == Outcome::timeout) {
+      retry = retry && !timed_out;
+      timed_out = true;
     }
-    if (a.outcome != Outcome::queue_timeout) {
-      up.report_failure(SteadyClock::now());
-      if (log_.should_log(spdlog::level::warn))
-        log_.warn("upstream {} failed ({}), {}", up.address(),
-                  a.outcome == Outcome::connect_failed ? "connect"
-                  : a.outcome == Outcome::timeout      ? "timeout"
-                                                       : "no response",
-                  can_retry && attempts < s.retries ? "will retry on another upstream if one is eligible"
-                                                    : "not retrying");
-    }
+    report(s, e, a.outcome, counts, retry);
     tried[*choice] = true;
-    if (!can_retry || attempts >= s.retries) break;
+    if (!retry) break;
     ++attempts;  // counted in retries_total once another upstream is actually tried
   }
   co_return give_up(last, version);
@@ -189,9 +259,16 @@ Response UpstreamRouter::give_up(Outcome last, unsigned version) {
   if (last == Outcome::queue_timeout) {
     msg = "upstream busy: queue timeout";
     why = Rejection::queue_full;
+  } else if (last == Outcome::local_error) {
+    msg = "proxy out of local resources";
+    why = Rejection::local_resources;
   } else if (last == Outcome::timeout) {
     status = 504;
     msg = "upstream timed out";
+    why = Rejection::bad_gateway;
+  } else if (last == Outcome::too_large) {
+    status = 502;
+    msg = "upstream response too large";
     why = Rejection::bad_gateway;
   } else if (last != Outcome::ok) {
     status = 502;

@@ -3,10 +3,14 @@
 // Owns: the loop's cached configuration snapshot (refreshed when the cluster's
 // generation moves, retiring the pools of upstreams that left), the request id
 // and the upstream request head, the hash key a policy sees, and the retry
-// loop: choose among eligible, untried upstreams -> attempt (write, read the
-// response, skipping 1xx) -> outcome -> retry on another upstream
-// (idempotent requests, up to `retries`) or answer 502 / 503 / 504. Reports
-// passive health and per-upstream counters as it goes.
+// loop: choose among eligible, untried upstreams (in panic, when too few are
+// available, passive verdicts are ignored) -> attempt (write, read the
+// response, skipping 1xx) -> outcome -> retry on another upstream (any
+// request that never reached an upstream; idempotent ones also after no or a
+// timed-out response, at most once after a timeout; up to `retries`) or
+// answer 502 / 503 / 504. Reports passive health (through the cluster's
+// ejection budget; a request's timeouts count once, local failures and
+// oversized responses never) and per-upstream counters as it goes.
 //
 // Leaves to others: connections, reuse and queuing (upstream_pool), message
 // rules (http1_codec), the client connection (downstream_session), which
@@ -32,6 +36,15 @@ class logger;
 
 namespace userkey::lb::engine {
 
+/// Which of `s`'s upstreams a request that already tried `tried` may go to at
+/// `now`: sets `elig[i]` (s.ptrs.size() flags) and `count`. Untried and
+/// available; in panic (fewer than panic_threshold_percent of the upstreams
+/// available) every untried one that active health has not taken out,
+/// whatever passive health says. True when panic let in one that passive
+/// health had taken out.
+bool select_eligible(const Snapshot& s, const std::vector<bool>& tried, bool* elig, std::size_t& count,
+                     TimePoint now);
+
 class UpstreamRouter {
 public:
   /// `loop_index` and `id_prefix` make this loop's request ids unique.
@@ -54,13 +67,14 @@ public:
                               std::string& upstream_name, std::string& wire);
 
 private:
-  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout };
+  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };
   struct Attempt {
     Outcome outcome = Outcome::ok;
     Response response;
   };
 
   const Snapshot& refresh();
+  void report(const Snapshot& s, const UpstreamEntry& e, Outcome outcome, bool counts, bool will_retry);
   awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head);
   Response give_up(Outcome last, unsigned version);
 

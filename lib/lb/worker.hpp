@@ -52,8 +52,9 @@ public:
   /// Hands a descriptor accepted by another loop to this one (from any
   /// thread): this loop adopts it into its own reactor and serves it.
   void adopt(int fd, const tcp& protocol);
-  /// Ends the connections waiting for a request (drain); on this loop's thread.
-  void close_idle_sessions() { sessions_.close_idle(); }
+  /// Ends the connections that have waited for a request for `min_idle` or
+  /// longer (drain); on this loop's thread.
+  void close_idle_sessions(std::chrono::milliseconds min_idle) { sessions_.close_idle(min_idle); }
 
   /// Spawns the loop's periodic sweeps (before run()).
   void start_housekeeping(bool sweep_rate_limits);

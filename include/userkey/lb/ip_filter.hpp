@@ -11,7 +11,8 @@
 //              deny entry (deny wins); otherwise, if the allow list is
 //              non-empty, it must match an allow entry; with both lists empty
 //              everything passes. An unparsable client address is rejected.
-// ConnectionLimiter - caps concurrent connections per client IP.
+// ConnectionLimiter - caps concurrent connections per client (IPv4 address
+//              or IPv6 /64, see client_table.hpp).
 //
 // Errors: parse functions return nullopt and, when given, set `*error` to a
 // message naming the offending input. Nothing here throws except on
@@ -25,15 +26,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "userkey/lb/client_table.hpp"
 
 namespace userkey::lb {
 
@@ -97,41 +97,38 @@ private:
   std::vector<Cidr> deny_;
 };
 
-/// Per-client-IP cap on concurrent connections. Every successful
-/// try_acquire(ip) must be paired with exactly one release(ip). Entries are
-/// erased when their count drops to zero, so memory is bounded by the number
-/// of clients with open connections. Sharded (kShards mutex + map pairs) so
-/// threads serving different clients rarely contend. Thread-safe.
+/// Per-client cap on concurrent connections. Clients are keyed by
+/// client_key() (an IPv6 client per /v6_prefix network). Every try_acquire()
+/// that answers `counted` must be paired with exactly one release(). An
+/// entry lives while its client has connections open, and at most about
+/// `max_clients` clients are tracked: a new client beyond that is admitted
+/// `untracked` (the cap cannot apply to it until entries free up; a global
+/// connection limit is the backstop), never at the cost of a tracked
+/// client's count. Thread-safe.
 class ConnectionLimiter {
 public:
-  static constexpr std::size_t kShards = 16;
+  enum class Admit { counted, untracked, refused };
 
   /// `max_per_ip` == 0 means unlimited (nothing is tracked).
-  explicit ConnectionLimiter(std::uint32_t max_per_ip) : cap_(max_per_ip) {}
+  explicit ConnectionLimiter(std::uint32_t max_per_ip, unsigned v6_prefix = 64,
+                             std::size_t max_clients = kDefaultMaxClients)
+      : cap_(max_per_ip), v6_prefix_(v6_prefix), table_(max_clients) {}
 
   std::uint32_t cap() const { return cap_; }
-  /// True and counts the connection if `ip` is below the cap.
-  bool try_acquire(std::string_view ip);
-  /// Ends a connection counted by try_acquire(); no-op for an untracked ip.
+  /// Counts the connection if `ip`'s client is below the cap (`counted`),
+  /// refuses it at the cap; `untracked` when unlimited or the table is full.
+  Admit try_acquire(std::string_view ip);
+  /// Ends a connection counted by try_acquire(); no-op for an untracked client.
   void release(std::string_view ip);
-  /// Current connections of `ip` (0 when unlimited or untracked).
+  /// Current connections of `ip`'s client (0 when unlimited or untracked).
   std::uint32_t count(std::string_view ip) const;
-  /// Number of tracked IPs.
-  std::size_t size() const;
+  /// Number of tracked clients.
+  std::size_t size() const { return table_.size(); }
 
 private:
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept;
-  };
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> counts;
-  };
-  Shard& shard_for(std::string_view ip) const;
-
   std::uint32_t cap_;
-  mutable std::array<Shard, kShards> shards_;
+  unsigned v6_prefix_;
+  ClientTable<std::uint32_t> table_;
 };
 
 }  // namespace userkey::lb

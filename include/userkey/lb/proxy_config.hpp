@@ -19,6 +19,10 @@ struct LimitsConfig {
   double burst = 0;
   /// Concurrent connections per client IP; 0 = unlimited.
   std::uint32_t max_conns_per_ip = 0;
+  /// IPv6 clients are one client per /ipv6_prefix network for the rate
+  /// limit and the connection cap (an allocation is a /64, and its owner can
+  /// use every address in it); IPv4 clients per address.
+  std::uint32_t ipv6_prefix = 64;
   /// CIDR lists; deny wins; a non-empty allow list admits only its members.
   std::vector<std::string> allow;
   std::vector<std::string> deny;
@@ -47,6 +51,9 @@ struct ProxyConfig {
 
   PassiveHealthConfig passive;
   ActiveHealthConfig active;
+  /// How much of the cluster passive health may take out, and when to
+  /// ignore its verdicts rather than answer 503 (see OutlierLimits).
+  OutlierLimits outlier;
 
   /// Extra attempts on a different upstream for an idempotent request that
   /// could not connect or got no response.

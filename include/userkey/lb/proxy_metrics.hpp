@@ -52,6 +52,7 @@ enum class Rejection : std::size_t {
   bad_gateway,       // 502/504 after retries
   body_timeout,      // 408, request body not received in time
   max_connections,   // 503, the lb's connection cap (limits.max_connections)
+  local_resources,   // 503, the lb itself ran out of descriptors, buffers or memory
   count_
 };
 std::string_view to_string(Rejection r);
@@ -59,6 +60,10 @@ std::string_view to_string(Rejection r);
 struct ProxyStats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> retries{0};
+  /// Requests routed in panic (passive verdicts ignored: too few available).
+  std::atomic<std::uint64_t> panic_requests{0};
+  /// Take-downs passive health wanted but max_ejection_percent refused.
+  std::atomic<std::uint64_t> ejections_refused{0};
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::int64_t> connections_open{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Rejection::count_)> rejections{};

@@ -5,30 +5,26 @@
 // one token. A client can therefore send `burst` requests at once and then
 // `rate` per second on average.
 //
-// RateLimiter keeps one TokenBucket per client IP. The map is split into
-// kShards shards, each with its own mutex and unordered_map, chosen by a hash
-// of the IP, so proxy threads serving different clients rarely contend.
-// Memory is bounded by the number of *recently active* clients: sweep() drops
-// buckets that are full again and have been idle longer than the idle TTL;
-// the proxy calls it periodically, and each shard also sweeps itself
-// opportunistically every kSweepEvery new entries.
+// RateLimiter keeps one TokenBucket per client (an IPv4 address, or an IPv6
+// /64 network: see client_table.hpp) in a ClientTable, so proxy threads
+// serving different clients rarely contend. Memory is bounded twice: sweep()
+// drops buckets that are full again and have been idle longer than the idle
+// TTL (the proxy calls it periodically); and the table holds at most
+// max_clients buckets: a new client in a full shard first sweeps that shard,
+// then evicts the bucket that holds the most tokens among a few (a full
+// bucket is what a new client gets anyway, so that loses the least).
 //
 // Time is always passed in (TimePoint `now`), so both are deterministic in
 // tests; callers must pass a non-decreasing clock (steady_clock). A clock
 // that goes backwards is treated as "no time passed".
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <mutex>
-#include <optional>
-#include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "userkey/lb/client_table.hpp"
 #include "userkey/lb/upstream.hpp"
 
 namespace userkey::lb {
@@ -64,13 +60,9 @@ private:
   bool started_ = false;
 };
 
-/// Per-client-IP rate limiter over sharded TokenBuckets. Thread-safe.
+/// Per-client rate limiter over a bounded table of TokenBuckets. Thread-safe.
 class RateLimiter {
 public:
-  static constexpr std::size_t kShards = 16;
-  /// A shard sweeps itself after this many newly created entries.
-  static constexpr std::size_t kSweepEvery = 4096;
-
   struct Decision {
     bool allowed = true;
     /// When not allowed: how long the client should wait (Retry-After);
@@ -81,40 +73,32 @@ public:
   /// `rate_per_sec` == 0 disables limiting (every request is allowed and no
   /// state is kept). `burst` is the bucket size (0 means "same as rate",
   /// at least 1). Buckets idle longer than `idle_ttl` (and full) are dropped.
-  RateLimiter(double rate_per_sec, double burst,
-              std::chrono::milliseconds idle_ttl = std::chrono::seconds(60));
+  /// IPv6 clients are keyed per /`v6_prefix`; at most about `max_clients`
+  /// buckets are kept.
+  RateLimiter(double rate_per_sec, double burst, std::chrono::milliseconds idle_ttl = std::chrono::seconds(60),
+              unsigned v6_prefix = 64, std::size_t max_clients = kDefaultMaxClients);
 
   bool enabled() const { return rate_ > 0; }
 
-  /// Takes a token from `ip`'s bucket. No allocation for an IP already
-  /// tracked.
+  /// Takes a token from `ip`'s client's bucket. No allocation for a client
+  /// already tracked.
   Decision try_acquire(std::string_view ip, TimePoint now);
 
   /// Drops buckets that are full and idle longer than idle_ttl. Returns how
   /// many were dropped.
   std::size_t sweep(TimePoint now);
 
-  /// Number of tracked client IPs (approximate under concurrency).
-  std::size_t size() const;
+  /// Number of tracked clients (approximate under concurrency).
+  std::size_t size() const { return table_.size(); }
 
 private:
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept;
-  };
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, TokenBucket, StringHash, std::equal_to<>> buckets;
-    std::size_t created_since_sweep = 0;
-  };
-
-  Shard& shard_for(std::string_view ip);
-  std::size_t sweep_shard(Shard& s, TimePoint now);  // s.mu held
+  bool expendable(const TokenBucket& b, TimePoint now) const;
 
   double rate_;
   double burst_;
   std::chrono::milliseconds idle_ttl_;
-  std::array<Shard, kShards> shards_;
+  unsigned v6_prefix_;
+  ClientTable<TokenBucket> table_;
 };
 
 }  // namespace userkey::lb

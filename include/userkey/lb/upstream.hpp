@@ -93,6 +93,31 @@ struct PassiveHealthConfig {
   std::chrono::milliseconds fail_timeout{10'000};
 };
 
+/// Limits on passive health across a cluster (Envoy's outlier detection
+/// terms). Passive health takes out at most `max_ejection_percent` of the
+/// upstreams at once (rounded down, but at least one when above 0); and when
+/// fewer than `panic_threshold_percent` of them are available, requests are
+/// spread over every upstream that active health has not taken out, ignoring
+/// passive verdicts ("panic"), rather than answered 503.
+struct OutlierLimits {
+  std::uint32_t max_ejection_percent = 50;
+  std::uint32_t panic_threshold_percent = 50;
+};
+
+/// How many of `upstreams` passive health may take out at once.
+constexpr std::size_t max_ejections(std::size_t upstreams, std::uint32_t max_ejection_percent) {
+  if (max_ejection_percent == 0 || upstreams == 0) return 0;
+  const std::size_t n = upstreams * max_ejection_percent / 100;
+  return n == 0 ? 1 : n;
+}
+
+/// What a reported failure did to an upstream's passive state.
+enum class FailureVerdict {
+  counted,    ///< counted (or ignored while already down); still in
+  taken_out,  ///< this failure took it out for fail_timeout
+  kept_in,    ///< it would have been taken out, but the caller's budget was spent
+};
+
 /// Active health settings (HAProxy semantics): an upstream that is up goes down
 /// after `fall` consecutive failed probes; one that is down comes up after
 /// `rise` consecutive good probes.
@@ -142,8 +167,12 @@ public:
   /// A request completed with a response from this upstream.
   void report_success(TimePoint now);
   /// A connect error, reset or timeout before a response (passive health).
-  void report_failure(TimePoint now);
+  /// `may_take_out` false: the failure is counted, but the upstream stays in
+  /// even when it reaches max_fails (the cluster's ejection budget is spent);
+  /// a later failure may take it out once the budget allows.
+  FailureVerdict report_failure(TimePoint now, bool may_take_out = true);
   /// Outcome of one active probe; returns true when it changed active_up().
+  /// A good probe also clears a passive take-down: the upstream answered.
   bool report_probe(bool ok, const ActiveHealthConfig& cfg);
   /// Force the active state (e.g. starting state before the first probe).
   void set_active_up(bool up) { active_up_.store(up, std::memory_order_relaxed); }
@@ -152,6 +181,19 @@ public:
   std::int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   void begin_request() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
   void end_request() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
+  /// One request counted in in_flight() for as long as it lives, however
+  /// its scope is left (return, exception, a coroutine frame destroyed).
+  class InFlight {
+  public:
+    explicit InFlight(Upstream& u) : u_(u) { u_.begin_request(); }
+    ~InFlight() { u_.end_request(); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+  private:
+    Upstream& u_;
+  };
 
 private:
   UpstreamConfig config_;

@@ -12,4 +12,6 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_http1_wire.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admission.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_outlier.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_client_table.cpp
 )

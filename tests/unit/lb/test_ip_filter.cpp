@@ -166,16 +166,17 @@ TEST_CASE("IpFilter::parse reports the bad entry") {
 }
 
 TEST_CASE("ConnectionLimiter caps concurrent connections per IP") {
+  using Admit = lb::ConnectionLimiter::Admit;
   lb::ConnectionLimiter lim(2);
-  CHECK(lim.try_acquire("10.0.0.1"));
-  CHECK(lim.try_acquire("10.0.0.1"));
-  CHECK_FALSE(lim.try_acquire("10.0.0.1"));
+  CHECK(lim.try_acquire("10.0.0.1") == Admit::counted);
+  CHECK(lim.try_acquire("10.0.0.1") == Admit::counted);
+  CHECK(lim.try_acquire("10.0.0.1") == Admit::refused);
   CHECK(lim.count("10.0.0.1") == 2);
-  CHECK(lim.try_acquire("10.0.0.2"));  // other clients unaffected
+  CHECK(lim.try_acquire("10.0.0.2") == Admit::counted);  // other clients unaffected
   CHECK(lim.size() == 2);
 
   lim.release("10.0.0.1");
-  CHECK(lim.try_acquire("10.0.0.1"));
+  CHECK(lim.try_acquire("10.0.0.1") == Admit::counted);
   lim.release("10.0.0.1");
   lim.release("10.0.0.1");
   CHECK(lim.count("10.0.0.1") == 0);
@@ -185,7 +186,7 @@ TEST_CASE("ConnectionLimiter caps concurrent connections per IP") {
   CHECK(lim.size() == 0);
 
   lb::ConnectionLimiter unlimited(0);
-  for (int i = 0; i < 1000; ++i) CHECK(unlimited.try_acquire("10.0.0.1"));
+  for (int i = 0; i < 1000; ++i) CHECK(unlimited.try_acquire("10.0.0.1") == Admit::untracked);
   CHECK(unlimited.size() == 0);
   unlimited.release("10.0.0.1");
 }

@@ -42,9 +42,12 @@ lb::ProxyConfig everything_changed() {
   c.active.rise = 3;
   c.active.fall = 4;
   c.active.enabled = false;
+  c.outlier.max_ejection_percent = 30;
+  c.outlier.panic_threshold_percent = 20;
   c.limits.rate = 1.5;
   c.limits.burst = 3;
   c.limits.max_conns_per_ip = 9;
+  c.limits.ipv6_prefix = 56;
   c.limits.allow = {"10.0.0.0/8"};
   c.limits.deny = {"10.1.0.0/16"};
   c.limits.max_header_bytes = 4096;
@@ -91,7 +94,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 35);
+  CHECK(keys.size() == 38);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
@@ -131,7 +134,8 @@ TEST_CASE("reloadable settings are exactly what ProxyServer::reload applies") {
   const std::set<std::string> expected{"upstreams",          "policy",          "hash_key",       "retries",
                                        "resolve_interval",   "health.max_fails", "health.fail_timeout",
                                        "health.active",      "health.path",     "health.interval", "health.timeout",
-                                       "health.rise",        "health.fall"};
+                                       "health.rise",        "health.fall",     "health.max_ejection_percent",
+                                       "health.panic_threshold_percent"};
   std::set<std::string> reloadable;
   for (const auto& s : lb::proxy_settings().settings())
     if (s.reloadable()) reloadable.insert(s.key());

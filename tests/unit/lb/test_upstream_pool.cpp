@@ -353,3 +353,44 @@ TEST_CASE("LoopPools: one pool per upstream; retiring closes idle connections an
   CHECK(f.open() == 0);
   CHECK(pools.get(f.upstream, f.stats, f.endpoint) != p);
 }
+
+TEST_CASE("pool: with several loops, the next queued request polls for slots once the head leaves") {
+  // The one slot is held by another loop's pool of the same upstream; the
+  // head of this pool's queue times out; the request behind it must then
+  // notice the slot the other loop frees, long before its own deadline.
+  engine::PoolSettings s;
+  s.several_loops = true;
+  s.queue_timeout = 50ms;
+  Fixture f(1, s);
+  asio::io_context other_io;
+  engine::PoolShared other_shared;
+  auto other = std::make_shared<UpstreamPool>(other_io, other_shared, f.upstream, f.stats, f.endpoint);
+  std::optional<UpstreamPool::Acquired> held;
+  asio::co_spawn(
+      other_io,
+      [&]() -> engine::awaitable<void> {
+        Failure failure = Failure::none;
+        held = co_await other->acquire(false, failure);
+      },
+      asio::detached);
+  run_until(other_io, [&] { return held.has_value(); });
+  REQUIRE(held->conn);
+
+  auto head = f.start_acquire();  // deadline in 50 ms
+  f.io.restart();
+  f.io.poll();
+  f.shared.settings.queue_timeout = 60s;  // the next one waits far longer than this test may
+  auto next = f.start_acquire();
+  f.io.poll();
+  REQUIRE(f.pool->queued() == 2);
+  run_until(f.io, [&] { return head->result.has_value(); });
+  CHECK(head->failure == Failure::queue_timeout);
+  REQUIRE(f.pool->queued() == 1);
+
+  held->conn.reset();  // the other loop frees the slot
+  run_until(f.io, [&] { return next->result.has_value(); });
+  CHECK(next->result->conn != nullptr);
+  CHECK(f.pool->queued() == 0);
+  next->result->conn.reset();
+  other.reset();
+}
