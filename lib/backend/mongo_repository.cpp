@@ -7,6 +7,7 @@
 
 #include "backend/bson_handles.hpp"
 #include "backend/bson_user.hpp"
+#include "backend/mongo_uri.hpp"
 
 namespace userkey {
 
@@ -100,30 +101,8 @@ MongoRepository::MongoRepository(MongoConfig config) : impl_(std::make_unique<Im
   init_driver_once();
   impl_->cfg = std::move(config);
   auto& cfg = impl_->cfg;
-  bson_error_t err;
-  impl_->uri.reset(mongoc_uri_new_with_error(cfg.uri.c_str(), &err));
-  // The driver's message may quote the password (e.g. when it holds an
-  // unescaped ':'), so it is not passed on.
-  if (!impl_->uri)
-    throw std::invalid_argument(
-        "invalid MongoDB URI (mongodb://[user:password@]host[:port][/db][?options]; characters such as "
-        "':', '/' and '@' in the user name or password must be percent-encoded)");
+  impl_->uri = detail::build_mongo_uri(cfg);
   mongoc_uri_t* u = impl_->uri.get();
-
-  if (!mongoc_uri_get_username(u) && cfg.username) {
-    mongoc_uri_set_username(u, cfg.username->c_str());
-    if (cfg.password) mongoc_uri_set_password(u, cfg.password->c_str());
-  }
-  if (mongoc_uri_get_username(u) && !mongoc_uri_get_auth_source(u)) mongoc_uri_set_auth_source(u, "admin");
-
-  auto set_default = [u](const char* opt, std::chrono::milliseconds v) {
-    if (!mongoc_uri_has_option(u, opt)) mongoc_uri_set_option_as_int32(u, opt, static_cast<int32_t>(v.count()));
-  };
-  set_default(MONGOC_URI_SERVERSELECTIONTIMEOUTMS, cfg.server_selection_timeout);
-  set_default(MONGOC_URI_CONNECTTIMEOUTMS, cfg.connect_timeout);
-  set_default(MONGOC_URI_SOCKETTIMEOUTMS, cfg.socket_timeout);
-  set_default(MONGOC_URI_HEARTBEATFREQUENCYMS, cfg.heartbeat_frequency);
-  if (!mongoc_uri_has_option(u, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(u, cfg.app_name.c_str());
 
   impl_->pool.reset(mongoc_client_pool_new(u));
   if (!impl_->pool) throw std::invalid_argument("cannot create a MongoDB client pool for this URI");

@@ -7,6 +7,7 @@
 
 #include "backend/bson_handles.hpp"
 
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -75,6 +76,33 @@ TEST_CASE("restored dump: keys 1-7 are found, others are not, ids of any number 
   CHECK(repo.find_key(0).status == LookupStatus::not_found);
   CHECK(repo.ready().ok());
   CHECK(repo.describe().find(FerretDb::kPassword) == std::string::npos);
+}
+
+TEST_CASE("a URI naming the database, credentials from the environment: the user is found in admin") {
+  FerretDb db;
+  {
+    MongoRepository admin(config_for(db));
+    restore(admin);
+  }
+  // As `userkey-backend --mongo-uri mongodb://host/myusers` with mongo_user /
+  // mongo_pass set: FerretDB, like a typical MongoDB deployment, has the user
+  // in `admin`, not in `myusers`.
+  const std::map<std::string, std::string> env{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  MongoConfig cfg;
+  cfg.uri = db.uri() + "myusers";
+  cfg = mongo_config_from_env(cfg, /*uri_given=*/true, [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+  MongoRepository repo(cfg);
+  auto r = repo.find_key(1);
+  CHECK(r.status == LookupStatus::found);
+  CHECK(r.key == "one@5cdb5896d7c8");
+  CHECK(repo.ready().ok());
+  // An explicit authSource naming a database without that user is refused.
+  cfg.uri = db.uri() + "myusers?authSource=myusers";
+  MongoRepository elsewhere(cfg);
+  CHECK(elsewhere.find_key(1).status == LookupStatus::unauthorized);
 }
 
 TEST_CASE("a user added after start is found once the negative cache entry expires") {
