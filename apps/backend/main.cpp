@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(34);
 
   std::string listen = "127.0.0.1:5001", name, dump = "dump", mongo_uri, db = "myusers", collection = "users";
-  std::string cache_ttl = "30s", negative_ttl = "2s", mongo_timeout = "400ms", log_level = "info";
+  std::string cache_ttl = "30s", negative_ttl = "2s", stale_ttl = "5m", mongo_timeout = "400ms", log_level = "info";
   std::size_t cache_size = 10000, threads = 128;
   int backlog = 4096;
   bool access_log = true;
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   app.add_option("--mongo-timeout", mongo_timeout, "Server-selection and socket timeout for MongoDB")->envname("USERKEY_MONGO_TIMEOUT")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--cache-ttl", cache_ttl, "How long a found key is cached; 0 disables the cache")->envname("USERKEY_CACHE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--negative-ttl", negative_ttl, "How long an unknown id is cached")->envname("USERKEY_NEGATIVE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
+  app.add_option("--stale-ttl", stale_ttl, "While MongoDB is unavailable, answer a cached key for up to this long past its --cache-ttl (stale-if-error); 0 = off")->envname("USERKEY_STALE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--cache-size", cache_size, "Cache capacity in entries; 0 disables the cache")->envname("USERKEY_CACHE_SIZE")->capture_default_str();
   app.add_option("--threads", threads, "Worker threads (one per open connection)")->envname("USERKEY_THREADS")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--backlog", backlog, "Listen backlog")->envname("USERKEY_BACKLOG")->check(CLI::Range(1, 65535))->capture_default_str();
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   ropts.cache.capacity = cache_size;
   ropts.cache.ttl = *userkey::parse_duration(cache_ttl);
   ropts.cache.negative_ttl = *userkey::parse_duration(negative_ttl);
+  ropts.cache.stale_ttl = *userkey::parse_duration(stale_ttl);
   if (!mongo_uri.empty()) {
     userkey::MongoConfig mc;
     mc.uri = mongo_uri;

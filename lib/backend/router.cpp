@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <exception>
 #include <cstdint>
 #include <variant>
 
@@ -137,6 +138,11 @@ void Router::note_auth_state(bool refused, bool accepted) const {
   }
 }
 
+LookupResult Router::repository_threw(std::string_view what, std::string_view message) const {
+  if (log_) log_->error("{} threw: {} ({}); answering 503", what, message, repo_->describe());
+  return LookupResult::error(LookupStatus::unavailable, "repository failed");
+}
+
 HttpResponse Router::lookup(std::string_view query, bool html) const {
   const std::int64_t port = id_.port;
   const std::string_view backend = id_.name;
@@ -157,9 +163,17 @@ HttpResponse Router::lookup(std::string_view query, bool html) const {
 
   // The id as the client meant it, canonical (no leading zeros), as a string.
   const std::string id_text = std::to_string(*id);
-  LookupResult r = repo_->find_key(*id);
+  LookupResult r;
+  try {
+    r = repo_->find_key(*id);
+  } catch (const std::exception& e) {
+    r = repository_threw("lookup", e.what());
+  } catch (...) {
+    r = repository_threw("lookup", "unknown exception");
+  }
+  // A stale answer (the store failed) says nothing about our credentials.
   note_auth_state(r.status == LookupStatus::unauthorized,
-                  r.status == LookupStatus::found || r.status == LookupStatus::not_found);
+                  (r.status == LookupStatus::found && !r.stale) || r.status == LookupStatus::not_found);
   switch (r.status) {
     case LookupStatus::found:
       return render(200, {{"user_id", id_text}, {"user_key", r.key}, {"port", port}, {"backend", backend}}, html);
@@ -186,7 +200,14 @@ HttpResponse Router::handle(const HttpRequest& req) const {
   if (parts.path == "/") return lookup(parts.query, html);
   if (parts.path == "/healthz") return render(200, {{"status", "ok"}, {"backend", id_.name}}, false);
   if (parts.path == "/readyz") {
-    const auto r = repo_->ready();
+    StoreStatus r;
+    try {
+      r = repo_->ready();
+    } catch (const std::exception& e) {
+      r = repository_threw("readiness check", e.what());
+    } catch (...) {
+      r = repository_threw("readiness check", "unknown exception");
+    }
     note_auth_state(r.code == StoreStatus::Code::unauthorized, r.ok());
     if (r.ok()) return render(200, {{"status", "ready"}, {"backend", id_.name}}, false);
     auto res = render(503, {{"status", "unavailable"}, {"reason", to_string(r.code)}, {"backend", id_.name}}, false);

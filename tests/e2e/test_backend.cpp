@@ -213,3 +213,32 @@ TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead
   REQUIRE(rc.has_value());
   CHECK(*rc == 0);
 }
+
+TEST_CASE("--stale-ttl: while the database is down, a cached key is answered past its TTL, for a bounded time") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  const std::vector<std::string> common{"--mongo-uri", db.uri(), "--cache-ttl", "1s", "--mongo-timeout", "300ms"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), common.begin(), common.end());
+    return extra;
+  };
+  Backend stale(with({"--stale-ttl", "3s"}), creds);
+  Backend strict(with({"--stale-ttl", "0"}), creds);
+  REQUIRE(http_get(stale.port, "/?user_id=1").status == 200);
+  REQUIRE(http_get(strict.port, "/?user_id=1").status == 200);
+  // Both cached user 1 before this instant: expired at t0 + 1 s at the
+  // latest, servable stale until t0 + 4 s at the latest.
+  const auto t0 = std::chrono::steady_clock::now();
+  db.stop();
+  std::this_thread::sleep_until(t0 + 1200ms);  // past the TTL (margin: 200 ms)
+  auto r = http_get(stale.port, "/?user_id=1");
+  CHECK(r.status == 200);
+  CHECK(r.body.find("one@5cdb5896d7c8") != std::string::npos);
+  CHECK(http_get(strict.port, "/?user_id=1").status == 503);  // 0 = off
+  CHECK(http_get(stale.port, "/?user_id=2").status == 503);   // never cached: nothing to fall back on
+  CHECK(http_get(stale.port, "/readyz").status == 503);       // readiness tells the truth
+  std::this_thread::sleep_until(t0 + 4500ms);  // past TTL + stale-ttl (margin: 500 ms)
+  CHECK(http_get(stale.port, "/?user_id=1").status == 503);
+}

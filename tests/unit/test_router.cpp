@@ -154,6 +154,18 @@ TEST_CASE_FIXTURE(Fixture, "/readyz says why the store is not ready") {
   CHECK(json::parse(get("/readyz").body)["status"] == "ready");
 }
 
+TEST_CASE_FIXTURE(Fixture, "a repository that throws is a 503, not an exception out of the router") {
+  repo->throws = true;
+  HttpResponse r;
+  CHECK_NOTHROW(r = get("/?user_id=1"));
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["error"] == "database unavailable");
+  CHECK(header(r, "Retry-After") == "1");
+  CHECK_NOTHROW(r = get("/readyz"));
+  CHECK(r.status == 503);
+  CHECK(log_text.str().find("scripted exception") != std::string::npos);
+}
+
 TEST_CASE("StoreStatus: ok or a failure with a reason; a LookupResult converts for older stores") {
   CHECK(StoreStatus::success().ok());
   const auto down = StoreStatus::error(StoreStatus::Code::unavailable, "no server");

@@ -89,6 +89,8 @@ private:
   // Logs once when the store starts refusing our credentials, and once
   // when it accepts them again.
   void note_auth_state(bool refused, bool accepted) const;
+  // A repository that throws is an unavailable store (503), logged.
+  LookupResult repository_threw(std::string_view what, std::string_view message) const;
 
   std::shared_ptr<UserRepository> repo_;
   BackendIdentity id_;

@@ -39,11 +39,14 @@ struct LookupResult {
   LookupStatus status = LookupStatus::not_found;
   std::string key;     ///< set when status == found
   std::string detail;  ///< human-readable reason for the other statuses; never a secret
+  /// found, but the store failed and this is the last key it gave (a cache's
+  /// stale-if-error answer).
+  bool stale = false;
 
   bool ok() const { return status == LookupStatus::found; }
-  static LookupResult found(std::string key) { return {LookupStatus::found, std::move(key), {}}; }
-  static LookupResult not_found() { return {LookupStatus::not_found, {}, {}}; }
-  static LookupResult error(LookupStatus s, std::string detail) { return {s, {}, std::move(detail)}; }
+  static LookupResult found(std::string key) { return {LookupStatus::found, std::move(key), {}, false}; }
+  static LookupResult not_found() { return {LookupStatus::not_found, {}, {}, false}; }
+  static LookupResult error(LookupStatus s, std::string detail) { return {s, {}, std::move(detail), false}; }
 };
 
 /// The outcome of a store operation that yields no value: a readiness check
