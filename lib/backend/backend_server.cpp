@@ -45,6 +45,16 @@ BackendServer::BackendServer(BackendServerConfig config, std::shared_ptr<spdlog:
       log_->info("{} {} {} {}us {}", req.method, req.target, out.status, us, req.remote_addr);
     }
   };
+  // cpp-httplib answers some requests itself (400 for a malformed request,
+  // 413, 414): give them the router's JSON error shape. Every answer of the
+  // router has a body, so an empty one is httplib's.
+  s.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty() || !router_) return httplib::Server::HandlerResponse::Unhandled;
+        HttpResponse out = router_->protocol_error(res.status);
+        res.set_content(std::move(out.body), out.content_type.c_str());
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   s.Get(".*", handler);
   s.Post(".*", handler);
   s.Put(".*", handler);

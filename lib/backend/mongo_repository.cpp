@@ -156,14 +156,20 @@ ReadyResult MongoRepository::ready() {
   detail::PooledClient client(impl_->pool.get());
   if (!client.get()) return no_client();
   // A count on the collection needs both a server and working credentials,
-  // unlike a bare ping.
+  // unlike a bare ping, and says whether there is anything to serve.
   auto coll = impl_->collection(client.get());
   detail::StackBson filter;
   detail::StackBson opts;
   BSON_APPEND_INT64(opts.get(), "limit", 1);
   bson_error_t err;
-  if (mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err) < 0)
-    return store_failure(err);
+  const int64_t n = mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err);
+  if (n < 0) return store_failure(err);
+  // A missing collection counts 0 too: a typo in --db / --collection, or a
+  // database nobody restored, would otherwise be "ready" and answer every
+  // id with 400 unknown.
+  if (n == 0)
+    return StoreStatus::error(StoreStatus::Code::empty,
+                              "collection " + impl_->cfg.database + "." + impl_->cfg.collection + " is missing or empty");
   return StoreStatus::success();
 }
 

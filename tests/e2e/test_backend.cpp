@@ -43,12 +43,42 @@ int run(std::vector<std::string> argv, std::string* output = nullptr, std::map<s
   return rc.value_or(-1);
 }
 
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  ///< lower-cased names
+  std::string body;
+};
+
+/// The first response in `raw` (status line, headers, Content-Length body).
+RawResponse parse_response(const std::string& raw) {
+  RawResponse r;
+  r.status = status_of(raw);
+  const auto end = raw.find("\r\n\r\n");
+  if (end == std::string::npos) return r;
+  std::size_t at = raw.find("\r\n") + 2;
+  while (at < end) {
+    const auto eol = raw.find("\r\n", at);
+    const auto line = raw.substr(at, eol - at);
+    const auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+    at = eol + 2;
+  }
+  const auto len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  r.body = raw.substr(end + 4, len);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("backend on the embedded dump answers the / contract") {
   Backend b({"--name", "backend-1", "--dump", dump_dir().string()});
   auto r = http_get(b.port, "/?user_id=1");
   CHECK(r.status == 200);
+  CHECK(r.headers["vary"] == "Accept");  // JSON or HTML by Accept: caches must key on it
   auto j = json::parse(r.body);
   CHECK(j["user_key"] == "one@5cdb5896d7c8");
   CHECK(j["backend"] == "backend-1");
@@ -66,6 +96,8 @@ TEST_CASE("backend on the embedded dump answers the / contract") {
   CHECK(http_get(b.port, "/readyz").status == 200);
   auto html = http_get(b.port, "/", {{"Accept", "text/html,*/*;q=0.8"}});
   CHECK(html.headers["content-type"].rfind("text/html", 0) == 0);
+  CHECK(html.headers["vary"] == "Accept");
+  CHECK(unknown.headers["vary"] == "Accept");
 
   // One access-log line per request, with method, target and status.
   std::this_thread::sleep_for(100ms);
@@ -199,7 +231,7 @@ TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead
   FerretDb db;
   const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
   Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "800ms"}, creds);
-  REQUIRE(http_get(b.port, "/readyz").status == 200);
+  REQUIRE(http_get(b.port, "/?user_id=5").status == 400);  // connected (nothing restored: unknown id)
   db.stop();  // lookups now take the full timeout before answering 503
   int status = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -241,4 +273,39 @@ TEST_CASE("--stale-ttl: while the database is down, a cached key is answered pas
   CHECK(http_get(stale.port, "/readyz").status == 503);       // readiness tells the truth
   std::this_thread::sleep_until(t0 + 4500ms);  // past TTL + stale-ttl (margin: 500 ms)
   CHECK(http_get(stale.port, "/?user_id=1").status == 503);
+}
+
+TEST_CASE("requests rejected before routing (malformed, body or target too large) get the JSON error shape") {
+  Backend b({"--name", "backend-j", "--dump", dump_dir().string()});
+  const std::string long_target = "/?user_id=" + std::string(9000, '1');
+  const std::string big_body(100'000, 'x');  // the limit is 64 KiB
+  const std::vector<std::pair<int, std::string>> cases{
+      {400, "NONSENSE\r\n\r\n"},
+      {414, "GET " + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {413, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(big_body.size()) + "\r\n\r\n" + big_body},
+  };
+  for (const auto& [status, request] : cases) {
+    CAPTURE(request.substr(0, 40));
+    auto r = parse_response(raw_exchange(b.port, request));
+    CHECK(r.status == status);
+    CHECK(r.headers["content-type"].rfind("application/json", 0) == 0);
+    json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    REQUIRE_MESSAGE(j.is_object(), r.body);
+    CHECK(j["error"].is_string());
+    CHECK(j["port"] == b.port);
+    CHECK(j["backend"] == "backend-j");
+  }
+}
+
+TEST_CASE("/readyz is 503 'empty' while the collection is missing, 200 once users are restored") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  Backend b({"--mongo-uri", db.uri()}, creds);
+  auto r = http_get(b.port, "/readyz");
+  CHECK(r.status == 503);
+  json j = json::parse(r.body, nullptr, false);
+  CHECK(j["reason"] == "empty");
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
 }

@@ -105,6 +105,21 @@ TEST_CASE("a URI naming the database, credentials from the environment: the user
   CHECK(elsewhere.find_key(1).status == LookupStatus::unauthorized);
 }
 
+TEST_CASE("not ready while the collection is missing or empty") {
+  FerretDb db;
+  MongoRepository repo(config_for(db));
+  auto missing = repo.ready();
+  CHECK_FALSE(missing.ok());
+  CHECK(to_string(missing.code) == "empty");
+  REQUIRE(repo.ensure_index().ok());  // the collection now exists, without documents
+  auto empty = repo.ready();
+  CHECK_FALSE(empty.ok());
+  CHECK(to_string(empty.code) == "empty");
+  CHECK(empty.detail.find("myusers.users") != std::string::npos);
+  restore(repo);
+  CHECK(repo.ready().ok());
+}
+
 TEST_CASE("a user added after start is found once the negative cache entry expires") {
   FerretDb db;
   auto mongo = std::make_shared<MongoRepository>(config_for(db));

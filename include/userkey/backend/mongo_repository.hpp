@@ -74,7 +74,8 @@ public:
   MongoRepository& operator=(const MongoRepository&) = delete;
 
   LookupResult find_key(UserId id) override;
-  /// Runs a ping that needs authentication.
+  /// Counts (at most) one document of the collection: needs the server and
+  /// working credentials; a missing or empty collection is Code::empty.
   ReadyResult ready() override;
   std::string describe() const override;
 

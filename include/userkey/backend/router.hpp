@@ -9,9 +9,11 @@
 //   bad id           -> 400 {"error":"invalid user_id","detail":"...",...}
 //   store down       -> 503 {"error":"database unavailable",...} + Retry-After
 //   GET /healthz     -> 200 while the process runs
-//   GET /readyz      -> 200 when the repository is reachable, else 503
+//   GET /readyz      -> 200 when the repository is reachable and holds users,
+//                       else 503 with the reason (unavailable, unauthorized, empty)
 // A client whose Accept prefers text/html gets the same data as a small HTML
-// page. HEAD is answered like GET; other methods get 405.
+// page (those answers carry Vary: Accept). HEAD is answered like GET; other
+// methods get 405.
 //
 // Thread-safety: handle() is const and safe to call concurrently.
 #pragma once
@@ -78,6 +80,11 @@ public:
   Router(std::shared_ptr<UserRepository> repo, BackendIdentity id, std::shared_ptr<spdlog::logger> log = nullptr);
 
   HttpResponse handle(const HttpRequest& req) const;
+
+  /// The answer to a request the HTTP server rejects before it can be
+  /// handled (malformed: 400; too large: 413, 414, 431; ...), in the same
+  /// JSON shape as the router's errors: {"error":...,"port":...,"backend":...}.
+  HttpResponse protocol_error(int status) const;
 
   const BackendIdentity& identity() const { return id_; }
   UserRepository& repository() const { return *repo_; }

@@ -57,6 +57,7 @@ struct StoreStatus {
     invalid_id,    ///< the write names an id the store cannot hold
     unavailable,   ///< the store could not be reached or timed out
     unauthorized,  ///< the store refused our credentials
+    empty,         ///< reachable, but holds no users (e.g. the collection is missing): not ready
   };
 
   Code code = Code::ok;
@@ -86,7 +87,7 @@ public:
   virtual LookupResult find_key(UserId id) = 0;
 
   /// Whether the store can answer lookups now (for /readyz): ok, or
-  /// unavailable / unauthorized with the reason.
+  /// unavailable / unauthorized / empty with the reason.
   virtual ReadyResult ready() = 0;
 
   /// Short description for logs ("bson-file:dump/myusers/users.bson (7 users)").
