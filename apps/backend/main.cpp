@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
   uri_opt->excludes(dump_opt);
   app.add_option("--db", db, "MongoDB database")->envname("USERKEY_DB")->capture_default_str();
   app.add_option("--collection", collection, "MongoDB collection")->envname("USERKEY_COLLECTION")->capture_default_str();
-  app.add_option("--mongo-timeout", mongo_timeout, "Server-selection and socket timeout for MongoDB")->envname("USERKEY_MONGO_TIMEOUT")->check(userkey::apps::duration_validator())->capture_default_str();
+  app.add_option("--mongo-timeout", mongo_timeout, "Connect, server-selection and socket timeout for MongoDB: a lookup answers 503 within it when the database is down or hung")->envname("USERKEY_MONGO_TIMEOUT")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--cache-ttl", cache_ttl, "How long a found key is cached; 0 disables the cache")->envname("USERKEY_CACHE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--negative-ttl", negative_ttl, "How long an unknown id is cached")->envname("USERKEY_NEGATIVE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--stale-ttl", stale_ttl, "While MongoDB is unavailable, answer a cached key for up to this long past its --cache-ttl (stale-if-error); 0 = off")->envname("USERKEY_STALE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
@@ -67,7 +68,8 @@ int main(int argc, char** argv) {
     mc.uri = mongo_uri;
     mc.database = db;
     mc.collection = collection;
-    mc.server_selection_timeout = mc.socket_timeout = *userkey::parse_duration(mongo_timeout);
+    mc.server_selection_timeout = mc.socket_timeout = mc.connect_timeout = *userkey::parse_duration(mongo_timeout);
+    mc.max_pool_size = static_cast<std::uint32_t>(std::max<std::size_t>(mc.max_pool_size, threads));  // a client per worker
     if (mc.socket_timeout.count() == 0) {  // the driver would take 0 as "wait forever"
       std::cerr << "userkey-backend: --mongo-timeout must be more than 0\n";
       return 2;

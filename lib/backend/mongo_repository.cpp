@@ -7,6 +7,7 @@
 
 #include "backend/bson_handles.hpp"
 #include "backend/bson_user.hpp"
+#include "backend/client_pool.hpp"
 #include "backend/mongo_uri.hpp"
 
 namespace userkey {
@@ -60,7 +61,11 @@ StoreStatus store_failure(const bson_error_t& e) {
   return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);
 }
 
-StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, "no database client available"); }
+// Every pooled client stayed busy for the pool's max_wait: the server is slow
+// or hung, and waiting longer would only queue requests behind it.
+constexpr const char* kNoClient = "no database client became free in time";
+
+StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, kNoClient); }
 
 }  // namespace
 
@@ -89,7 +94,7 @@ std::string redact_uri(const std::string& uri) {
 struct MongoRepository::Impl {
   MongoConfig cfg;
   detail::UriPtr uri;
-  detail::ClientPoolPtr pool;
+  std::unique_ptr<detail::BoundedClientPool> pool;
   std::string described;
 
   detail::CollectionPtr collection(mongoc_client_t* client) const {
@@ -104,10 +109,7 @@ MongoRepository::MongoRepository(MongoConfig config) : impl_(std::make_unique<Im
   impl_->uri = detail::build_mongo_uri(cfg);
   mongoc_uri_t* u = impl_->uri.get();
 
-  impl_->pool.reset(mongoc_client_pool_new(u));
-  if (!impl_->pool) throw std::invalid_argument("cannot create a MongoDB client pool for this URI");
-  mongoc_client_pool_set_error_api(impl_->pool.get(), MONGOC_ERROR_API_VERSION_2);
-  mongoc_client_pool_max_size(impl_->pool.get(), cfg.max_pool_size);
+  impl_->pool = std::make_unique<detail::BoundedClientPool>(u, cfg.max_pool_size, cfg.pool_wait_timeout);
 
   char* s = mongoc_uri_get_string(u) ? bson_strdup(mongoc_uri_get_string(u)) : nullptr;
   impl_->described = "mongodb:" + redact_uri(s ? s : "") + " " + cfg.database + "." + cfg.collection;
@@ -118,8 +120,8 @@ MongoRepository::~MongoRepository() = default;
 
 LookupResult MongoRepository::find_key(UserId id) {
   if (id < 0) return LookupResult::error(LookupStatus::invalid_id, "user_id must not be negative");
-  detail::PooledClient client(impl_->pool.get());
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  auto client = impl_->pool->acquire();
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, kNoClient);
   auto coll = impl_->collection(client.get());
 
   const std::string as_text = std::to_string(id);
@@ -153,7 +155,7 @@ LookupResult MongoRepository::find_key(UserId id) {
 }
 
 ReadyResult MongoRepository::ready() {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   // A count on the collection needs both a server and working credentials,
   // unlike a bare ping, and says whether there is anything to serve.
@@ -176,7 +178,7 @@ ReadyResult MongoRepository::ready() {
 std::string MongoRepository::describe() const { return impl_->described; }
 
 StoreStatus MongoRepository::upsert(const UserRecord& r) {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   auto coll = impl_->collection(client.get());
   if (r.user_id < 0 || r.user_id > 2147483647)
@@ -194,7 +196,7 @@ StoreStatus MongoRepository::upsert(const UserRecord& r) {
 
 std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
   std::vector<UserRecord> out;
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) {
     if (status) *status = no_client();
     return out;
@@ -222,7 +224,7 @@ std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
 }
 
 StoreStatus MongoRepository::ensure_index() {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   mongoc_database_t* db = mongoc_client_get_database(client.get(), impl_->cfg.database.c_str());
   std::unique_ptr<mongoc_database_t, detail::CDeleter<mongoc_database_destroy>> db_owner(db);

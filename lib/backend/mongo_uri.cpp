@@ -51,6 +51,7 @@ UriPtr build_mongo_uri(const MongoConfig& cfg) {
   set_default(MONGOC_URI_CONNECTTIMEOUTMS, cfg.connect_timeout);
   set_default(MONGOC_URI_SOCKETTIMEOUTMS, cfg.socket_timeout);
   set_default(MONGOC_URI_HEARTBEATFREQUENCYMS, cfg.heartbeat_frequency);
+  if (!mongoc_uri_has_option(u, MONGOC_URI_RETRYREADS)) mongoc_uri_set_option_as_bool(u, MONGOC_URI_RETRYREADS, cfg.retry_reads);
   if (!mongoc_uri_has_option(u, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(u, cfg.app_name.c_str());
   return uri;
 }

@@ -14,7 +14,7 @@ namespace userkey::detail {
 ///    selects the default database, not where the user lives). Mechanisms
 ///    whose users live in "$external" (X509, GSSAPI, PLAIN, AWS) are left
 ///    to the driver;
-///  - every timeout, the pool's size and the app name unless the URI sets it.
+///  - every timeout, retryReads and the app name unless the URI sets it.
 /// Throws std::invalid_argument for a malformed URI; the message never quotes
 /// it (the driver's would, password included).
 UriPtr build_mongo_uri(const MongoConfig& cfg);

@@ -227,12 +227,14 @@ TEST_CASE("--listen on port 0 takes a free port and reports the real one") {
   CHECK(j["backend"] == "backend-" + std::to_string(port));
 }
 
-TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead database)") {
+TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a hung database)") {
   FerretDb db;
   const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
   Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "800ms"}, creds);
   REQUIRE(http_get(b.port, "/?user_id=5").status == 400);  // connected (nothing restored: unknown id)
-  db.stop();  // lookups now take the full timeout before answering 503
+  // Lookups now take the full timeout before answering 503. (A killed
+  // database is refused at once: reads are not retried.)
+  db.pause();
   int status = 0;
   const auto start = std::chrono::steady_clock::now();
   std::thread client([&] { status = http_get(b.port, "/?user_id=1", {}, 10s).status; });
@@ -307,5 +309,57 @@ TEST_CASE("/readyz is 503 'empty' while the collection is missing, 200 once user
   CHECK(j["reason"] == "empty");
   std::string out;
   REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
+}
+
+TEST_CASE("a hung database (SIGSTOP) is a 503 within --mongo-timeout + 200 ms; SIGCONT: served again, no restart") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  constexpr auto kTimeout = 1000ms;
+  // The bound is the flag + 200 ms; the CI margin on top is for this shared
+  // 2-core machine's scheduling (a request, a thread wake-up, a process
+  // start-up in parallel), not for the database.
+  constexpr auto kCiMargin = 300ms;
+  constexpr auto kBound = kTimeout + 200ms + kCiMargin;
+  Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--cache-size", "0"}, creds);
+  for (int id = 1; id <= 7; ++id) REQUIRE(http_get(b.port, "/?user_id=" + std::to_string(id)).status == 200);
+
+  db.pause();
+  // Two rounds: at once (the driver still believes the server is up: the
+  // pooled connections hang) and after the heartbeat saw it hang (server
+  // selection waits).
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    constexpr int kClients = 8;
+    std::vector<int> status(kClients);
+    std::vector<std::chrono::steady_clock::duration> took(kClients);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i) {
+      clients.emplace_back([&, i] {
+        const auto start = std::chrono::steady_clock::now();
+        const std::string target = i == kClients - 1 ? "/readyz" : "/?user_id=" + std::to_string(1 + i % 7);
+        status[i] = http_get(b.port, target, {}, 10s).status;
+        took[i] = std::chrono::steady_clock::now() - start;
+      });
+    }
+    for (auto& c : clients) c.join();
+    std::string report;
+    for (int i = 0; i < kClients; ++i)
+      report += " " + std::to_string(status[i]) + "/" +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count()) + "ms";
+    MESSAGE("hung database, round " << round << ": status/time to answer:" << report);
+    for (int i = 0; i < kClients; ++i) {
+      CAPTURE(i);
+      CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count());
+      CHECK(status[i] == 503);
+      CHECK(took[i] <= kBound);
+    }
+    std::this_thread::sleep_for(1500ms);
+  }
+
+  db.resume();
+  CHECK(wait_for_status(b.port, "/?user_id=1", 200, 15s));
   CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
 }

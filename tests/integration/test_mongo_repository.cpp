@@ -190,6 +190,46 @@ TEST_CASE("FerretDB killed: unavailable within a second; restarted: lookups work
   CHECK(router.handle({"GET", "/readyz", ""}).status == 200);
 }
 
+TEST_CASE("FerretDB hung (SIGSTOP), more callers than pooled clients: each is 'unavailable' within the timeout") {
+  FerretDb db;
+  auto cfg = config_for(db);
+  constexpr auto kTimeout = 500ms;
+  cfg.connect_timeout = cfg.server_selection_timeout = cfg.socket_timeout = kTimeout;
+  cfg.max_pool_size = 2;
+  MongoRepository repo(cfg);
+  restore(repo);
+  REQUIRE(repo.find_key(1).ok());
+  db.pause();
+  // The bound: the timeout + 200 ms, plus 300 ms for this shared 2-core
+  // machine's scheduling. Without a bounded wait for a pooled client, the
+  // callers would be served two at a time, a timeout each round.
+  constexpr auto kBound = kTimeout + 200ms + 300ms;
+  constexpr int kCallers = 8;
+  std::vector<LookupStatus> status(kCallers);
+  std::vector<std::chrono::steady_clock::duration> took(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i)
+    callers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      status[i] = repo.find_key(1 + i % 7).status;
+      took[i] = std::chrono::steady_clock::now() - start;
+    });
+  for (auto& c : callers) c.join();
+  for (int i = 0; i < kCallers; ++i) {
+    CAPTURE(i);
+    CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count());
+    CHECK(status[i] == LookupStatus::unavailable);
+    CHECK(took[i] <= kBound);
+  }
+  db.resume();
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    back = repo.find_key(1).ok();
+    if (!back) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(back);
+}
+
 TEST_CASE("a malformed URI is a start-up error, not a crash") {
   MongoConfig cfg;
   cfg.uri = "not-a-uri";

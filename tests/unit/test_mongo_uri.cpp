@@ -59,3 +59,20 @@ TEST_CASE("a malformed URI is std::invalid_argument without the password") {
     CHECK(std::string(e.what()).find("ss-w0rd") == std::string::npos);
   }
 }
+
+TEST_CASE("timeouts and retryReads come from the config unless the URI sets them") {
+  MongoConfig cfg;
+  cfg.uri = "mongodb://db.example/";
+  cfg.connect_timeout = cfg.server_selection_timeout = cfg.socket_timeout = std::chrono::milliseconds(750);
+  auto uri = detail::build_mongo_uri(cfg);
+  CHECK(mongoc_uri_get_option_as_int32(uri.get(), MONGOC_URI_CONNECTTIMEOUTMS, 0) == 750);
+  CHECK(mongoc_uri_get_option_as_int32(uri.get(), MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 0) == 750);
+  CHECK(mongoc_uri_get_option_as_int32(uri.get(), MONGOC_URI_SOCKETTIMEOUTMS, 0) == 750);
+  // A retried read would add a second timeout to a hung server's answer.
+  CHECK_FALSE(mongoc_uri_get_option_as_bool(uri.get(), MONGOC_URI_RETRYREADS, true));
+
+  cfg.uri = "mongodb://db.example/?connectTimeoutMS=1234&retryReads=true";
+  uri = detail::build_mongo_uri(cfg);
+  CHECK(mongoc_uri_get_option_as_int32(uri.get(), MONGOC_URI_CONNECTTIMEOUTMS, 0) == 1234);
+  CHECK(mongoc_uri_get_option_as_bool(uri.get(), MONGOC_URI_RETRYREADS, false));
+}
