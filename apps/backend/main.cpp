@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--negative-ttl", negative_ttl, "How long an unknown id is cached")->envname("USERKEY_NEGATIVE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--stale-ttl", stale_ttl, "While MongoDB is unavailable, answer a cached key for up to this long past its --cache-ttl (stale-if-error); 0 = off")->envname("USERKEY_STALE_TTL")->check(userkey::apps::duration_validator())->capture_default_str();
   app.add_option("--cache-size", cache_size, "Cache capacity in entries; 0 disables the cache")->envname("USERKEY_CACHE_SIZE")->capture_default_str();
-  app.add_option("--threads", threads, "Worker threads (one per open connection)")->envname("USERKEY_THREADS")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--threads", threads, "Worker threads for lookups (connections are served by one event loop)")->envname("USERKEY_THREADS")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--backlog", backlog, "Listen backlog")->envname("USERKEY_BACKLOG")->check(CLI::Range(1, 65535))->capture_default_str();
   app.add_option("--access-log", access_log, "One log line per request (true/false)")->envname("USERKEY_ACCESS_LOG")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->envname("USERKEY_LOG_LEVEL")->capture_default_str();
@@ -56,6 +56,11 @@ int main(int argc, char** argv) {
   }
 
   const auto hp = *userkey::parse_host_port(listen);
+  // Every keep-alive client holds a descriptor: run with the hard limit.
+  std::string nofile_error;
+  const auto nofile = userkey::raise_open_file_limit(&nofile_error);
+  if (!nofile_error.empty()) log->warn("open files limit stays {}: {}", nofile, nofile_error);
+  else log->info("open files limit {}", nofile);
 
   userkey::RepositoryOptions ropts;
   ropts.dump = dump;
@@ -91,6 +96,7 @@ int main(int argc, char** argv) {
   scfg.threads = threads;
   scfg.backlog = backlog;
   scfg.access_log = access_log;
+  if (ropts.mongo) scfg.lookup_timeout = ropts.mongo->socket_timeout + std::chrono::milliseconds(150);
   userkey::BackendServer server(scfg, log);
   std::string err;
   if (!server.bind(&err)) {

@@ -277,13 +277,17 @@ TEST_CASE("--stale-ttl: while the database is down, a cached key is answered pas
   CHECK(http_get(stale.port, "/?user_id=1").status == 503);
 }
 
-TEST_CASE("requests rejected before routing (malformed, body or target too large) get the JSON error shape") {
+TEST_CASE("requests rejected before routing (malformed, body, target or head too large) get the JSON error shape") {
   Backend b({"--name", "backend-j", "--dump", dump_dir().string()});
   const std::string long_target = "/?user_id=" + std::string(9000, '1');
   const std::string big_body(100'000, 'x');  // the limit is 64 KiB
   const std::vector<std::pair<int, std::string>> cases{
       {400, "NONSENSE\r\n\r\n"},
       {414, "GET " + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {414, "GET /?user_id=" + std::string(20'000, '1') + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {431, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20'000, 'a') + "\r\n\r\n"},
+      {400, "GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n"},
+      {400, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       {413, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(big_body.size()) + "\r\n\r\n" + big_body},
   };
   for (const auto& [status, request] : cases) {
@@ -323,7 +327,8 @@ TEST_CASE("a hung database (SIGSTOP) is a 503 within --mongo-timeout + 200 ms; S
   // start-up in parallel), not for the database.
   constexpr auto kCiMargin = 300ms;
   constexpr auto kBound = kTimeout + 200ms + kCiMargin;
-  Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--cache-size", "0"}, creds);
+  // 3 workers for 8 concurrent requests: most wait for a worker too.
+  Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--cache-size", "0", "--threads", "3"}, creds);
   for (int id = 1; id <= 7; ++id) REQUIRE(http_get(b.port, "/?user_id=" + std::to_string(id)).status == 200);
 
   db.pause();
@@ -362,4 +367,20 @@ TEST_CASE("a hung database (SIGSTOP) is a 503 within --mongo-timeout + 200 ms; S
   db.resume();
   CHECK(wait_for_status(b.port, "/?user_id=1", 200, 15s));
   CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
+}
+
+TEST_CASE("a port already served is a start-up error (no SO_REUSEPORT); --backlog is the listen backlog") {
+  Backend b({"--dump", dump_dir().string(), "--backlog", "77"});
+  std::string out;
+  CHECK(run({USERKEY_BACKEND_BIN, "--listen", b.upstream(), "--dump", dump_dir().string()}, &out) == 1);
+  CHECK(out.find("cannot listen on " + b.upstream()) != std::string::npos);
+  CHECK(http_get(b.port, "/").status == 200);  // the first one still has the port to itself
+  // ss(8) shows a listening socket's backlog as its Send-Q.
+  if (std::filesystem::exists("/usr/bin/ss") &&
+      run({"/usr/bin/ss", "-ltnH", "sport = :" + std::to_string(b.port)}, &out, {}, true) == 0) {
+    CAPTURE(out);
+    CHECK(out.find(" 77 ") != std::string::npos);
+  } else {
+    MESSAGE("ss not available: the backlog is not checked");
+  }
 }
