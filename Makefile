@@ -2,10 +2,12 @@
 #   make demo        three backends + the lb on the embedded dump
 #   make demo-mongo  the same topology on a local FerretDB seeded from dump/
 #   make test        every test (unit, integration on FerretDB, end-to-end)
+#   make test-sanitizers  the suite under ASan+UBSan, the concurrency-heavy tests under TSan
+#   make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60)
 PRESET ?= default
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.local/bin
 
-.PHONY: all build deps test-deps test demo demo-mongo bench clean
+.PHONY: all build deps test-deps test test-sanitizers fuzz demo demo-mongo bench clean
 
 all: build
 
@@ -24,6 +26,18 @@ test: test-deps
 	cmake --build --preset $(PRESET)
 	ctest --preset $(PRESET)
 
+test-sanitizers: test-deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan
+	ctest --preset asan
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --preset tsan
+
+FUZZ_SECONDS ?= 60
+fuzz: test-deps
+	scripts/run-fuzzers.sh $(FUZZ_SECONDS)
+
 demo: build
 	scripts/demo.sh embedded
 
@@ -32,4 +46,4 @@ demo-mongo: build
 	scripts/demo.sh mongo
 
 clean:
-	rm -rf build build-release .demo
+	rm -rf build build-release build-asan build-tsan build-fuzz .demo

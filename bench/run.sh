@@ -6,6 +6,11 @@
 #
 #   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--rounds 3] [--threads N]
 #                [--policy round_robin] [--max-conns 64] [--settle 6]
+#                [--baseline-lb PATH]
+#
+# --baseline-lb adds a fourth front, "lb-baseline": another userkey-lb binary
+# (e.g. one built from an older commit) with the same flags, so a change to
+# the lb is compared with its predecessor in the same run.
 #
 # Each point is measured --rounds times, the fronts interleaved (a different
 # one first in each round), and the table gives each front's median round;
@@ -23,6 +28,7 @@ policy=round_robin
 upstream_cap=64
 settle=6
 rounds=3
+baseline_lb=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -32,6 +38,7 @@ while [ $# -gt 0 ]; do
     --max-conns) upstream_cap=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --baseline-lb) baseline_lb=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -71,6 +78,14 @@ for p in "${backends[@]}"; do lb_args+=(--upstream "127.0.0.1:$p,max_conns=$upst
   --access-log false "${lb_args[@]}" >"$work/lb.log" 2>&1 &
 pids+=($!)
 lb_pid=$!
+bl_port="" bl_pid=""
+if [ -n "$baseline_lb" ]; then
+  bl_port=$(free_port)
+  "$baseline_lb" --listen "127.0.0.1:$bl_port" --admin off --threads "$lb_threads" --policy "$policy" \
+    --access-log false "${lb_args[@]}" >"$work/lb-baseline.log" 2>&1 &
+  pids+=($!)
+  bl_pid=$!
+fi
 
 # HAProxy: same caps (maxconn per server queues the rest), keep-alive reuse.
 ha_port=$(free_port)
@@ -105,7 +120,7 @@ nginx -c "$work/nginx.conf" -g "daemon off;" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 ng_pid=$!
 
-for p in "$lb_port" "$ha_port" "$ng_port"; do wait_port "$p"; done
+for p in "$lb_port" "$ha_port" "$ng_port" $bl_port; do wait_port "$p"; done
 
 cpu_ticks() {  # pid -> user+system clock ticks of it and its children processes
   local total=0 p
@@ -141,11 +156,39 @@ print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs} {cpu_us:.1f}")
 PY
 }
 
+# One point's rounds -> medians per front (errors: the median round's count
+# is not meaningful, so the sum over rounds). "fronts": a table row per front
+# with ratios to HAProxy's medians; "baseline": userkey-lb's medians as
+# ratios to lb-baseline's.
+cat >"$work/summary.py" <<'PY'
+import statistics, sys
+mode, conns, path = sys.argv[1:4]
+rows = {}
+for line in open(path):
+    name, *vals = line.split()
+    rows.setdefault(name, []).append([float(v) for v in vals])
+def med(name, i): return statistics.median(r[i] for r in rows[name])
+def ratio(a, b, unit=""): return f"{a / b:.2f}{unit}" if b > 0 else "n/a"
+if mode == "baseline":
+    r = [ratio(med("userkey-lb", i), med("lb-baseline", i), "x") for i in (0, 2, 4)]
+    print(f"| {conns} | {r[0]} | {r[1]} | {r[2]} |")
+    sys.exit()
+ha = {i: med("haproxy", i) for i in range(5)}
+for name in ("haproxy", "userkey-lb", "lb-baseline", "nginx"):
+    if name not in rows: continue
+    rps, p50, p99, cpu = med(name, 0), med(name, 1), med(name, 2), med(name, 4)
+    errs = int(sum(r[3] for r in rows[name]))
+    print(f"| {conns} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errs} | {cpu:.1f} | "
+          f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
+PY
+
 echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, median of $rounds interleaved rounds, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
 echo
 echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 fronts=(haproxy userkey-lb nginx)
+[ -n "$baseline_lb" ] && fronts+=(lb-baseline)
+nf=${#fronts[@]}
 turn=0
 for c in $conns; do
   results="$work/results-$c"
@@ -153,10 +196,10 @@ for c in $conns; do
   for round in $(seq 1 "$rounds"); do
     # The order rotates from one round (and connection count) to the next
     # so no front always goes first.
-    order=("${fronts[@]:$((turn % 3))}" "${fronts[@]:0:$((turn % 3))}")
+    order=("${fronts[@]:$((turn % nf))}" "${fronts[@]:0:$((turn % nf))}")
     turn=$((turn + 1))
     for name in "${order[@]}"; do
-      case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; esac
+      case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; lb-baseline) p=$bl_port; pid=$bl_pid ;; esac
       # Let the backends close the idle keep-alive connections the previous
       # front left (their keep-alive timeout is 5 s): thread-per-connection
       # backends spend CPU polling idle connections, which would be charged
@@ -169,22 +212,16 @@ for c in $conns; do
       echo "conns=$c round=$round $line" >&2
     done
   done
-  # Medians per front (errors: the median round's count is not meaningful,
-  # so the sum over rounds), then ratios of the medians to HAProxy's.
-  python3 - "$c" "$results" <<'PY'
-import statistics, sys
-conns, path = sys.argv[1], sys.argv[2]
-rows = {}
-for line in open(path):
-    name, *vals = line.split()
-    rows.setdefault(name, []).append([float(v) for v in vals])
-def med(name, i): return statistics.median(r[i] for r in rows[name])
-ha = {i: med("haproxy", i) for i in range(5)}
-def ratio(a, b): return f"{a / b:.2f}" if b > 0 else "n/a"
-for name in ("haproxy", "userkey-lb", "nginx"):
-    rps, p50, p99, cpu = med(name, 0), med(name, 1), med(name, 2), med(name, 4)
-    errs = int(sum(r[3] for r in rows[name]))
-    print(f"| {conns} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errs} | {cpu:.1f} | "
-          f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
-PY
+  python3 "$work/summary.py" fronts "$c" "$work/results-$c"
 done
+
+if [ -n "$baseline_lb" ]; then
+  echo
+  echo "userkey-lb against lb-baseline ($baseline_lb), medians of the same rounds:"
+  echo
+  echo "| conns | req/s | p99 | CPU per request |"
+  echo "|---:|---:|---:|---:|"
+  for c in $conns; do
+    python3 "$work/summary.py" baseline "$c" "$work/results-$c"
+  done
+fi

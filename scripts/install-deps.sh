@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what userkey needs on Debian 12, and nothing that is already there.
 #   scripts/install-deps.sh          build + run (make demo)
-#   scripts/install-deps.sh --test   also what the tests need (make test)
+#   scripts/install-deps.sh --test   also what the tests need (make test), incl. the
+#                                    container tooling and local images of the
+#                                    real compose test (as root; see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,7 @@ packages=(g++ cmake ninja-build make pkg-config libcpp-httplib-dev libmongoc-dev
 want_test=0
 if [ "${1:-}" = "--test" ]; then
   want_test=1
-  packages+=(doctest-dev python3 python3-yaml)
+  packages+=(doctest-dev python3 python3-yaml clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 fi
 
 missing=()
@@ -31,5 +33,18 @@ if [ $want_test -eq 1 ] || [ "${USERKEY_NEED_FERRETDB:-0}" = 1 ]; then
     scripts/install-ferretdb.sh
   else
     FERRETDB_PREFIX="$HOME/.local/bin" scripts/install-ferretdb.sh
+  fi
+fi
+
+# The real compose test (tests/compose-real/, label compose): podman,
+# docker-compose, the local Debian base image and the images that stand in for
+# mongo:7 and mongo-express (they need the FerretDB binary above). Rootful
+# podman: as root only; the test skips itself otherwise.
+if [ $want_test -eq 1 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    scripts/install-containers.sh
+    docker/podman/build-images.sh
+  else
+    echo "install-deps: not root, so no container tooling: the compose test will be skipped"
   fi
 fi

@@ -4,13 +4,14 @@
 //   put ID KEY     insert or replace one user
 //   get ID         print one user's key
 //   list           print every user
+#include <CLI/CLI.hpp>
+
 #include <iostream>
 
 #include <userkey/backend/bson_file_repository.hpp>
+#include <userkey/core/config_values.hpp>
 #include <userkey/backend/mongo_repository.hpp>
 #include <userkey/core/user_id.hpp>
-
-#include "../cli_support.hpp"
 
 namespace {
 
@@ -37,7 +38,10 @@ int main(int argc, char** argv) {
   app.add_option("--db", cfg.database, "Database")->envname("USERKEY_DB")->capture_default_str();
   app.add_option("--collection", cfg.collection, "Collection")->envname("USERKEY_COLLECTION")->capture_default_str();
   app.add_option("--mongo-timeout", timeout, "Server-selection and socket timeout")->envname("USERKEY_MONGO_TIMEOUT")
-      ->check(userkey::apps::duration_validator())->capture_default_str();
+      ->check(CLI::Validator([](std::string& v) {
+        std::string err;
+        return userkey::parse_duration(v, &err) ? std::string() : err;
+      }, "DURATION"))->capture_default_str();
 
   std::string dump_dir;
   auto* restore = app.add_subcommand("restore", "Upsert every user of a mongodump (directory or .bson file) and create the user_id index; safe to run again");
@@ -53,7 +57,11 @@ int main(int argc, char** argv) {
   get->add_option("ID", get_id, "user id")->required();
 
   auto* list = app.add_subcommand("list", "Print every user as ID<TAB>KEY");
-  if (auto rc = userkey::apps::parse_command_line(app, argc, argv)) return *rc;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   uri_given = uri->count() > 0;
   cfg.server_selection_timeout = cfg.socket_timeout = *userkey::parse_duration(timeout);

@@ -26,7 +26,7 @@
 #include "userkey/lb/balancing_policy.hpp"
 #include "userkey/lb/proxy_config.hpp"
 #include "userkey/lb/proxy_server.hpp"
-#include "userkey/logging.hpp"
+#include "userkey/core/logging.hpp"
 
 namespace {
 

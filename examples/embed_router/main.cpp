@@ -17,9 +17,9 @@
 #include <thread>
 #include <utility>
 
-#include "userkey/router.hpp"
-#include "userkey/signal_watcher.hpp"
-#include "userkey/user_repository.hpp"
+#include "userkey/backend/router.hpp"
+#include "userkey/core/signal_watcher.hpp"
+#include "userkey/backend/user_repository.hpp"
 
 namespace {
 
@@ -33,7 +33,7 @@ public:
     auto it = keys_.find(id);
     return it == keys_.end() ? userkey::LookupResult::not_found() : userkey::LookupResult::found(it->second);
   }
-  userkey::ReadyResult ready() override { return userkey::LookupResult::found({}); }
+  userkey::StoreStatus ready() override { return userkey::StoreStatus::success(); }
   std::string describe() const override { return "map (" + std::to_string(keys_.size()) + " users)"; }
 
 private:

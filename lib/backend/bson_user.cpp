@@ -6,7 +6,15 @@
 
 namespace userkey::detail {
 
-std::optional<UserId> read_user_id(const bson_t* doc) {
+namespace {
+
+// An id a request can name (0..kMaxUserId); any other is no user of ours.
+std::optional<UserId> servable(std::optional<UserId> id) {
+  if (id && (*id < 0 || *id > kMaxUserId)) return std::nullopt;
+  return id;
+}
+
+std::optional<UserId> read_any_user_id(const bson_t* doc) {
   bson_iter_t it;
   if (!bson_iter_init_find(&it, doc, "user_id")) return std::nullopt;
   switch (bson_iter_type(&it)) {
@@ -28,6 +36,10 @@ std::optional<UserId> read_user_id(const bson_t* doc) {
     default: return std::nullopt;
   }
 }
+
+}  // namespace
+
+std::optional<UserId> read_user_id(const bson_t* doc) { return servable(read_any_user_id(doc)); }
 
 std::optional<std::string> read_user_key(const bson_t* doc) {
   bson_iter_t it;

@@ -12,7 +12,8 @@
 namespace userkey::detail {
 
 /// user_id as int32, int64, integral double, or canonical decimal string
-/// ("7"; not "007", which a MongoDB query for 7 would not match either).
+/// ("7"; not "007", which a MongoDB query for 7 would not match either),
+/// within 0..kMaxUserId: an id no request can name is no user (nullopt).
 std::optional<UserId> read_user_id(const bson_t* doc);
 /// user_key as a UTF-8 string.
 std::optional<std::string> read_user_key(const bson_t* doc);

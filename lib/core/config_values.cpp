@@ -54,4 +54,16 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
 }
 
+std::string format_host_port(const HostPort& hp) {
+  const bool v6 = hp.host.find(':') != std::string::npos;
+  return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 }  // namespace userkey

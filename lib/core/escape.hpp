@@ -29,6 +29,13 @@ inline void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+/// A JSON string literal (quotes included).
+inline std::string json_string(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
 inline void append_html_escaped(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {

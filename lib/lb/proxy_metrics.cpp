@@ -1,6 +1,15 @@
+// The proxy's counters (proxy_metrics.hpp) and how the admin endpoint
+// renders them with a cluster snapshot (proxy_metrics_render.hpp).
 #include "userkey/lb/proxy_metrics.hpp"
 
+#include <fmt/format.h>
+
+#include "core/escape.hpp"
+#include "proxy_metrics_render.hpp"
+
 namespace userkey::lb {
+
+using detail::json_string;
 
 void LatencyHistogram::observe(std::chrono::microseconds d) {
   const double s = static_cast<double>(d.count()) / 1e6;
@@ -31,6 +40,114 @@ std::string_view to_string(Rejection r) {
     case Rejection::count_: break;
   }
   return "unknown";
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot& snap, TimePoint now) {
+  std::string o;
+  o.reserve(8192);
+  auto line = [&o](std::string_view s) { o.append(s).push_back('\n'); };
+  auto num = [](auto v) { return std::to_string(v); };
+
+  line("# HELP userkey_lb_requests_total Requests received from clients.");
+  line("# TYPE userkey_lb_requests_total counter");
+  line("userkey_lb_requests_total " + num(stats.requests.load()));
+  line("# HELP userkey_lb_retries_total Requests retried on another upstream.");
+  line("# TYPE userkey_lb_retries_total counter");
+  line("userkey_lb_retries_total " + num(stats.retries.load()));
+  line("# HELP userkey_lb_connections_accepted_total Client connections accepted.");
+  line("# TYPE userkey_lb_connections_accepted_total counter");
+  line("userkey_lb_connections_accepted_total " + num(stats.connections_accepted.load()));
+  line("# HELP userkey_lb_connections_open Client connections open now.");
+  line("# TYPE userkey_lb_connections_open gauge");
+  line("userkey_lb_connections_open " + num(stats.connections_open.load()));
+  line("# HELP userkey_lb_rejections_total Requests the lb answered itself, by reason (rate_limited = 429).");
+  line("# TYPE userkey_lb_rejections_total counter");
+  for (std::size_t i = 0; i < stats.rejections.size(); ++i)
+    line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
+         num(stats.rejections[i].load()));
+
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  const Family fams[] = {
+      {"userkey_lb_upstream_requests_total", "counter", "Requests sent to the upstream (attempts)."},
+      {"userkey_lb_upstream_responses_total", "counter", "Responses from the upstream by status class."},
+      {"userkey_lb_upstream_errors_total", "counter", "Failed attempts by kind."},
+      {"userkey_lb_upstream_up", "gauge", "1 when the upstream is eligible (active and passive health)."},
+      {"userkey_lb_upstream_in_flight", "gauge", "Requests in flight to the upstream."},
+      {"userkey_lb_upstream_connections", "gauge", "Open connections to the upstream (pooled and busy)."},
+      {"userkey_lb_upstream_latency_seconds", "histogram", "Time from sending a request to a complete response."},
+  };
+  for (const auto& f : fams) {
+    o += "# HELP ";
+    o += f.name;
+    o += ' ';
+    line(f.help);
+    o += "# TYPE ";
+    o += f.name;
+    o += ' ';
+    line(f.type);
+    for (const auto& e : snap.entries) {
+      const std::string lbl = "upstream=\"" + e.upstream->address() + "\"";
+      const auto& st = *e.stats;
+      const std::string n = f.name;
+      if (n == "userkey_lb_upstream_requests_total") line(n + "{" + lbl + "} " + num(st.requests.load()));
+      else if (n == "userkey_lb_upstream_responses_total") {
+        line(n + "{" + lbl + ",code=\"2xx\"} " + num(st.responses_2xx.load()));
+        line(n + "{" + lbl + ",code=\"3xx\"} " + num(st.responses_3xx.load()));
+        line(n + "{" + lbl + ",code=\"4xx\"} " + num(st.responses_4xx.load()));
+        line(n + "{" + lbl + ",code=\"5xx\"} " + num(st.responses_5xx.load()));
+      } else if (n == "userkey_lb_upstream_errors_total") {
+        line(n + "{" + lbl + ",kind=\"connect\"} " + num(st.connect_errors.load()));
+        line(n + "{" + lbl + ",kind=\"response\"} " + num(st.response_errors.load()));
+        line(n + "{" + lbl + ",kind=\"timeout\"} " + num(st.timeouts.load()));
+        line(n + "{" + lbl + ",kind=\"queue_timeout\"} " + num(st.queue_timeouts.load()));
+      } else if (n == "userkey_lb_upstream_up") line(n + "{" + lbl + "} " + (e.upstream->available(now) ? "1" : "0"));
+      else if (n == "userkey_lb_upstream_in_flight") line(n + "{" + lbl + "} " + num(e.upstream->in_flight()));
+      else if (n == "userkey_lb_upstream_connections") line(n + "{" + lbl + "} " + num(st.open_connections.load()));
+      else {
+        std::uint64_t cum = 0;
+        for (std::size_t b = 0; b < st.latency.buckets.size(); ++b) {
+          cum += st.latency.buckets[b].load();
+          std::string le = b < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[b]) : "+Inf";
+          line(n + "_bucket{" + lbl + ",le=\"" + le + "\"} " + num(cum));
+        }
+        line(n + "_sum{" + lbl + "} " + fmt::format("{:.6f}", static_cast<double>(st.latency.sum_us.load()) / 1e6));
+        line(n + "_count{" + lbl + "} " + num(st.latency.count.load()));
+      }
+    }
+  }
+  return o;
+}
+
+std::string render_status_json(const ProxyStats& stats, const engine::Snapshot& snap, bool draining, TimePoint now) {
+  std::string o = "{\"policy\":" + json_string(snap.policy->name()) + ",\"hash_key\":" +
+                  json_string(snap.hash_key.to_string()) + ",\"retries\":" + std::to_string(snap.retries) +
+                  ",\"draining\":" + (draining ? "true" : "false") + ",\"requests\":" +
+                  std::to_string(stats.requests.load()) + ",\"connections_open\":" +
+                  std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
+  bool first = true;
+  for (const auto& e : snap.entries) {
+    const auto& u = *e.upstream;
+    if (!first) o += ',';
+    first = false;
+    o += "{\"address\":" + json_string(u.address()) + ",\"resolved\":" +
+         json_string(e.endpoint.address().to_string()) + ",\"weight\":" + std::to_string(u.weight()) +
+         ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
+         ",\"active_up\":" + (u.active_up() ? "true" : "false") +
+         ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
+         ",\"in_flight\":" + std::to_string(u.in_flight()) + ",\"requests\":" + std::to_string(e.stats->requests.load()) +
+         ",\"errors\":" +
+         std::to_string(e.stats->connect_errors.load() + e.stats->response_errors.load() + e.stats->timeouts.load()) +
+         ",\"connections\":" + std::to_string(e.stats->open_connections.load()) + "}";
+  }
+  o += "]}\n";
+  return o;
 }
 
 }  // namespace userkey::lb

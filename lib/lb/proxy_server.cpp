@@ -1,1390 +1,45 @@
-// The proxy engine. See proxy_server.hpp for what it promises; this file is
-// how. Boost 1.74's asio/awaitable.hpp needs <utility> first under GCC 12.
-#include <utility>
+// ProxyServer, the facade: builds the engine's parts from a ProxyConfig, wires
+// them together and runs their lifecycle (start, reload, drain, stop). See
+// proxy_server.hpp for what it promises.
+//
+// Owns the parts' lifetimes and their order. Leaves all request work to them:
+//   listener            accept on the first loop, hand connections to each loop in turn
+//   worker              one event loop: its sessions, router and upstream pools
+//   downstream_session  one client connection (admission steps, deadlines, keep-alive, replies)
+//   admission           IP filter, per-IP connection cap, rate limit
+//   upstream_router     choose -> attempt -> retry or answer, per request
+//   upstream_pool       keep-alive connections and max_conns slots, per loop and upstream
+//   http1_codec         HTTP/1.1 rules as pure functions
+//   cluster             configuration snapshots, reload, background re-resolution
+//   health_checker      active health probes
+//   admin_server        /metrics, /status (rendered by proxy_metrics_render)
+#include <utility>  // Boost 1.74: before asio/awaitable.hpp under GCC 12
 
 #include "userkey/lb/proxy_server.hpp"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
-#include <cstdio>
-#include <condition_variable>
-#include <deque>
-#include <list>
-#include <map>
-#include <mutex>
 #include <random>
-#include <stdexcept>
 #include <thread>
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <optional>
-#include <unordered_map>
-
-#include "core/escape.hpp"
-#include "core/httplib_socket.hpp"
-#include "userkey/lb/hash_key.hpp"
-#include "userkey/core/query_string.hpp"
-#include "userkey/lb/ip_filter.hpp"
-#include "userkey/lb/proxy_metrics.hpp"
-#include "userkey/lb/token_bucket.hpp"
+#include "admin_server.hpp"
+#include "admission.hpp"
+#include "cluster.hpp"
+#include "health_checker.hpp"
+#include "listener.hpp"
+#include "proxy_metrics_render.hpp"
+#include "worker.hpp"
 
 namespace userkey::lb {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-// Everything runs on io_context executors; naming that concrete type (rather
-// than the type-erased any_io_executor defaults) spares the request path the
-// executor copies and virtual dispatch of type erasure.
-using Executor = asio::io_context::executor_type;
-template <class T>
-using awaitable = asio::awaitable<T, Executor>;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Stream = beast::basic_stream<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
-using error_code = boost::system::error_code;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
-
-namespace {
-
-auto nothrow(error_code& ec) { return asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec); }
-
-// ---------------------------------------------------------------------------
-// Wire format. Heads are written by hand into a buffer reused for the whole
-// client connection and sent with the body in one gathered write: no Beast
-// serializer and no edits to the parsed field containers.
-
-void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
-
-void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out += ": ";
-  out.append(value);
-  out += "\r\n";
-}
-
-bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
-
-// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
-// the Connection header names. `also_skip` are fields the caller rewrites.
-class HopByHop {
-public:
-  template <class Fields>
-  explicit HopByHop(const Fields& f) {
-    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
-      for (auto tok : http::token_list(it->value()))
-        if (!iequal(tok, "close") && !iequal(tok, "keep-alive") && named_count_ < named_.size())
-          named_[named_count_++] = tok;
-  }
-
-  bool skip(http::field name, beast::string_view name_string) const {
-    switch (name) {
-      case http::field::connection:
-      case http::field::keep_alive:
-      case http::field::proxy_authenticate:
-      case http::field::proxy_authorization:
-      case http::field::proxy_connection:
-      case http::field::te:
-      case http::field::trailer:
-      case http::field::transfer_encoding:
-      case http::field::upgrade:
-      case http::field::content_length:  // the proxy writes its own framing
-        return true;
-      default: break;
-    }
-    for (std::size_t i = 0; i < named_count_; ++i)
-      if (iequal(named_[i], name_string)) return true;
-    return false;
-  }
-
-private:
-  std::array<beast::string_view, 8> named_{};
-  std::size_t named_count_ = 0;
-};
-
-// The request as sent upstream: hop-by-hop headers dropped, proxy headers
-// added (X-Forwarded-For appended to, X-Request-Id kept when the client sent
-// one), framed by Content-Length, keep-alive.
-void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id) {
-  out.clear();
-  append_sv(out, req.method_string());
-  out += ' ';
-  append_sv(out, req.target());
-  out += " HTTP/1.1\r\n";
-  const HopByHop hop(req.base());
-  std::string_view xff;
-  bool has_request_id = false;
-  for (const auto& f : req.base()) {
-    const auto name = f.name_string();
-    if (hop.skip(f.name(), name)) continue;
-    if (iequal(name, "X-Forwarded-For")) {
-      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
-      continue;
-    }
-    if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
-    if (f.name() == http::field::expect) continue;  // the lb already has the whole body
-    if (iequal(name, "X-Request-Id")) has_request_id = true;
-    append_sv(out, name);
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  out += "X-Forwarded-For: ";
-  if (!xff.empty()) {
-    out.append(xff);
-    out += ", ";
-  }
-  out.append(client_ip);
-  out += "\r\n";
-  append_header(out, "X-Real-IP", client_ip);
-  append_header(out, "X-Forwarded-Proto", "http");
-  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
-  if (!req.body().empty() || req.has_content_length()) {
-    out += "Content-Length: ";
-    out += std::to_string(req.body().size());
-    out += "\r\n";
-  }
-  out += "\r\n";
-}
-
-// The response as sent to the client: hop-by-hop headers dropped, framed by
-// Content-Length (re-framed when the upstream sent chunks or closed), and
-// the Connection header the client's version needs. `head_request`: the
-// answer to a HEAD keeps the upstream's Content-Length for a body not sent.
-void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
-                               bool head_request) {
-  out.clear();
-  out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(res.result_int());
-  out += ' ';
-  append_sv(out, res.reason());
-  out += "\r\n";
-  const HopByHop hop(res.base());
-  for (const auto& f : res.base()) {
-    if (hop.skip(f.name(), f.name_string())) continue;
-    append_sv(out, f.name_string());
-    out += ": ";
-    append_sv(out, f.value());
-    out += "\r\n";
-  }
-  const unsigned code = res.result_int();
-  if (code / 100 != 1 && code != 204 && code != 304) {
-    out += "Content-Length: ";
-    if (head_request) {
-      auto cl = res.find(http::field::content_length);
-      if (cl != res.end()) append_sv(out, cl->value());
-      else out += '0';
-    } else {
-      out += std::to_string(res.body().size());
-    }
-    out += "\r\n";
-  }
-  if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
-  if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
-  out += "\r\n";
-}
-
-// 32 hex digits.
-void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
-  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
-  out[32] = '\0';
-}
-
-bool idempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::put:
-    case http::verb::delete_:
-    case http::verb::trace: return true;
-    default: return false;
-  }
-}
-
-// One upstream in a configuration snapshot, with what outlives reloads.
-struct UpstreamEntry {
-  std::shared_ptr<Upstream> upstream;
-  std::shared_ptr<UpstreamStats> stats;
-  tcp::endpoint endpoint;
-};
-
-// An immutable configuration; workers hold it by shared_ptr while they use it.
-struct Snapshot {
-  std::uint64_t generation = 0;
-  std::vector<UpstreamEntry> entries;
-  std::vector<Upstream*> ptrs;
-  std::shared_ptr<BalancingPolicy> policy;
-  HashKeySpec hash_key = *HashKeySpec::parse("ip");
-  std::uint32_t retries = 0;
-  ActiveHealthConfig active;
-};
-
-// A JSON string literal (quotes included), escaped the library's one way.
-std::string json_string(std::string_view s) {
-  std::string out;
-  detail::append_json_string(out, s);
-  return out;
-}
-
-}  // namespace
-
-struct ProxyServer::Impl {
-  ProxyConfig cfg;
-  PolicyRegistry registry;
-  std::shared_ptr<spdlog::logger> log;
-  SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
-  SystemTimeSource clock;
-  ProxyStats stats;
-  IpFilter filter;
-  RateLimiter limiter;
-  ConnectionLimiter conn_limiter;
-
-  // Configuration snapshot: swapped under mu, read by workers only when the
-  // generation they cached is out of date.
-  mutable std::mutex mu;
-  std::shared_ptr<const Snapshot> current;
-  std::atomic<std::uint64_t> generation{0};
-  // Per-address state kept across reloads.
-  std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> known;
-
-  std::atomic<bool> draining{false};
-  std::atomic<bool> stopped{false};
-  std::uint16_t bound_port = 0;
-  std::uint16_t bound_admin_port = 0;
-
-  struct Worker;
-  std::vector<std::unique_ptr<Worker>> workers;
-  std::vector<std::thread> threads;
-  std::unique_ptr<httplib::Server> admin;
-  std::thread admin_thread;
-
-  // Upstream name resolution. `applied` is the configuration the current
-  // snapshot was built from; reload() and the re-resolution thread both
-  // rebuild from it, one at a time (reload_mu).
-  HostResolver resolver;
-  std::mutex reload_mu;
-  ProxyConfig applied;
-  bool resolve_failing = false;  // under reload_mu: log a failing lookup once, not every interval
-  std::atomic<std::int64_t> resolve_every_ms{0};
-  std::mutex resolver_mu;
-  std::condition_variable resolver_cv;
-  bool resolver_stop = false;  // under resolver_mu
-  bool resolver_kick = false;  // under resolver_mu: the interval changed
-  std::thread resolver_thread;
-
-  Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
-      : cfg(std::move(c)),
-        registry(std::move(r)),
-        log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
-        limiter(cfg.limits.rate, cfg.limits.burst),
-        conn_limiter(cfg.limits.max_conns_per_ip),
-        resolver(res ? std::move(res) : HostResolver(system_resolve)),
-        applied(cfg),
-        resolve_every_ms(cfg.resolve_interval.count()) {
-    for (auto& a : cfg.limits.allow) filter.add_allow(parse_cidr(a));
-    for (auto& d : cfg.limits.deny) filter.add_deny(parse_cidr(d));
-    install(build_snapshot(cfg), cfg);
-  }
-
-  // Resolves every name in `applied` again; installs a new snapshot only
-  // when an address changed. A lookup that fails keeps what is known.
-  void refresh_addresses() {
-    std::lock_guard rl(reload_mu);
-    if (resolve_every_ms.load() == 0) return;  // a reload turned lookups off meanwhile
-    std::shared_ptr<Snapshot> next;
-    try {
-      next = build_snapshot(applied);
-    } catch (const std::exception& e) {
-      if (!resolve_failing) log->warn("re-resolving upstream names failed, keeping the known addresses: {}", e.what());
-      resolve_failing = true;
-      return;
-    }
-    if (resolve_failing) log->info("upstream names resolve again");
-    resolve_failing = false;
-    const auto now = snapshot();
-    bool changed = next->entries.size() != now->entries.size();
-    for (std::size_t i = 0; !changed && i < next->entries.size(); ++i)
-      changed = next->entries[i].endpoint != now->entries[i].endpoint;
-    if (!changed) return;
-    install(std::move(next), applied);
-    start_health_checks(snapshot());
-  }
-
-  void resolver_loop() {
-    std::unique_lock lk(resolver_mu);
-    for (;;) {
-      const std::chrono::milliseconds every(resolve_every_ms.load());
-      const auto wait = every.count() > 0 ? every : std::chrono::milliseconds(3'600'000);
-      if (resolver_cv.wait_for(lk, wait, [&] { return resolver_stop || resolver_kick; })) {
-        if (resolver_stop) return;
-        resolver_kick = false;
-        continue;
-      }
-      if (every.count() == 0) continue;
-      lk.unlock();
-      refresh_addresses();
-      lk.lock();
-    }
-  }
-
-  void stop_resolver() {
-    {
-      std::lock_guard lk(resolver_mu);
-      resolver_stop = true;
-    }
-    resolver_cv.notify_all();
-    if (resolver_thread.joinable()) resolver_thread.join();
-  }
-
-  static Cidr parse_cidr(const std::string& s) {
-    std::string err;
-    auto c = Cidr::parse(s, &err);
-    if (!c) throw std::invalid_argument("bad CIDR '" + s + "': " + err);
-    return *c;
-  }
-
-  std::shared_ptr<Snapshot> build_snapshot(const ProxyConfig& c) {
-    if (c.upstreams.empty()) throw std::invalid_argument("no upstream configured");
-    auto snap = std::make_shared<Snapshot>();
-    std::string err;
-    auto key = HashKeySpec::parse(c.hash_key, &err);
-    if (!key) throw std::invalid_argument("bad hash key '" + c.hash_key + "': " + err);
-    snap->hash_key = *key;
-    PolicyContext ctx{&random, &clock};
-    std::shared_ptr<BalancingPolicy> policy = registry.create(c.policy, ctx);
-    if (!policy) {
-      std::string names;
-      for (auto& n : registry.names()) names += (names.empty() ? "" : ", ") + n;
-      throw std::invalid_argument("unknown policy '" + c.policy + "' (known: " + names + ")");
-    }
-    snap->policy = std::move(policy);
-    snap->retries = c.retries;
-    snap->active = c.active;
-    for (const auto& u : c.upstreams) {
-      UpstreamEntry e;
-      error_code ec;
-      auto addr = asio::ip::make_address(u.host, ec);
-      if (ec) {
-        std::vector<std::string> found;
-        try {
-          found = resolver(u.host, u.port);
-        } catch (...) {  // a resolver that throws is one that did not resolve
-          found.clear();
-        }
-        if (!found.empty()) addr = asio::ip::make_address(found.front(), ec);
-        if (found.empty() || ec) throw std::invalid_argument("cannot resolve upstream " + u.address());
-      }
-      e.endpoint = tcp::endpoint(addr, u.port);
-      snap->entries.push_back(std::move(e));
-    }
-    return snap;
-  }
-
-  // Binds upstream state to a snapshot (reusing state of known addresses)
-  // and publishes it.
-  void install(std::shared_ptr<Snapshot> snap, const ProxyConfig& c) {
-    std::lock_guard lock(mu);
-    std::map<std::string, std::pair<std::shared_ptr<Upstream>, std::shared_ptr<UpstreamStats>>> next;
-    for (std::size_t i = 0; i < snap->entries.size(); ++i) {
-      const auto& ucfg = c.upstreams[i];
-      auto it = known.find(ucfg.address());
-      std::shared_ptr<Upstream> up;
-      std::shared_ptr<UpstreamStats> st;
-      // Same settings: keep the live object (health state, in-flight count).
-      // Changed weight, max_conns or passive health: a fresh one (its
-      // passive state starts clean; metrics carry on).
-      const auto* old = it != known.end() ? it->second.first.get() : nullptr;
-      // Where the live object was reached until now: a name that resolves
-      // elsewhere is a different server (its pools and health start anew).
-      bool moved = false;
-      if (old && current) {
-        for (const auto& was : current->entries)
-          if (was.upstream.get() == old) moved = was.endpoint != snap->entries[i].endpoint;
-      }
-      if (old && moved) {
-        log->info("upstream {} now resolves to {} (was another address)", ucfg.address(),
-                  snap->entries[i].endpoint.address().to_string());
-      }
-      if (old && !moved && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
-          old->passive().max_fails == c.passive.max_fails && old->passive().fail_timeout == c.passive.fail_timeout) {
-        up = it->second.first;
-        st = it->second.second;
-      } else {
-        up = std::make_shared<Upstream>(ucfg, c.passive);
-        st = it != known.end() ? it->second.second : std::make_shared<UpstreamStats>();
-      }
-      if (!c.active.enabled) up->set_active_up(true);  // no checks will ever bring it back otherwise
-      snap->entries[i].upstream = up;
-      snap->entries[i].stats = st;
-      snap->ptrs.push_back(up.get());
-      next[ucfg.address()] = {up, st};
-    }
-    snap->policy->rebuild(snap->ptrs);
-    snap->generation = generation.load() + 1;
-    known = std::move(next);
-    current = std::move(snap);
-    generation.store(current->generation, std::memory_order_release);
-  }
-
-  std::shared_ptr<const Snapshot> snapshot() const {
-    std::lock_guard lock(mu);
-    return current;
-  }
-
-  void start_health_checks(const std::shared_ptr<const Snapshot>& snap);
-  std::string metrics_text() const;
-  std::string status_json() const;
-};
-
-// ---------------------------------------------------------------------------
-// A worker: one event loop, its listener, its sessions and its upstream pools.
-struct ProxyServer::Impl::Worker {
-  Impl& impl;
-  std::size_t index;
-  // One thread runs this loop and only it touches the loop's sockets and
-  // timers, so the reactor needs no I/O locking; posts from other threads
-  // (drain, stop) still go through the locked scheduler queue.
-  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  Acceptor acceptor{ioc};
-  std::shared_ptr<const Snapshot> snap;  // cached; refreshed on generation change
-
-  // A pooled upstream connection and the buffer its responses are read into.
-  struct Conn {
-    explicit Conn(asio::io_context& io) : stream(io) {}
-    Stream stream;
-    beast::flat_buffer buffer;
-    TimePoint idle_since{};
-  };
-  using ConnPtr = std::unique_ptr<Conn>;
-  // A request waiting for a connection to an upstream at max_conns.
-  struct Waiter {
-    explicit Waiter(asio::io_context& io) : timer(io) {}
-    Timer timer;
-    ConnPtr handed;     // a released connection passed straight to this waiter
-    bool slot = false;  // a closed connection's slot passed to this waiter
-  };
-  // This loop's connections to one upstream. Waiters are served first come,
-  // first served: a released connection goes to the oldest waiter before the
-  // idle stack, so newcomers cannot overtake the queue.
-  struct Pool {
-    std::shared_ptr<Upstream> upstream;  // owned, so the key cannot be reused while the entry exists
-    std::shared_ptr<UpstreamStats> stats;
-    std::vector<ConnPtr> idle;           // LIFO: the most recently used is the least likely stale
-    std::deque<Waiter*> waiters;
-    bool retired = false;                // upstream left the configuration; connections close on release
-  };
-  std::unordered_map<const Upstream*, std::shared_ptr<Pool>> pools;
-  std::size_t waiting = 0;  // waiters on this loop, all upstreams
-
-  // Sessions, so drain can close idle keep-alive connections.
-  struct SessionRef {
-    Stream* stream;
-    bool busy;
-  };
-  std::list<SessionRef> sessions;
-  // Read deadline for a request head, one per session, re-armed for each
-  // request. Shared with its timer handler, which may run after the read
-  // finished: the generation tells it that its deadline is no longer current.
-  struct HeadDeadline {
-    HeadDeadline(asio::io_context& io, Stream* s) : timer(io), stream(s) {}
-    Timer timer;
-    Stream* stream;
-    std::uint64_t generation = 0;
-    bool fired = false;
-  };
-  std::uint64_t request_counter = 0;
-  std::uint64_t id_prefix;
-
-  Worker(Impl& i, std::size_t idx) : impl(i), index(idx), id_prefix(i.random.next()) {}
-
-  const Snapshot& refresh() {
-    if (!snap || snap->generation != impl.generation.load(std::memory_order_acquire)) {
-      snap = impl.snapshot();
-      // Drop the pools of upstreams that are gone (a request still using one
-      // keeps it alive through its shared_ptr).
-      for (auto it = pools.begin(); it != pools.end();) {
-        bool present = false;
-        for (auto* p : snap->ptrs) present = present || p == it->first;
-        if (present) {
-          ++it;
-          continue;
-        }
-        auto& pool = *it->second;
-        pool.retired = true;
-        while (!pool.idle.empty()) {
-          ConnPtr c = std::move(pool.idle.back());
-          pool.idle.pop_back();
-          close_conn(pool, std::move(c));
-        }
-        it = pools.erase(it);
-      }
-    }
-    return *snap;
-  }
-
-  std::shared_ptr<Pool> pool_for(const UpstreamEntry& e) {
-    auto& p = pools[e.upstream.get()];
-    if (!p) {
-      p = std::make_shared<Pool>();
-      p->upstream = e.upstream;
-      p->stats = e.stats;
-    }
-    return p;
-  }
-
-  // Takes a connection slot if the upstream is below max_conns.
-  static bool try_reserve(Pool& p) {
-    const auto cap = p.upstream->config().max_conns;
-    auto& open = p.stats->open_connections;
-    auto cur = open.load(std::memory_order_relaxed);
-    do {
-      if (cap > 0 && cur >= cap) return false;
-    } while (!open.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
-    return true;
-  }
-
-  static void remove_waiter(Pool& p, Waiter* w) {
-    auto pos = std::find(p.waiters.begin(), p.waiters.end(), w);
-    if (pos != p.waiters.end()) p.waiters.erase(pos);
-  }
-
-  // With several loops the new head of a queue must start polling for slots
-  // freed elsewhere: wake it so it re-arms its timer.
-  void promote_head(Pool& p) {
-    if (impl.workers.size() > 1 && !p.waiters.empty()) p.waiters.front()->timer.cancel();
-  }
-
-  // A connection is closed (or never opened): its slot goes to the oldest
-  // waiter, if any, else back to the upstream's budget.
-  void close_conn(Pool& p, ConnPtr c) {
-    if (c) {
-      error_code ec;
-      c->stream.socket().close(ec);
-    }
-    if (!p.waiters.empty()) {
-      Waiter* w = p.waiters.front();
-      p.waiters.pop_front();
-      w->slot = true;
-      w->timer.cancel();
-      promote_head(p);
-      return;
-    }
-    p.stats->open_connections.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  // An idle connection may carry a request if it has not idled too long and
-  // nothing arrived on it meanwhile (data would be a stray response, EOF a
-  // close by the upstream).
-  bool reusable(Conn& c) const {
-    if (!c.stream.socket().is_open()) return false;
-    if (SteadyClock::now() - c.idle_since >= impl.cfg.upstream_idle_timeout) return false;
-    char probe;
-    const auto n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-
-  // A connection that can carry another request: to the oldest waiter, else
-  // onto the idle stack (unless the upstream has left the configuration).
-  void release_conn(Pool& p, ConnPtr c) {
-    c->idle_since = SteadyClock::now();
-    if (p.retired) {
-      close_conn(p, std::move(c));
-      return;
-    }
-    if (!p.waiters.empty()) {
-      Waiter* w = p.waiters.front();
-      p.waiters.pop_front();
-      w->handed = std::move(c);
-      w->timer.cancel();
-      promote_head(p);
-      return;
-    }
-    p.idle.push_back(std::move(c));
-  }
-
-  // -------------------------------------------------------------------------
-  // Accepting
-  // Only the first worker accepts (in batches); each connection goes to the
-  // next worker's loop in turn. (One listening socket, no SO_REUSEPORT: a
-  // second process can never silently share the port.)
-  awaitable<void> accept_loop() {
-    std::size_t next = 0;
-    const auto protocol = acceptor.local_endpoint().protocol();
-    error_code ec;
-    acceptor.non_blocking(true, ec);
-    for (;;) {
-      Socket sock(ioc);
-      co_await acceptor.async_accept(sock, nothrow(ec));
-      if (ec) {
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-        // Out of descriptors or similar: back off instead of spinning.
-        Timer pause(ioc);
-        pause.expires_after(std::chrono::milliseconds(50));
-        co_await pause.async_wait(nothrow(ec));
-        continue;
-      }
-      dispatch(std::move(sock), next, protocol);
-      // Then take what else is waiting in the backlog, up to a batch, without
-      // going back through the event queue for each: under load a burst of
-      // new connections would otherwise be accepted one per loop turn.
-      for (int batch = 1; batch < kAcceptBatch; ++batch) {
-        Socket more(ioc);
-        acceptor.accept(more, ec);
-        if (ec) break;  // would_block: the backlog is empty
-        dispatch(std::move(more), next, protocol);
-      }
-    }
-  }
-
-  static constexpr int kAcceptBatch = 64;
-
-  // Starts a session for an accepted connection on the next loop in turn.
-  void dispatch(Socket sock, std::size_t& next, const tcp& protocol) {
-    impl.stats.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-    auto& target = *impl.workers[next];
-    next = (next + 1) % impl.workers.size();
-    if (&target == this) {
-      asio::co_spawn(ioc, session(std::move(sock)), asio::detached);
-      return;
-    }
-    // Each loop touches only its own reactor (which lets it run without
-    // I/O locking): hand the descriptor over and let the target adopt it.
-    error_code ec;
-    const auto fd = sock.release(ec);
-    if (ec) return;
-    asio::post(target.ioc, [&target, fd, protocol] {
-      Socket adopted(target.ioc);
-      error_code e;
-      adopted.assign(protocol, fd, e);
-      if (e) {
-        ::close(fd);
-        return;
-      }
-      asio::co_spawn(target.ioc, target.session(std::move(adopted)), asio::detached);
-    });
-  }
-
-  // Closes pooled connections that idled past upstream_idle_timeout, so
-  // their slots (counted across loops against max_conns) come back even
-  // when this loop gets no more traffic for that upstream.
-  awaitable<void> sweep_idle_loop() {
-    Timer timer(ioc);
-    for (;;) {
-      timer.expires_after(std::max<std::chrono::milliseconds>(impl.cfg.upstream_idle_timeout / 2,
-                                                              std::chrono::milliseconds(100)));
-      error_code ec;
-      co_await timer.async_wait(nothrow(ec));
-      if (ec || impl.stopped.load(std::memory_order_relaxed)) co_return;
-      const auto now = SteadyClock::now();
-      for (auto& [key, pool] : pools) {
-        auto& idle = pool->idle;
-        // Oldest first: the stack's bottom.
-        std::size_t keep_from = 0;
-        while (keep_from < idle.size() && now - idle[keep_from]->idle_since >= impl.cfg.upstream_idle_timeout)
-          ++keep_from;
-        if (keep_from == 0) continue;
-        std::vector<ConnPtr> expired(std::make_move_iterator(idle.begin()),
-                                     std::make_move_iterator(idle.begin() + static_cast<std::ptrdiff_t>(keep_from)));
-        idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(keep_from));
-        for (auto& c : expired) close_conn(*pool, std::move(c));
-      }
-    }
-  }
-
-  // -------------------------------------------------------------------------
-  // Client side
-  // The lb's own answer. `head_request`: headers only (a HEAD response has
-  // no body, whatever its Content-Length says).
-  awaitable<void> write_error(Stream& client, unsigned status, std::string_view message, bool keep_alive,
-                              unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
-                              bool head_request = false) {
-    Response res{static_cast<http::status>(status), version};
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
-    res.body() = "{\"error\":" + json_string(message) + "}\n";
-    std::string head;
-    serialize_client_response(head, res, version, keep_alive, false);
-    const std::array<asio::const_buffer, 2> out{
-        asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
-    client.expires_after(std::chrono::seconds(5));
-    error_code ec;
-    co_await asio::async_write(client, out, nothrow(ec));
-    if (!keep_alive && !ec) {
-      // Lingering close: the client may still be sending what we refused
-      // (a huge header or body). Closing with unread data would reset the
-      // connection and could destroy this answer before the client reads
-      // it, so stop sending, then read and discard for a moment.
-      client.socket().shutdown(tcp::socket::shutdown_send, ec);
-      client.expires_after(std::chrono::seconds(1));
-      std::array<char, 4096> discard;
-      for (std::size_t total = 0; total < 256 * 1024;) {
-        const std::size_t n = co_await client.async_read_some(asio::buffer(discard), nothrow(ec));
-        if (ec) break;
-        total += n;
-      }
-    }
-    client.expires_never();
-  }
-
-  awaitable<void> session(Socket sock) {
-    error_code ec;
-    const auto remote = sock.remote_endpoint(ec);
-    if (ec) co_return;
-    auto ip_addr = remote.address();
-    if (ip_addr.is_v6() && ip_addr.to_v6().is_v4_mapped()) ip_addr = ip_addr.to_v6().to_v4();
-    const std::string client_ip = ip_addr.to_string();
-    sock.set_option(tcp::no_delay(true), ec);
-    Stream client(std::move(sock));
-
-    if (!impl.filter.empty() && !impl.filter.allowed(client_ip)) {
-      impl.stats.reject(Rejection::denied);
-      co_await write_error(client, 403, "forbidden", false);
-      co_return;
-    }
-    const bool limited = impl.conn_limiter.cap() > 0;
-    if (limited && !impl.conn_limiter.try_acquire(client_ip)) {
-      impl.stats.reject(Rejection::too_many_conns);
-      co_await write_error(client, 429, "too many connections from this address", false, 11, std::chrono::seconds(1));
-      co_return;
-    }
-    impl.stats.connections_open.fetch_add(1, std::memory_order_relaxed);
-    sessions.push_front({&client, false});
-    auto self = sessions.begin();
-
-    try {
-      co_await serve(client, client_ip, *self);
-    } catch (const std::exception& e) {
-      // Nothing in a request should throw; if something does, this
-      // connection ends but its accounting below still runs.
-      impl.log->error("connection from {} ended by an internal error: {}", client_ip, e.what());
-    }
-
-    sessions.erase(self);
-    impl.stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
-    if (limited) impl.conn_limiter.release(client_ip);
-    client.socket().shutdown(tcp::socket::shutdown_send, ec);
-    client.socket().close(ec);
-  }
-
-  awaitable<void> serve(Stream& client, const std::string& client_ip, SessionRef& ref) {
-    const auto& lim = impl.cfg.limits;
-    beast::flat_buffer buffer;
-    std::vector<bool> tried;
-    std::string wire;  // serialized heads, reused for every request on this connection
-    bool first = true;
-    const auto deadline = std::make_shared<HeadDeadline>(ioc, &client);
-    for (;;) {
-      if (impl.draining.load(std::memory_order_relaxed)) co_return;
-      ref.busy = false;
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(lim.max_header_bytes);
-      parser.body_limit(lim.max_body_bytes);
-      // A new connection must send its head within header_timeout; between
-      // keep-alive requests it may idle for idle_timeout. The deadline cancels
-      // the read instead of closing the socket, so a slow client still gets
-      // its 408.
-      error_code ec;
-      {
-        const std::uint64_t gen = ++deadline->generation;
-        deadline->fired = false;
-        deadline->timer.expires_after(first ? lim.header_timeout : lim.idle_timeout);
-        deadline->timer.async_wait([deadline, gen](const error_code& e) {
-          if (e || deadline->generation != gen) return;  // cancelled, or a later request's deadline
-          deadline->fired = true;
-          error_code ignored;
-          deadline->stream->socket().cancel(ignored);
-        });
-        first = false;
-        co_await http::async_read_header(client, buffer, parser, nothrow(ec));
-        ++deadline->generation;  // disarm
-        deadline->timer.cancel();
-        if (deadline->fired) ec = beast::error::timeout;
-      }
-      ref.busy = true;
-      if (ec) {
-        if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) co_return;
-        if (ec == beast::error::timeout) {
-          // Nothing at all is an idle keep-alive connection timing out; a
-          // partial head is a slow client.
-          if (parser.got_some()) {
-            impl.stats.reject(Rejection::header_timeout);
-            co_await write_error(client, 408, "request header timeout", false);
-          }
-          co_return;
-        }
-        if (ec == http::error::header_limit) {
-          impl.stats.reject(Rejection::header_too_large);
-          co_await write_error(client, 431, "request header fields too large", false);
-          co_return;
-        }
-        if (ec == http::error::body_limit) {  // Content-Length over the limit
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
-        if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::partial_message)
-          co_return;
-        impl.stats.reject(Rejection::bad_request);
-        co_await write_error(client, 400, "bad request: " + ec.message(), false);
-        co_return;
-      }
-      // Ambiguous framing (request smuggling): both Content-Length and
-      // Transfer-Encoding, or several Content-Length fields.
-      {
-        const auto& h = parser.get();
-        const auto cl = h.count(http::field::content_length);
-        const bool te = h.count(http::field::transfer_encoding) > 0;
-        if ((cl > 0 && te) || cl > 1 || (te && !parser.chunked())) {
-          // (A Transfer-Encoding whose last coding is not chunked leaves
-          // the body length unknowable: RFC 9112 6.3 says 400.)
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "ambiguous message framing", false);
-          co_return;
-        }
-        // A body on a method whose body servers ignore would be read by the
-        // backend as a second request on a pooled connection: refuse it.
-        const auto method = h.method();
-        const bool has_body = te || (parser.content_length() && *parser.content_length() > 0);
-        if (has_body && (method == http::verb::get || method == http::verb::head ||
-                         method == http::verb::options || method == http::verb::trace)) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "a body is not allowed on this method", false);
-          co_return;
-        }
-        if (parser.content_length() && *parser.content_length() > lim.max_body_bytes) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-          co_return;
-        }
-      }
-      // The whole body is read here before anything goes upstream, so a
-      // client waiting for 100 Continue gets it from the lb.
-      if (auto expect = parser.get().find(http::field::expect);
-          expect != parser.get().end() && beast::iequals(expect->value(), "100-continue") && !parser.is_done()) {
-        client.expires_after(lim.header_timeout);
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        co_await asio::async_write(client, asio::buffer(kContinue), nothrow(ec));
-        if (ec) co_return;
-      }
-      client.expires_after(lim.header_timeout);
-      co_await http::async_read(client, buffer, parser, nothrow(ec));
-      if (ec) {
-        if (ec == beast::error::timeout) {
-          impl.stats.reject(Rejection::header_timeout);  // socket already closed by the deadline
-        } else if (ec == http::error::body_limit) {
-          impl.stats.reject(Rejection::body_too_large);
-          co_await write_error(client, 413, "payload too large", false);
-        } else if (ec != http::error::end_of_stream && ec != asio::error::connection_reset) {
-          impl.stats.reject(Rejection::bad_request);
-          co_await write_error(client, 400, "bad request: " + ec.message(), false);
-        }
-        co_return;
-      }
-      client.expires_never();
-      Request req = parser.release();
-      // Only kept for the access log line.
-      std::string log_method, log_target;
-      if (impl.cfg.access_log) {
-        log_method = std::string(req.method_string());
-        log_target = std::string(req.target());
-      }
-      const bool keep_alive = req.keep_alive() && !impl.draining.load(std::memory_order_relaxed);
-      const unsigned version = req.version();
-      impl.stats.requests.fetch_add(1, std::memory_order_relaxed);
-
-      if (impl.limiter.enabled()) {
-        auto d = impl.limiter.try_acquire(client_ip, SteadyClock::now());
-        if (!d.allowed) {
-          impl.stats.reject(Rejection::rate_limited);
-          auto secs = std::chrono::ceil<std::chrono::seconds>(d.retry_after);
-          if (secs.count() < 1) secs = std::chrono::seconds(1);
-          co_await write_error(client, 429, "rate limit exceeded", keep_alive, version, secs);
-          if (!keep_alive) co_return;
-          continue;
-        }
-      }
-
-      const auto started = SteadyClock::now();
-      std::string upstream_name;
-      const bool head_request = req.method() == http::verb::head;
-      Response res = co_await forward(std::move(req), client_ip, tried, upstream_name, wire);
-      serialize_client_response(wire, res, version, keep_alive, head_request);
-      client.expires_after(impl.cfg.upstream_timeout);
-      const std::array<asio::const_buffer, 2> out{asio::buffer(wire),
-                                                  asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
-      co_await asio::async_write(client, out, nothrow(ec));
-      client.expires_never();
-      if (impl.cfg.access_log) {
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started).count();
-        impl.log->info("{} {} {} {} {}us upstream={}", client_ip, log_method, log_target, res.result_int(), us,
-                       upstream_name.empty() ? "-" : upstream_name);
-      }
-      if (ec || !keep_alive) co_return;
-    }
-  }
-
-  // -------------------------------------------------------------------------
-  // Upstream side
-  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout };
-
-  struct Attempt {
-    Outcome outcome = Outcome::ok;
-    Response response;
-  };
-
-  // Opens a new connection on a slot already reserved for it.
-  awaitable<ConnPtr> connect(Pool& p, const UpstreamEntry& e, Outcome& outcome) {
-    auto c = std::make_unique<Conn>(ioc);
-    c->stream.expires_after(impl.cfg.connect_timeout);
-    error_code ec;
-    co_await c->stream.async_connect(e.endpoint, nothrow(ec));
-    if (ec) {
-      close_conn(p, std::move(c));
-      outcome = Outcome::connect_failed;
-      co_return nullptr;
-    }
-    c->stream.socket().set_option(tcp::no_delay(true), ec);
-    co_return c;
-  }
-
-  // A connection to `e` and whether it was pooled: an idle one that is fresh
-  // enough, else a new one within max_conns, else a place in the queue
-  // (bounded by queue_size and queue_timeout).
-  // The common case, without a coroutine: a usable idle connection when
-  // nobody is queued ahead.
-  ConnPtr take_idle(Pool& p) {
-    if (!p.waiters.empty()) return nullptr;
-    while (!p.idle.empty()) {
-      ConnPtr c = std::move(p.idle.back());
-      p.idle.pop_back();
-      if (reusable(*c)) return c;
-      close_conn(p, std::move(c));
-    }
-    return nullptr;
-  }
-
-  awaitable<std::pair<ConnPtr, bool>> acquire(Pool& p, const UpstreamEntry& e, Outcome& outcome, bool fresh_only) {
-    if (!fresh_only) {
-      if (ConnPtr c = take_idle(p)) co_return std::pair{std::move(c), true};
-    }
-    if (p.waiters.empty() && try_reserve(p)) co_return std::pair{co_await connect(p, e, outcome), false};
-    if (waiting >= impl.cfg.queue_size) {
-      outcome = Outcome::queue_timeout;
-      co_return std::pair{nullptr, false};
-    }
-    Waiter w(ioc);
-    p.waiters.push_back(&w);
-    ++waiting;
-    const auto deadline = SteadyClock::now() + impl.cfg.queue_timeout;
-    for (;;) {
-      // Releases on this loop wake us at once. Slots freed on other loops
-      // are noticed by polling, which only the head of the queue does (and
-      // only with several loops): a thousand sleepers must not spin.
-      const bool poll = impl.workers.size() > 1 && p.waiters.front() == &w;
-      w.timer.expires_at(poll ? std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)) : deadline);
-      error_code ec;
-      co_await w.timer.async_wait(nothrow(ec));
-      if (w.handed && (fresh_only || !reusable(*w.handed))) {
-        // Not usable: close it but keep its slot for a new connection (we
-        // are no longer in the queue, so nothing else would come to us).
-        error_code ignored;
-        w.handed->stream.socket().close(ignored);
-        w.handed.reset();
-        w.slot = true;
-      }
-      if (w.handed) {
-        --waiting;
-        co_return std::pair{std::move(w.handed), true};
-      }
-      if (w.slot) {
-        --waiting;
-        co_return std::pair{co_await connect(p, e, outcome), false};
-      }
-      if (!p.waiters.empty() && p.waiters.front() == &w && try_reserve(p)) {
-        remove_waiter(p, &w);
-        --waiting;
-        co_return std::pair{co_await connect(p, e, outcome), false};
-      }
-      if (SteadyClock::now() >= deadline) {
-        remove_waiter(p, &w);
-        --waiting;
-        outcome = Outcome::queue_timeout;
-        co_return std::pair{nullptr, false};
-      }
-    }
-  }
-
-  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head) {
-    Attempt a;
-    const auto pool = pool_for(e);
-    for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
-      Outcome out = Outcome::ok;
-      ConnPtr conn = fresh_try == 0 ? take_idle(*pool) : nullptr;
-      bool reused = conn != nullptr;
-      if (!conn) std::tie(conn, reused) = co_await acquire(*pool, e, out, /*fresh_only=*/fresh_try > 0);
-      if (!conn) {
-        a.outcome = out;
-        co_return a;
-      }
-      error_code ec;
-      conn->stream.expires_after(impl.cfg.upstream_timeout);
-      const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
-      co_await asio::async_write(conn->stream, wire, nothrow(ec));
-      conn->buffer.clear();
-      // Interim 1xx responses (other than 101) are skipped: the final
-      // response follows on the same connection.
-      std::optional<http::response_parser<http::string_body>> rp;
-      bool got_some = false;
-      while (!ec) {
-        rp.emplace();
-        rp->body_limit(64 * 1024 * 1024);
-        if (req.method() == http::verb::head) rp->skip(true);
-        co_await http::async_read(conn->stream, conn->buffer, *rp, nothrow(ec));
-        got_some = got_some || rp->got_some();
-        const unsigned code = rp->get().result_int();
-        if (ec || code / 100 != 1 || code == 101) break;
-      }
-      if (!ec) {
-        conn->stream.expires_never();
-        a.response = rp->release();
-        // Reusable only if the upstream keeps it open and sent nothing extra.
-        if (a.response.keep_alive() && conn->buffer.size() == 0 && !impl.stopped.load(std::memory_order_relaxed))
-          release_conn(*pool, std::move(conn));
-        else
-          close_conn(*pool, std::move(conn));
-        a.outcome = Outcome::ok;
-        co_return a;
-      }
-      const bool nothing_back = !got_some;
-      close_conn(*pool, std::move(conn));
-      // A pooled connection the upstream closed while idle is not the
-      // upstream's fault: an idempotent request tries once more, on a new
-      // connection.
-      if (reused && nothing_back && ec != beast::error::timeout && idempotent(req.method())) continue;
-      a.outcome = ec == beast::error::timeout ? Outcome::timeout : Outcome::no_response;
-      co_return a;
-    }
-    a.outcome = Outcome::no_response;
-    co_return a;
-  }
-
-  awaitable<Response> forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
-                              std::string& upstream_name, std::string& wire) {
-    refresh();
-    const auto snap_ref = snap;  // keeps this configuration alive for the request
-    const Snapshot& s = *snap_ref;
-    const unsigned version = req.version();
-
-    // Proxy headers.
-    char request_id[33];
-    format_request_id(request_id, id_prefix, ++request_counter + (static_cast<std::uint64_t>(index) << 56));
-    serialize_upstream_request(wire, req, client_ip, request_id);
-
-    auto header = [&req](std::string_view name) -> std::string_view {
-      auto it = req.find(beast::string_view(name.data(), name.size()));
-      return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
-    };
-    const std::string_view target(req.target().data(), req.target().size());
-    std::string_view key = s.hash_key.extract(target, header, client_ip);
-    // "%31" and "1" are the same user: hash the decoded value (decoding
-    // only allocates when there is something to decode).
-    std::string decoded_key;
-    if (key.find_first_of("%+") != std::string_view::npos) {
-      if (auto d = percent_decode(key)) {
-        decoded_key = std::move(*d);
-        key = decoded_key;
-      }
-    }
-    RequestInfo info{client_ip, target, key};
-
-    const std::size_t n = s.ptrs.size();
-    tried.assign(n, false);
-    // Eligibility flags: on the stack for any realistic upstream count.
-    std::array<bool, 256> stack_flags{};
-    std::unique_ptr<bool[]> heap_flags;
-    if (n > stack_flags.size()) heap_flags = std::make_unique<bool[]>(n);
-    bool* elig = heap_flags ? heap_flags.get() : stack_flags.data();
-
-    const bool can_retry = idempotent(req.method());
-    std::uint32_t attempts = 0;
-    Outcome last = Outcome::ok;
-    for (;;) {
-      const auto now = SteadyClock::now();
-      std::size_t count = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        elig[i] = !tried[i] && s.ptrs[i]->available(now);
-        count += elig[i] ? 1 : 0;
-      }
-      if (count == 0) break;
-      Candidates cands(s.ptrs, std::span<const bool>(elig, n));
-      auto choice = s.policy->choose(cands, info);
-      if (!choice || *choice >= n || !elig[*choice]) break;
-      if (attempts > 0) impl.stats.retries.fetch_add(1, std::memory_order_relaxed);
-      const auto& e = s.entries[*choice];
-      Upstream& up = *e.upstream;
-      up.begin_request();
-      e.stats->requests.fetch_add(1, std::memory_order_relaxed);
-      const auto t0 = SteadyClock::now();
-      Attempt a = co_await attempt(e, req, wire);
-      up.end_request();
-      if (a.outcome == Outcome::ok) {
-        up.report_success(SteadyClock::now());
-        e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0));
-        e.stats->count_status(a.response.result_int());
-        upstream_name = up.address();
-        co_return std::move(a.response);
-      }
-      last = a.outcome;
-      switch (a.outcome) {
-        case Outcome::connect_failed: e.stats->connect_errors.fetch_add(1, std::memory_order_relaxed); break;
-        case Outcome::timeout: e.stats->timeouts.fetch_add(1, std::memory_order_relaxed); break;
-        case Outcome::queue_timeout: e.stats->queue_timeouts.fetch_add(1, std::memory_order_relaxed); break;
-        default: e.stats->response_errors.fetch_add(1, std::memory_order_relaxed); break;
-      }
-      if (a.outcome != Outcome::queue_timeout) {
-        up.report_failure(SteadyClock::now());
-        if (impl.log->should_log(spdlog::level::warn))
-          impl.log->warn("upstream {} failed ({}), {}", up.address(),
-                         a.outcome == Outcome::connect_failed ? "connect" : a.outcome == Outcome::timeout ? "timeout" : "no response",
-                         can_retry && attempts < s.retries ? "will retry on another upstream if one is eligible"
-                                                           : "not retrying");
-      }
-      tried[*choice] = true;
-      if (!can_retry || attempts >= s.retries) break;
-      ++attempts;  // counted in retries_total once another upstream is actually tried
-    }
-
-    Response res{http::status::service_unavailable, version};
-    std::string msg = "no healthy upstream";
-    Rejection why = Rejection::no_upstream;
-    if (last == Outcome::queue_timeout) {
-      msg = "upstream busy: queue timeout";
-      why = Rejection::queue_full;
-    } else if (last == Outcome::timeout) {
-      res.result(http::status::gateway_timeout);
-      msg = "upstream timed out";
-      why = Rejection::bad_gateway;
-    } else if (last != Outcome::ok) {
-      res.result(http::status::bad_gateway);
-      msg = "upstream failed";
-      why = Rejection::bad_gateway;
-    }
-    impl.stats.reject(why);
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::server, "userkey-lb");
-    if (res.result() == http::status::service_unavailable) res.set(http::field::retry_after, "1");
-    res.body() = "{\"error\":\"" + msg + "\"}\n";
-    res.prepare_payload();
-    co_return res;
-  }
-
-  // Closes idle client connections (drain); busy ones close after their response.
-  void close_idle_sessions() {
-    for (auto& s : sessions) {
-      if (!s.busy) {
-        error_code ec;
-        s.stream->socket().cancel(ec);
-      }
-    }
-  }
-};
-
-
-// ---------------------------------------------------------------------------
-// Active health checks: one coroutine per upstream on the first loop; it ends
-// when its upstream leaves the configuration.
-namespace {
-
-awaitable<bool> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
-                      const std::string& host_header) {
-  Stream stream(ioc);
-  stream.expires_after(cfg.timeout);
-  error_code ec;
-  co_await stream.async_connect(ep, nothrow(ec));
-  if (ec) co_return false;
-  http::request<http::empty_body> req{http::verb::get, cfg.path, 11};
-  req.set(http::field::host, host_header);
-  req.set(http::field::user_agent, "userkey-lb-health");
-  req.keep_alive(false);
-  co_await http::async_write(stream, req, nothrow(ec));
-  if (ec) co_return false;
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  error_code read_ec;
-  co_await http::async_read(stream, buf, res, nothrow(read_ec));
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);  // result irrelevant
-  if (read_ec) co_return false;
-  co_return res.result_int() >= 200 && res.result_int() < 300;
-}
-
-}  // namespace
-
-void ProxyServer::Impl::start_health_checks(const std::shared_ptr<const Snapshot>& snap) {
-  if (!snap->active.enabled || workers.empty()) return;
-  auto& ioc = workers.front()->ioc;
-  for (const auto& e : snap->entries) {
-    std::weak_ptr<Upstream> weak = e.upstream;
-    const tcp::endpoint ep = e.endpoint;
-    const ActiveHealthConfig active = snap->active;
-    const std::uint64_t gen = snap->generation;
-    asio::co_spawn(
-        ioc,
-        [this, weak, ep, active, gen, &ioc]() -> awaitable<void> {
-          Timer timer(ioc);
-          for (;;) {
-            if (stopped.load() || generation.load() != gen) co_return;  // a reload started new checkers
-            auto up = weak.lock();
-            if (!up) co_return;
-            const bool ok = co_await probe(ioc, ep, active, up->address());
-            if (up->report_probe(ok, active)) {
-              if (up->active_up()) log->info("upstream {} is UP (health check {} passed {} times)", up->address(), active.path, active.rise);
-              else log->warn("upstream {} is DOWN (health check {} failed {} times)", up->address(), active.path, active.fall);
-            }
-            timer.expires_after(active.interval);
-            error_code ec;
-            co_await timer.async_wait(nothrow(ec));
-          }
-        },
-        asio::detached);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Metrics and status.
-std::string ProxyServer::Impl::metrics_text() const {
-  auto snap = snapshot();
-  const auto now = SteadyClock::now();
-  std::string o;
-  o.reserve(8192);
-  auto line = [&o](std::string_view s) { o.append(s).push_back('\n'); };
-  auto num = [](auto v) { return std::to_string(v); };
-
-  line("# HELP userkey_lb_requests_total Requests received from clients.");
-  line("# TYPE userkey_lb_requests_total counter");
-  line("userkey_lb_requests_total " + num(stats.requests.load()));
-  line("# HELP userkey_lb_retries_total Requests retried on another upstream.");
-  line("# TYPE userkey_lb_retries_total counter");
-  line("userkey_lb_retries_total " + num(stats.retries.load()));
-  line("# HELP userkey_lb_connections_accepted_total Client connections accepted.");
-  line("# TYPE userkey_lb_connections_accepted_total counter");
-  line("userkey_lb_connections_accepted_total " + num(stats.connections_accepted.load()));
-  line("# HELP userkey_lb_connections_open Client connections open now.");
-  line("# TYPE userkey_lb_connections_open gauge");
-  line("userkey_lb_connections_open " + num(stats.connections_open.load()));
-  line("# HELP userkey_lb_rejections_total Requests the lb answered itself, by reason (rate_limited = 429).");
-  line("# TYPE userkey_lb_rejections_total counter");
-  for (std::size_t i = 0; i < stats.rejections.size(); ++i)
-    line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
-         num(stats.rejections[i].load()));
-
-  struct Family {
-    const char* name;
-    const char* type;
-    const char* help;
-  };
-  const Family fams[] = {
-      {"userkey_lb_upstream_requests_total", "counter", "Requests sent to the upstream (attempts)."},
-      {"userkey_lb_upstream_responses_total", "counter", "Responses from the upstream by status class."},
-      {"userkey_lb_upstream_errors_total", "counter", "Failed attempts by kind."},
-      {"userkey_lb_upstream_up", "gauge", "1 when the upstream is eligible (active and passive health)."},
-      {"userkey_lb_upstream_in_flight", "gauge", "Requests in flight to the upstream."},
-      {"userkey_lb_upstream_connections", "gauge", "Open connections to the upstream (pooled and busy)."},
-      {"userkey_lb_upstream_latency_seconds", "histogram", "Time from sending a request to a complete response."},
-  };
-  for (const auto& f : fams) {
-    o += "# HELP ";
-    o += f.name;
-    o += ' ';
-    line(f.help);
-    o += "# TYPE ";
-    o += f.name;
-    o += ' ';
-    line(f.type);
-    for (const auto& e : snap->entries) {
-      const std::string lbl = "upstream=\"" + e.upstream->address() + "\"";
-      const auto& st = *e.stats;
-      const std::string n = f.name;
-      if (n == "userkey_lb_upstream_requests_total") line(n + "{" + lbl + "} " + num(st.requests.load()));
-      else if (n == "userkey_lb_upstream_responses_total") {
-        line(n + "{" + lbl + ",code=\"2xx\"} " + num(st.responses_2xx.load()));
-        line(n + "{" + lbl + ",code=\"3xx\"} " + num(st.responses_3xx.load()));
-        line(n + "{" + lbl + ",code=\"4xx\"} " + num(st.responses_4xx.load()));
-        line(n + "{" + lbl + ",code=\"5xx\"} " + num(st.responses_5xx.load()));
-      } else if (n == "userkey_lb_upstream_errors_total") {
-        line(n + "{" + lbl + ",kind=\"connect\"} " + num(st.connect_errors.load()));
-        line(n + "{" + lbl + ",kind=\"response\"} " + num(st.response_errors.load()));
-        line(n + "{" + lbl + ",kind=\"timeout\"} " + num(st.timeouts.load()));
-        line(n + "{" + lbl + ",kind=\"queue_timeout\"} " + num(st.queue_timeouts.load()));
-      } else if (n == "userkey_lb_upstream_up") line(n + "{" + lbl + "} " + (e.upstream->available(now) ? "1" : "0"));
-      else if (n == "userkey_lb_upstream_in_flight") line(n + "{" + lbl + "} " + num(e.upstream->in_flight()));
-      else if (n == "userkey_lb_upstream_connections") line(n + "{" + lbl + "} " + num(st.open_connections.load()));
-      else {
-        std::uint64_t cum = 0;
-        for (std::size_t b = 0; b < st.latency.buckets.size(); ++b) {
-          cum += st.latency.buckets[b].load();
-          std::string le = b < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[b]) : "+Inf";
-          line(n + "_bucket{" + lbl + ",le=\"" + le + "\"} " + num(cum));
-        }
-        line(n + "_sum{" + lbl + "} " + fmt::format("{:.6f}", static_cast<double>(st.latency.sum_us.load()) / 1e6));
-        line(n + "_count{" + lbl + "} " + num(st.latency.count.load()));
-      }
-    }
-  }
-  return o;
-}
-
-std::string ProxyServer::Impl::status_json() const {
-  auto snap = snapshot();
-  const auto now = SteadyClock::now();
-  std::string o = "{\"policy\":" + json_string(snap->policy->name()) + ",\"hash_key\":" +
-                  json_string(snap->hash_key.to_string()) + ",\"retries\":" + std::to_string(snap->retries) +
-                  ",\"draining\":" + (draining.load() ? "true" : "false") + ",\"requests\":" +
-                  std::to_string(stats.requests.load()) + ",\"connections_open\":" +
-                  std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
-  bool first = true;
-  for (const auto& e : snap->entries) {
-    const auto& u = *e.upstream;
-    if (!first) o += ',';
-    first = false;
-    o += "{\"address\":" + json_string(u.address()) + ",\"resolved\":" +
-         json_string(e.endpoint.address().to_string()) + ",\"weight\":" + std::to_string(u.weight()) +
-         ",\"max_conns\":" + std::to_string(u.config().max_conns) + ",\"up\":" + (u.available(now) ? "true" : "false") +
-         ",\"active_up\":" + (u.active_up() ? "true" : "false") +
-         ",\"passively_down\":" + (u.passively_down(now) ? "true" : "false") +
-         ",\"in_flight\":" + std::to_string(u.in_flight()) + ",\"requests\":" + std::to_string(e.stats->requests.load()) +
-         ",\"errors\":" +
-         std::to_string(e.stats->connect_errors.load() + e.stats->response_errors.load() + e.stats->timeouts.load()) +
-         ",\"connections\":" + std::to_string(e.stats->open_connections.load()) + "}";
-  }
-  o += "]}\n";
-  return o;
-}
-
-// ---------------------------------------------------------------------------
-// ProxyServer
+using engine::error_code;
+using engine::tcp;
 
 std::vector<std::string> system_resolve(const std::string& host, std::uint16_t port) {
   asio::io_context ctx;
@@ -1397,6 +52,46 @@ std::vector<std::string> system_resolve(const std::string& host, std::uint16_t p
   return out;
 }
 
+// Members are destroyed in reverse: the loops (and the coroutines they end)
+// before what they use.
+struct ProxyServer::Impl {
+  ProxyConfig cfg;
+  std::shared_ptr<spdlog::logger> log;
+  SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+  SystemTimeSource clock;
+  ProxyStats stats;
+  engine::Admission admission;  // throws for a bad CIDR, before the cluster's checks
+  engine::Cluster cluster;
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  engine::HealthChecker health{cluster, stopped, *log};
+
+  std::vector<std::unique_ptr<engine::Worker>> workers;
+  std::unique_ptr<engine::Listener> listener;
+  std::vector<std::thread> threads;
+  std::unique_ptr<engine::AdminServer> admin;
+  std::uint16_t bound_port = 0;
+
+  Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
+      : cfg(std::move(c)),
+        log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
+        admission(cfg.limits),
+        cluster(cfg, std::move(r), PolicyContext{&random, &clock}, std::move(res), log) {
+    cluster.set_listener([this](const std::shared_ptr<const engine::Snapshot>& snap) { health.start(snap); });
+  }
+
+  std::string metrics_text() const { return render_metrics_text(stats, *cluster.snapshot(), SteadyClock::now()); }
+  std::string status_json() const {
+    return render_status_json(stats, *cluster.snapshot(), draining.load(), SteadyClock::now());
+  }
+  // The loops go last: the listener accepts on the first.
+  void drop_loops() {
+    health.detach();
+    listener.reset();
+    workers.clear();
+  }
+};
+
 ProxyServer::ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log,
                          HostResolver resolver)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(registry), std::move(log), std::move(resolver))) {}
@@ -1407,7 +102,7 @@ bool ProxyServer::start(std::string* error) {
   auto& im = *impl_;
   auto fail = [&](std::string msg) {
     if (error) *error = std::move(msg);
-    im.workers.clear();
+    im.drop_loops();
     return false;
   };
   std::uint32_t n = im.cfg.threads;
@@ -1415,108 +110,48 @@ bool ProxyServer::start(std::string* error) {
   error_code ec;
   auto addr = asio::ip::make_address(im.cfg.listen_host, ec);
   if (ec) return fail("listen address '" + im.cfg.listen_host + "' is not an IP address");
-  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Impl::Worker>(im, i));
-  auto& acceptor = im.workers.front()->acceptor;
-  const tcp::endpoint ep(addr, im.cfg.listen_port);
-  acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(4096, ec);
-  if (ec) return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " + ec.message());
-  const std::uint16_t port = acceptor.local_endpoint().port();
-  im.bound_port = port;
+  const engine::EngineContext ctx{im.cfg, im.stats, im.admission, im.cluster, *im.log, im.draining, im.stopped};
+  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n, im.random.next()));
+  auto& first = *im.workers.front();
+  im.listener = std::make_unique<engine::Listener>(first, im.workers, im.stats);
+  if (auto listen_ec = im.listener->listen(tcp::endpoint(addr, im.cfg.listen_port)))
+    return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " +
+                listen_ec.message());
+  im.bound_port = im.listener->port();
 
   if (!im.cfg.admin_host.empty()) {
-    im.admin = std::make_unique<httplib::Server>();
-    im.admin->new_task_queue = [] { return new httplib::ThreadPool(2); };  // owned by httplib
-    im.admin->set_socket_options(detail::exclusive_socket_options);
-    im.admin->Get("/metrics", [&im](const httplib::Request&, httplib::Response& res) {
-      res.set_content(im.metrics_text(), "text/plain; version=0.0.4");
-    });
-    im.admin->Get("/status", [&im](const httplib::Request&, httplib::Response& res) {
-      res.set_content(im.status_json(), "application/json");
-    });
-    im.admin->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("{\"status\":\"ok\"}\n", "application/json");
-    });
-    int admin_port = im.cfg.admin_port;
-    if (admin_port == 0) admin_port = im.admin->bind_to_any_port(im.cfg.admin_host);
-    else if (!im.admin->bind_to_port(im.cfg.admin_host, admin_port)) admin_port = -1;
-    if (admin_port <= 0)
-      return fail("cannot listen on admin address " + im.cfg.admin_host + ":" + std::to_string(im.cfg.admin_port));
-    im.bound_admin_port = static_cast<std::uint16_t>(admin_port);
-    im.admin_thread = std::thread([&im] { im.admin->listen_after_bind(); });
-    // cpp-httplib's stop() is a no-op until the server runs: wait for it, so
-    // a stop right after start cannot leave the admin thread serving.
-    for (int i = 0; i < 400 && !im.admin->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    im.admin = std::make_unique<engine::AdminServer>([&im] { return im.metrics_text(); },
+                                                     [&im] { return im.status_json(); });
+    std::string admin_error;
+    if (!im.admin->start(im.cfg.admin_host, im.cfg.admin_port, &admin_error)) return fail(admin_error);
   }
 
-  asio::co_spawn(im.workers.front()->ioc, im.workers.front()->accept_loop(), asio::detached);
-  for (auto& w : im.workers) asio::co_spawn(w->ioc, w->sweep_idle_loop(), asio::detached);
-  im.start_health_checks(im.snapshot());
-  // Sweep idle rate-limit buckets now and then, on the first loop.
-  if (im.limiter.enabled()) {
-    asio::co_spawn(
-        im.workers.front()->ioc,
-        [&im]() -> awaitable<void> {
-          Timer t(im.workers.front()->ioc);
-          while (!im.stopped.load()) {
-            t.expires_after(std::chrono::seconds(10));
-            error_code e;
-            co_await t.async_wait(nothrow(e));
-            im.limiter.sweep(SteadyClock::now());
-          }
-        },
-        asio::detached);
-  }
-  for (auto& w : im.workers) {
-    im.threads.emplace_back([wp = w.get()] {
-      auto guard = asio::make_work_guard(wp->ioc);
-      wp->ioc.run();
-    });
-  }
-  im.resolver_thread = std::thread([&im] { im.resolver_loop(); });
+  im.listener->start();
+  for (auto& w : im.workers) w->start_housekeeping(/*sweep_rate_limits=*/w.get() == &first && im.admission.rate_limited());
+  im.health.attach(first.io());
+  im.health.start(im.cluster.snapshot());
+  for (auto& w : im.workers) im.threads.emplace_back([wp = w.get()] { wp->run(); });
+  im.cluster.start_reresolving();
   return true;
 }
 
 std::uint16_t ProxyServer::port() const { return impl_->bound_port; }
-std::uint16_t ProxyServer::admin_port() const { return impl_->bound_admin_port; }
+std::uint16_t ProxyServer::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void ProxyServer::reload(const ProxyConfig& config) {
-  auto& im = *impl_;
-  bool changed_interval = false;
-  {
-    std::lock_guard rl(im.reload_mu);
-    auto snap = im.build_snapshot(config);  // throws, leaving the old one in place
-    im.install(std::move(snap), config);
-    im.applied = config;
-    im.start_health_checks(im.snapshot());
-    changed_interval = im.resolve_every_ms.exchange(config.resolve_interval.count()) != config.resolve_interval.count();
-  }
-  if (changed_interval) {
-    {
-      std::lock_guard lk(im.resolver_mu);
-      im.resolver_kick = true;
-    }
-    im.resolver_cv.notify_all();
-  }
-  im.log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
+  impl_->cluster.reload(config);
+  impl_->log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
 }
 
 void ProxyServer::drain() {
   auto& im = *impl_;
   if (im.workers.empty() || im.stopped.load()) return;
   im.draining.store(true);
-  for (auto& w : im.workers) {
-    asio::post(w->ioc, [wp = w.get()] {
-      error_code ec;
-      if (wp->acceptor.is_open()) wp->acceptor.close(ec);
-      wp->close_idle_sessions();
-    });
-  }
+  asio::post(im.workers.front()->io(), [l = im.listener.get()] { l->close(); });
+  for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(); });
   const auto deadline = SteadyClock::now() + im.cfg.drain_timeout;
   while (im.stats.connections_open.load() > 0 && SteadyClock::now() < deadline) {
-    for (auto& w : im.workers) asio::post(w->ioc, [wp = w.get()] { wp->close_idle_sessions(); });
+    for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(); });
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   stop();
@@ -1525,14 +160,13 @@ void ProxyServer::drain() {
 void ProxyServer::stop() {
   auto& im = *impl_;
   if (im.stopped.exchange(true)) return;
-  im.stop_resolver();  // it may start health checks on the first loop
-  for (auto& w : im.workers) w->ioc.stop();
+  im.cluster.stop_reresolving();  // it may start health checks on the first loop
+  for (auto& w : im.workers) w->io().stop();
   for (auto& t : im.threads)
     if (t.joinable()) t.join();
   if (im.admin) im.admin->stop();
-  if (im.admin_thread.joinable()) im.admin_thread.join();
   im.threads.clear();
-  im.workers.clear();
+  im.drop_loops();
 }
 
 std::string ProxyServer::metrics_text() const { return impl_->metrics_text(); }

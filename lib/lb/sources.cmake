@@ -5,7 +5,18 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/token_bucket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/http1_codec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_pool.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/admin_server.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/admission.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cluster.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/downstream_session.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/health_checker.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/listener.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_router.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/worker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_metrics.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/round_robin.cpp

@@ -2,12 +2,13 @@
 """Static checks of the container files against the real apps.
 
 No container engine is needed: docker/compose.yaml, docker/Dockerfile and
-docker/k8s.yaml are read as data and compared with what the built binaries
+docker/k8s.yaml (and an image override such as docker/compose.podman.yaml) are read as data and compared with what the built binaries
 accept, as printed by their own --help (option flags, "(Env:NAME)" entries,
 defaults, "Excludes:" pairs, subcommands), and with CMakePresets.json.
 
   check_compose.py --compose docker/compose.yaml --bin-dir build/apps \\
-      --dockerfile docker/Dockerfile --presets CMakePresets.json [--k8s docker/k8s.yaml]
+      --dockerfile docker/Dockerfile --presets CMakePresets.json [--k8s docker/k8s.yaml] \\
+      [--override docker/compose.podman.yaml]
   check_compose.py --self-test --bin-dir build/apps
 
 Prints one PASS/FAIL line per check and exits 1 when any check fails.
@@ -36,7 +37,11 @@ except ImportError:  # pragma: no cover - environment problem, reported plainly
 APPS = ("userkey-backend", "userkey-lb", "userkey-admin")
 CI_PRESET = "default"  # what .ci/run (make test) configures with
 # Cache variables the image preset may set differently from CI's.
-PRESET_VARS_ALLOWED_TO_DIFFER = {"USERKEY_BUILD_TESTS", "CMAKE_BUILD_TYPE"}
+# The image builds Release without tests; its Release flags are set to -O2 (CI's
+# RelWithDebInfo is -O2 -g): GCC 12 at -O3 raises false -Wrestrict and
+# -Wmaybe-uninitialized errors under -Werror, and -O2 is what the tests run.
+PRESET_VARS_ALLOWED_TO_DIFFER = {"USERKEY_BUILD_TESTS", "CMAKE_BUILD_TYPE", "CMAKE_CXX_FLAGS_RELEASE",
+                                 "CMAKE_C_FLAGS_RELEASE"}
 # Shared libraries every debian:12-slim image already has.
 BASE_IMAGE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}
 SECRET_NAME = re.compile(r"(?i)(^|_)(pass|passwd|password|secret|token|credentials?)$")
@@ -578,6 +583,11 @@ def check_compose(compose, compose_dir: str, dockerfile: str | None, apps: dict,
         test = hc.get("test")
         has_hc = bool(test) and not hc.get("disable") and test not in (["NONE"], "NONE")
         report.check(has_hc, f"{w}/healthcheck", "present", "no healthcheck")
+        if has_hc and isinstance(test, list) and test and test[0] == "CMD":
+            spaced = [a for a in test[1:] if re.search(r"\s", str(a))]
+            report.check(not spaced, f"{w}/healthcheck", "exec-form arguments without spaces",
+                         f"argument {spaced[0]!r} has spaces: podman 4.3 splits exec-form health-check "
+                         "arguments at spaces (drop them, or use CMD-SHELL)" if spaced else "")
         deps = svc.get("depends_on")
         if deps is not None:
             if isinstance(deps, list):
@@ -667,6 +677,54 @@ def check_compose(compose, compose_dir: str, dockerfile: str | None, apps: dict,
                 report.check(bport == port, f"{w}/upstreams", f"{host} listens on {port}",
                              f"{host}:{port} but {host} listens on port {bport}")
     return binaries
+
+
+# --------------------------------------------------------------------------
+# An override file that swaps images (docker/compose.podman.yaml)
+
+# What an image-swapping override may set per service: the image; build args
+# the Dockerfile declares (its base image); and a health check's command, which
+# runs inside the image (its timing, retries and start period stay).
+OVERRIDE_SERVICE_KEYS = {"image", "build", "healthcheck"}
+
+
+def check_override(override, base, df, report: Report, where: str = "override") -> None:
+    if not isinstance(override, dict) or not isinstance(override.get("services"), dict):
+        report.fail(f"{where}/parse", "no services: mapping")
+        return
+    extra = sorted(k for k in override if k != "services" and not str(k).startswith("x-"))
+    report.check(not extra, f"{where}/top-level", "only services (and x- extensions)",
+                 f"sets {', '.join(extra)}: an image override must not change networks, volumes or the name")
+    base_services = (base or {}).get("services") or {}
+    declared_args = {a.split("=", 1)[0].strip() for a in (df.global_args if df else {})}
+    for name, svc in override["services"].items():
+        w = f"{where}/{name}"
+        if name not in base_services:
+            report.fail(f"{w}/service", f"'{name}' is not a service of the base file: an override adds none")
+            continue
+        svc = svc or {}
+        keys = sorted(set(svc) - OVERRIDE_SERVICE_KEYS)
+        report.check(not keys, f"{w}/keys", "sets " + ", ".join(sorted(svc)) + " only",
+                     f"changes {', '.join(keys)}: only {', '.join(sorted(OVERRIDE_SERVICE_KEYS))} may change")
+        b = svc.get("build")
+        if b is not None:
+            base_b = base_services[name].get("build")
+            if base_b is None:
+                report.fail(f"{w}/build", "builds a service the base file pulls")
+            elif not isinstance(b, dict) or set(b) - {"args"}:
+                report.fail(f"{w}/build", "may set build args only, not the context or Dockerfile")
+            else:
+                args = env_dict(b.get("args"))
+                unknown = sorted(set(args) - declared_args) if df else []
+                report.check(not unknown, f"{w}/build", "build args " + ", ".join(sorted(args)),
+                             f"build args {', '.join(unknown)} are not ARGs of the Dockerfile")
+        hc = svc.get("healthcheck")
+        if hc is not None:
+            report.check(isinstance(hc, dict) and set(hc) == {"test"}, f"{w}/healthcheck",
+                         "replaces the check's command only",
+                         "may replace the health check's test only (interval, timeout, retries, start_period stay)")
+        if "image" in svc and "build" not in svc and base_services[name].get("build") is not None:
+            report.fail(f"{w}/image", "replaces the image of a service the base file builds; set build args instead")
 
 
 # --------------------------------------------------------------------------
@@ -837,6 +895,16 @@ spec:
 """
 
 
+GOOD_OVERRIDE = """
+services:
+  db:
+    image: localhost/other-db:1
+    healthcheck: {test: ["CMD", "other-ping"]}
+  backend-1:
+    build: {args: {IMG: localhost/debian:12-local}}
+"""
+
+
 def _mutate(text: str, old: str, new: str) -> str:
     assert old in text, f"self-test snippet has no {old!r}"
     return text.replace(old, new, 1)
@@ -858,6 +926,8 @@ def self_test(apps: dict) -> int:
         ("literal password", _mutate(G, "${mongo_pass:?set mongo_pass}", "hunter2"), "must be a bare"),
         ("password default", _mutate(G, "${mongo_pass:?set mongo_pass}", "${mongo_pass:-hunter2}"), "must be a bare"),
         ("password in URI", _mutate(G, "mongodb://db:27017/", "mongodb://app:hunter2@db:27017/"), "password in a URI"),
+        ("healthcheck argument with spaces", _mutate(G, '["CMD", "true"]', '["CMD", "sh", "-c", "exit 0"]'),
+         "splits exec-form"),
         ("missing healthcheck", _mutate(G, '    healthcheck: {test: ["CMD", "true"]}\n', ""), "no healthcheck"),
         ("depends_on list", _mutate(G, "depends_on: {db: {condition: service_healthy}}", "depends_on: [db]"), "list form"),
         ("depends_on started", _mutate(G, "{db: {condition: service_healthy}}", "{db: {condition: service_started}}"),
@@ -908,6 +978,23 @@ def self_test(apps: dict) -> int:
          "disagree on the upstream list"),
     ]
 
+    O = GOOD_OVERRIDE
+    override_cases = [
+        ("override adds a port", _mutate(O, "    image: localhost/other-db:1", "    image: localhost/other-db:1\n    ports: ['27017:27017']"),
+         "changes ports"),
+        ("override changes settings", _mutate(O, "    image: localhost/other-db:1",
+                                             "    image: localhost/other-db:1\n    environment: {A: b}"), "changes environment"),
+        ("override adds a service", O + "  extra:\n    image: x\n", "not a service of the base file"),
+        ("override adds a volume", O + "volumes:\n  v: {}\n", "must not change networks"),
+        ("override retimes a check", _mutate(O, '{test: ["CMD", "other-ping"]}', '{test: ["CMD", "other-ping"], retries: 99}'),
+         "test only"),
+        ("override moves the context", _mutate(O, "{args: {IMG: localhost/debian:12-local}}", "{context: /elsewhere}"),
+         "build args only"),
+        ("override unknown build arg", _mutate(O, "IMG:", "BASE:"), "not ARGs of the Dockerfile"),
+        ("override swaps our image", _mutate(O, "    build: {args: {IMG: localhost/debian:12-local}}", "    image: other:1"),
+         "service the base file builds"),
+    ]
+
     failures = 0
 
     def run(kind: str, label: str, text: str, expect: str | None) -> None:
@@ -917,6 +1004,8 @@ def self_test(apps: dict) -> int:
             check_compose(yaml.safe_load(text), "/selftest", "/selftest/Dockerfile", apps, facts, r)
         elif kind == "dockerfile":
             check_dockerfile(parse_dockerfile(text), GOOD_PRESETS, None, apps, set(APPS), None, r)
+        elif kind == "override":
+            check_override(yaml.safe_load(text), yaml.safe_load(G), df_good, r)
         else:
             check_k8s(list(yaml.safe_load_all(text)), apps, r)
         if expect is None:
@@ -934,10 +1023,13 @@ def self_test(apps: dict) -> int:
     run("dockerfile", "good snippet", D, None)
     for label, text, expect in docker_cases:
         run("dockerfile", label, text, expect)
+    run("override", "good snippet", O, None)
+    for label, text, expect in override_cases:
+        run("override", label, text, expect)
     run("k8s", "good snippet", K, None)
     for label, text, expect in k8s_cases:
         run("k8s", label, text, expect)
-    total = 3 + len(compose_cases) + len(docker_cases) + len(k8s_cases)
+    total = 4 + len(compose_cases) + len(docker_cases) + len(k8s_cases) + len(override_cases)
     print(f"self-test: {total - failures}/{total} cases behaved as expected")
     return 1 if failures else 0
 
@@ -952,6 +1044,8 @@ def main() -> int:
     ap.add_argument("--presets", help="CMakePresets.json")
     ap.add_argument("--install-deps", help="scripts/install-deps.sh (default: next to --presets)")
     ap.add_argument("--k8s", help="docker/k8s.yaml (default: next to --compose, when present)")
+    ap.add_argument("--override", action="append", default=[],
+                    help="an override file that may swap images only (docker/compose.podman.yaml); repeatable")
     ap.add_argument("--self-test", action="store_true", help="check that broken snippets are caught")
     args = ap.parse_args()
 
@@ -1004,6 +1098,15 @@ def main() -> int:
             report.note("dockerfile/build-deps", f"skipped: {deps_path} not found")
         # The image serves all three apps, whatever compose runs.
         check_dockerfile(df, presets, deps_text, apps, binaries | set(APPS), args.bin_dir, report)
+
+    for path in args.override:
+        try:
+            with open(path) as f:
+                override = yaml.safe_load(f)
+            report.ok("override/parse", path)
+            check_override(override, compose, df, report, where=f"override:{os.path.basename(path)}")
+        except (OSError, yaml.YAMLError) as e:
+            report.fail("override/parse", str(e))
 
     k8s = args.k8s or os.path.join(compose_dir, "k8s.yaml")
     if args.k8s or os.path.exists(k8s):

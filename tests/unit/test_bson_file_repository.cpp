@@ -101,3 +101,32 @@ TEST_CASE("other id shapes are accepted; documents without id or key are skipped
   CHECK(repo.find_key(11).key == "eleven");
   CHECK(repo.find_key(12).key == "twelve");
 }
+
+TEST_CASE("ids no request can name (negative, over 2147483647) are skipped, not loaded") {
+  // Found by tests/fuzz/fuzz_bson_dump: such records reached the store and
+  // `userkey-admin restore`, which then failed on them.
+  test::TempDir dir;
+  std::string bytes;
+  bytes += doc_bytes([](bson_t* b) {
+    BSON_APPEND_INT32(b, "user_id", -65535);
+    BSON_APPEND_UTF8(b, "user_key", "negative");
+  });
+  bytes += doc_bytes([](bson_t* b) {
+    BSON_APPEND_INT64(b, "user_id", 2147483648LL);
+    BSON_APPEND_UTF8(b, "user_key", "too big");
+  });
+  bytes += doc_bytes([](bson_t* b) {
+    BSON_APPEND_DOUBLE(b, "user_id", -3.0);
+    BSON_APPEND_UTF8(b, "user_key", "negative double");
+  });
+  bytes += doc_bytes([](bson_t* b) {
+    BSON_APPEND_INT64(b, "user_id", 2147483647LL);
+    BSON_APPEND_UTF8(b, "user_key", "largest");
+  });
+  write_bytes(dir.path() / "users.bson", bytes);
+  std::size_t skipped = 0;
+  const auto records = read_bson_dump(dir.path() / "users.bson", &skipped);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].user_id == 2147483647);
+  CHECK(skipped == 3);
+}

@@ -5,7 +5,8 @@
 // Documents are {user_id: <id>, user_key: <string>}. user_id may be an int32,
 // an int64, a double holding an integer, or the id's decimal string without
 // leading zeros (what mongo-express or a shell may write; exactly the forms
-// MongoRepository matches); other documents are skipped and counted. Later documents win over earlier ones with the same id.
+// MongoRepository matches), from 0 to 2147483647 (the ids a request can name);
+// other documents are skipped and counted. Later documents win over earlier ones with the same id.
 //
 // Thread-safety: immutable after construction; find_key is lock-free.
 #pragma once

@@ -1,6 +1,6 @@
 // Router: the HTTP contract of a userkey backend, independent of any HTTP
 // server. Feed it a method, a request target and the Accept header; it
-// returns status, headers and body. cpp-httplib (BackendServer), Beast, or a
+// returns status, headers and body. BackendServer (Asio + Beast), cpp-httplib, or a
 // test can all drive it.
 //
 //   GET /?user_id=1  -> 200 {"user_id":"1","user_key":"...","port":5001,"backend":"backend-1"}

@@ -1,6 +1,7 @@
 // Parsing of the value types every app's configuration shares: listen
 // addresses and durations. One parser each, so flags, environment variables
-// and config files accept exactly the same spellings.
+// and config files accept exactly the same spellings; and their printers,
+// whose output the parsers read back unchanged.
 #pragma once
 
 #include <chrono>
@@ -23,5 +24,12 @@ std::optional<HostPort> parse_host_port(std::string_view text, std::string* erro
 /// "250ms", "2s", "1.5s", "5m", "1h"; a bare number is seconds. Negative or
 /// malformed input gives nullopt with a message in `error`.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, std::string* error = nullptr);
+
+/// "127.0.0.1:8080", "[::1]:8080".
+std::string format_host_port(const HostPort& hp);
+
+/// The largest whole unit: "250ms", "2s", "5m" ("0s" for zero; negative
+/// durations print as "-5ms", which parse_duration() rejects).
+std::string format_duration(std::chrono::milliseconds d);
 
 }  // namespace userkey

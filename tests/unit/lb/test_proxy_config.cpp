@@ -1,4 +1,5 @@
-// Unit tests for the ProxyConfig TOML loader, overrides and validation.
+// Unit tests for the ProxyConfig TOML loader, overrides (SettingValues) and
+// validation.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -301,17 +302,17 @@ TEST_CASE("overrides are applied on top of file values") {
     CHECK(c.listen_port == 8081);
     CHECK(c.upstreams.size() == 2);
   }
-  SUBCASE("engaged members win, the rest keep the file's values") {
-    lb::ProxyConfigOverrides o;
-    o.listen = "127.0.0.1:0";
-    o.upstreams = std::vector<std::string>{"127.0.0.1:6001,weight=5"};
-    o.retries = 0;
-    o.active_health = true;
-    o.rise = 7;
-    o.connect_timeout = 40ms;
-    o.resolve_interval = 0ms;
-    o.deny = std::vector<std::string>{};
-    o.admin = "off";
+  SUBCASE("given settings win, the rest keep the file's values") {
+    userkey::SettingValues o;
+    o.set("listen", "127.0.0.1:0");
+    o.set_list("upstreams", {"127.0.0.1:6001,weight=5"});
+    o.set("retries", "0");
+    o.set("health.active", "true");
+    o.set("health.rise", "7");
+    o.set("connect_timeout", "40ms");
+    o.set("resolve_interval", "0");
+    o.set_list("limits.deny", {});
+    o.set("admin", "off");
     const auto c = lb::build_proxy_config(file.path, o);
     CHECK(c.listen_port == 0);
     REQUIRE(c.upstreams.size() == 1);
@@ -331,27 +332,32 @@ TEST_CASE("overrides are applied on top of file values") {
     CHECK(c.upstream_timeout == 5s);
   }
   SUBCASE("no file: defaults plus overrides; the upstream may come from overrides only") {
-    lb::ProxyConfigOverrides o;
-    o.upstreams = std::vector<std::string>{"127.0.0.1:5001", "127.0.0.1:5002"};
-    o.policy = "least_connections";
+    userkey::SettingValues o;
+    o.set_list("upstreams", {"127.0.0.1:5001", "127.0.0.1:5002"});
+    o.set("policy", "least_connections");
     const auto c = lb::build_proxy_config(std::nullopt, o);
     CHECK(c.upstreams.size() == 2);
     CHECK(c.policy == "least_connections");
     CHECK(c.listen_port == 8080);
   }
-  SUBCASE("overrides are validated too") {
-    lb::ProxyConfigOverrides o;
-    o.fall = 0;
-    CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("health.fall"), lb::ConfigError);
-    o = {};
-    o.upstreams = std::vector<std::string>{"127.0.0.1:5001,weight=x"};
-    CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("upstream[0]"), lb::ConfigError);
-    o = {};
-    o.resolve_interval = -1ms;
-    CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("resolve_interval"), lb::ConfigError);
-    o = {};
-    o.hash_key = "bogus";
-    CHECK_THROWS_WITH_AS(lb::build_proxy_config(file.path, o), doctest::Contains("hash_key"), lb::ConfigError);
+  SUBCASE("overrides are parsed and validated too") {
+    auto error_of = [&](const char* key, const std::vector<std::string>& texts) {
+      userkey::SettingValues o;
+      o.set_list(key, texts);
+      try {
+        (void)lb::build_proxy_config(file.path, o);
+      } catch (const lb::ConfigError& e) {
+        return std::string(e.what());
+      }
+      return std::string();
+    };
+    CHECK(error_of("health.fall", {"0"}) == "health.fall: must be between 1 and 1000, got 0");
+    CHECK(contains(error_of("upstreams", {"127.0.0.1:5001", "127.0.0.1:5001,weight=x"}), "upstreams[1]: "));
+    CHECK(contains(error_of("resolve_interval", {"-1ms"}), "resolve_interval: must not be negative"));
+    CHECK(contains(error_of("hash_key", {"bogus"}), "hash_key: "));
+    CHECK(contains(error_of("retries", {"1", "2"}), "retries: expected one value"));
+    CHECK(contains(error_of("retires", {"1"}), "unknown setting 'retires'"));
+    CHECK(contains(error_of("upstreams", {}), "at least one upstream"));
   }
   SUBCASE("a missing file is a ConfigError naming it") {
     const auto missing = file.path.string() + ".missing";

@@ -1,0 +1,50 @@
+// Admission steps: see admission.hpp.
+#include "admission.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace userkey::lb::engine {
+
+namespace {
+
+Cidr parse_cidr(const std::string& s) {
+  std::string err;
+  auto c = Cidr::parse(s, &err);
+  if (!c) throw std::invalid_argument("bad CIDR '" + s + "': " + err);
+  return *c;
+}
+
+IpFilter make_filter(const LimitsConfig& limits) {
+  IpFilter filter;
+  for (const auto& a : limits.allow) filter.add_allow(parse_cidr(a));
+  for (const auto& d : limits.deny) filter.add_deny(parse_cidr(d));
+  return filter;
+}
+
+}  // namespace
+
+std::optional<Refusal> ip_filter_step(const IpFilter& filter, std::string_view ip) {
+  if (filter.allowed(ip)) return std::nullopt;
+  return Refusal{Rejection::denied, 403, "forbidden"};
+}
+
+std::optional<Refusal> connection_cap_step(ConnectionLimiter& limiter, std::string_view ip, ConnectionPass& pass) {
+  if (!limiter.try_acquire(ip))
+    return Refusal{Rejection::too_many_conns, 429, "too many connections from this address", std::chrono::seconds(1)};
+  pass = ConnectionPass(limiter, ip);
+  return std::nullopt;
+}
+
+std::optional<Refusal> rate_limit_step(RateLimiter& limiter, std::string_view ip, TimePoint now) {
+  const auto d = limiter.try_acquire(ip, now);
+  if (d.allowed) return std::nullopt;
+  auto secs = std::chrono::ceil<std::chrono::seconds>(d.retry_after);
+  if (secs.count() < 1) secs = std::chrono::seconds(1);
+  return Refusal{Rejection::rate_limited, 429, "rate limit exceeded", secs};
+}
+
+Admission::Admission(const LimitsConfig& limits)
+    : filter_(make_filter(limits)), rate_(limits.rate, limits.burst), connections_(limits.max_conns_per_ip) {}
+
+}  // namespace userkey::lb::engine

@@ -1,0 +1,232 @@
+// HTTP/1.1 message rules of the proxy: see http1_codec.hpp. Heads are written
+// by hand into a buffer the caller reuses for a whole connection: no Beast
+// serializer and no edits to the parsed field containers.
+#include "http1_codec.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/asio/error.hpp>
+
+#include "core/escape.hpp"
+
+namespace userkey::lb::http1 {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using error_code = boost::system::error_code;
+
+namespace {
+
+void append_sv(std::string& out, beast::string_view v) { out.append(v.data(), v.size()); }
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out += ": ";
+  out.append(value);
+  out += "\r\n";
+}
+
+bool iequal(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
+
+RequestDecision reject(unsigned status, std::string message, Rejection why) {
+  return {RequestDecision::Action::reject, status, std::move(message), why};
+}
+
+RequestDecision drop(std::optional<Rejection> why = std::nullopt) {
+  return {RequestDecision::Action::drop, 0, {}, why};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Request framing
+
+RequestDecision check_framing(const RequestParser& parser, std::uint64_t max_body_bytes) {
+  const auto& h = parser.get();
+  // Ambiguous framing (request smuggling): both Content-Length and
+  // Transfer-Encoding, or several Content-Length fields. A Transfer-Encoding
+  // whose last coding is not chunked leaves the body length unknowable:
+  // RFC 9112 6.3 says 400.
+  const auto cl = h.count(http::field::content_length);
+  const bool te = h.count(http::field::transfer_encoding) > 0;
+  if ((cl > 0 && te) || cl > 1 || (te && !parser.chunked()))
+    return reject(400, "ambiguous message framing", Rejection::bad_request);
+  // A body on a method whose body servers ignore would be read by the
+  // backend as a second request on a pooled connection: refuse it.
+  const auto method = h.method();
+  const bool has_body = te || (parser.content_length() && *parser.content_length() > 0);
+  if (has_body && (method == http::verb::get || method == http::verb::head || method == http::verb::options ||
+                   method == http::verb::trace))
+    return reject(400, "a body is not allowed on this method", Rejection::bad_request);
+  if (parser.content_length() && *parser.content_length() > max_body_bytes)
+    return reject(413, "payload too large", Rejection::body_too_large);
+  return {};
+}
+
+RequestDecision classify_head_error(const error_code& ec, bool got_some) {
+  if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) return drop();
+  if (ec == beast::error::timeout) {
+    // Nothing at all is an idle keep-alive connection timing out; a partial
+    // head is a slow client.
+    if (got_some) return reject(408, "request header timeout", Rejection::header_timeout);
+    return drop();
+  }
+  if (ec == http::error::header_limit)
+    return reject(431, "request header fields too large", Rejection::header_too_large);
+  if (ec == http::error::body_limit)  // Content-Length over the limit
+    return reject(413, "payload too large", Rejection::body_too_large);
+  if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::partial_message)
+    return drop();
+  return reject(400, "bad request: " + ec.message(), Rejection::bad_request);
+}
+
+RequestDecision classify_body_error(const error_code& ec) {
+  if (ec == beast::error::timeout) return drop(Rejection::header_timeout);
+  if (ec == http::error::body_limit) return reject(413, "payload too large", Rejection::body_too_large);
+  if (ec != http::error::end_of_stream && ec != asio::error::connection_reset)
+    return reject(400, "bad request: " + ec.message(), Rejection::bad_request);
+  return drop();
+}
+
+RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits) {
+  RequestParser parser;
+  parser.header_limit(limits.max_header_bytes);
+  parser.body_limit(limits.max_body_bytes);
+  std::size_t used = 0;
+  // Feeds what is left until `done`; running out of bytes is the client
+  // closing there (as Beast's read algorithms report it).
+  auto feed = [&](auto done) {
+    error_code ec;
+    while (!done()) {
+      const std::size_t n = parser.put(asio::const_buffer(bytes.data() + used, bytes.size() - used), ec);
+      used += n;
+      if (ec == http::error::need_more) ec = {};
+      if (ec) break;
+      if (n > 0) continue;
+      if (!parser.got_some()) return error_code(http::error::end_of_stream);
+      parser.put_eof(ec);
+      if (!ec && !done()) ec = http::error::partial_message;
+      break;
+    }
+    return ec;
+  };
+  if (auto ec = feed([&] { return parser.is_header_done(); })) return classify_head_error(ec, parser.got_some());
+  if (auto framing = check_framing(parser, limits.max_body_bytes); !framing.forwards()) return framing;
+  parser.eager(true);
+  if (auto ec = feed([&] { return parser.is_done(); })) return classify_body_error(ec);
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Headers and heads
+
+bool HopByHop::skip(http::field name, beast::string_view name_string) const {
+  switch (name) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::content_length:  // the proxy writes its own framing
+      return true;
+    default: break;
+  }
+  for (std::size_t i = 0; i < named_count_; ++i)
+    if (iequal(named_[i], name_string)) return true;
+  return false;
+}
+
+void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
+                                std::string_view request_id) {
+  out.clear();
+  append_sv(out, req.method_string());
+  out += ' ';
+  append_sv(out, req.target());
+  out += " HTTP/1.1\r\n";
+  const HopByHop hop(req.base());
+  std::string_view xff;
+  bool has_request_id = false;
+  for (const auto& f : req.base()) {
+    const auto name = f.name_string();
+    if (hop.skip(f.name(), name)) continue;
+    if (iequal(name, "X-Forwarded-For")) {
+      if (xff.empty()) xff = std::string_view(f.value().data(), f.value().size());
+      continue;
+    }
+    if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
+    if (f.name() == http::field::expect) continue;  // the lb already has the whole body
+    if (iequal(name, "X-Request-Id")) has_request_id = true;
+    append_sv(out, name);
+    out += ": ";
+    append_sv(out, f.value());
+    out += "\r\n";
+  }
+  out += "X-Forwarded-For: ";
+  if (!xff.empty()) {
+    out.append(xff);
+    out += ", ";
+  }
+  out.append(client_ip);
+  out += "\r\n";
+  append_header(out, "X-Real-IP", client_ip);
+  append_header(out, "X-Forwarded-Proto", "http");
+  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
+  if (!req.body().empty() || req.has_content_length()) {
+    out += "Content-Length: ";
+    out += std::to_string(req.body().size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
+                               bool head_request) {
+  out.clear();
+  out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(res.result_int());
+  out += ' ';
+  append_sv(out, res.reason());
+  out += "\r\n";
+  const HopByHop hop(res.base());
+  for (const auto& f : res.base()) {
+    if (hop.skip(f.name(), f.name_string())) continue;
+    append_sv(out, f.name_string());
+    out += ": ";
+    append_sv(out, f.value());
+    out += "\r\n";
+  }
+  const unsigned code = res.result_int();
+  if (code / 100 != 1 && code != 204 && code != 304) {
+    out += "Content-Length: ";
+    if (head_request) {
+      auto cl = res.find(http::field::content_length);
+      if (cl != res.end()) append_sv(out, cl->value());
+      else out += '0';
+    } else {
+      out += std::to_string(res.body().size());
+    }
+    out += "\r\n";
+  }
+  if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+}
+
+Response make_error_response(unsigned status, std::string_view message, unsigned version,
+                             std::chrono::seconds retry_after) {
+  Response res{static_cast<http::status>(status), version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::server, "userkey-lb");
+  if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
+  res.body() = "{\"error\":" + detail::json_string(message) + "}\n";
+  res.prepare_payload();  // the Content-Length a HEAD answer reports
+  return res;
+}
+
+}  // namespace userkey::lb::http1

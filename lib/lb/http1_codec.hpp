@@ -1,0 +1,139 @@
+// HTTP/1.1 message rules of the proxy, as pure functions over Beast messages:
+// no sockets, no clocks, no shared state.
+//
+// Owns: what a request's framing may be and the decision when it may not
+// (status, message, rejection reason), which headers are hop-by-hop, the
+// request head sent upstream and the response head sent to the client (both
+// written by hand into a reused buffer), the lb's own error responses,
+// request ids and which methods are idempotent. decide_request() runs the
+// same rules over raw bytes, the entry point for a fuzzer.
+//
+// Leaves to others: reading and writing sockets, deadlines, counting
+// rejections and keep-alive decisions (downstream_session), choosing an
+// upstream and reading its response (upstream_router).
+#pragma once
+
+#include <utility>  // Boost 1.74: before any Asio/Beast header under GCC 12
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "userkey/lb/proxy_config.hpp"
+#include "userkey/lb/proxy_metrics.hpp"
+
+namespace userkey::lb::http1 {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+/// What the proxy does with a request, or with a failed read of one.
+struct RequestDecision {
+  enum class Action {
+    forward,  ///< the framing is sound: read the body, then forward
+    reject,   ///< answer `status` with `message`, then close
+    drop,     ///< close without an answer
+  };
+  Action action = Action::forward;
+  unsigned status = 0;
+  std::string message;
+  std::optional<Rejection> reason;  ///< counted in rejections_total when set (a drop may count too)
+
+  bool forwards() const { return action == Action::forward; }
+};
+
+/// The head is read: ambiguous framing (Content-Length with
+/// Transfer-Encoding, several Content-Length fields, a Transfer-Encoding
+/// whose last coding is not chunked) and a body on GET / HEAD / OPTIONS /
+/// TRACE are 400; a Content-Length over `max_body_bytes` is 413.
+RequestDecision check_framing(const RequestParser& parser, std::uint64_t max_body_bytes);
+
+/// Reading the head failed with `ec`; `got_some`: part of a head had arrived.
+/// beast::error::timeout stands for the session's head deadline.
+RequestDecision classify_head_error(const boost::system::error_code& ec, bool got_some);
+
+/// Reading the body failed with `ec` (timeout: the socket is already closed).
+RequestDecision classify_body_error(const boost::system::error_code& ec);
+
+/// The decision for the first request in `bytes` as if a client had sent
+/// them and then closed: parsed under `limits`' header and body limits, then
+/// the framing rules, then the body. Bytes after that request are ignored.
+RequestDecision decide_request(std::string_view bytes, const LimitsConfig& limits);
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, nor any header
+/// the Connection header names (up to 8 such names), nor Content-Length
+/// (the proxy writes its own framing).
+class HopByHop {
+public:
+  template <class Fields>
+  explicit HopByHop(const Fields& f) {
+    namespace http = boost::beast::http;
+    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
+      for (auto tok : http::token_list(it->value()))
+        if (!boost::beast::iequals(tok, "close") && !boost::beast::iequals(tok, "keep-alive") &&
+            named_count_ < named_.size())
+          named_[named_count_++] = tok;
+  }
+
+  bool skip(boost::beast::http::field name, boost::beast::string_view name_string) const;
+
+private:
+  std::array<boost::beast::string_view, 8> named_{};
+  std::size_t named_count_ = 0;
+};
+
+/// The request as sent upstream, head only, into `out` (cleared first):
+/// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to,
+/// X-Real-IP and X-Forwarded-Proto set, X-Request-Id added unless the client
+/// sent one, framed by Content-Length, HTTP/1.1 keep-alive.
+void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
+                                std::string_view request_id);
+
+/// The response head as sent to the client, into `out` (cleared first):
+/// hop-by-hop headers dropped, framed by Content-Length (re-framed when the
+/// upstream sent chunks or closed), the Connection header the client's
+/// version needs. `head_request`: the answer to a HEAD keeps the upstream's
+/// Content-Length for the body not sent.
+void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
+                               bool head_request);
+
+/// The lb's own answer: {"error":"<message>"} as JSON, Server: userkey-lb,
+/// Retry-After when `retry_after` is positive.
+Response make_error_response(unsigned status, std::string_view message, unsigned version,
+                             std::chrono::seconds retry_after = std::chrono::seconds(0));
+
+/// A request id: 32 lower-case hex digits of `hi` then `lo`, NUL-terminated.
+inline void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
+  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
+  out[32] = '\0';
+}
+
+/// Methods a failed attempt may be retried with on another upstream.
+inline bool idempotent(boost::beast::http::verb v) {
+  using boost::beast::http::verb;
+  switch (v) {
+    case verb::get:
+    case verb::head:
+    case verb::options:
+    case verb::put:
+    case verb::delete_:
+    case verb::trace: return true;
+    default: return false;
+  }
+}
+
+}  // namespace userkey::lb::http1

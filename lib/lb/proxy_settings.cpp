@@ -1,0 +1,250 @@
+// The settings table of ProxyConfig, validate() and the reload rules. See
+// userkey/lb/proxy_settings.hpp.
+#include "userkey/lb/proxy_settings.hpp"
+
+#include <set>
+
+#include "lb/proxy_settings_internal.hpp"
+#include "userkey/core/value_kinds.hpp"
+#include "userkey/lb/hash_key.hpp"
+#include "userkey/lb/ip_filter.hpp"
+
+namespace userkey::lb {
+
+namespace {
+
+using std::chrono::milliseconds;
+using u32 = std::uint32_t;
+using u64 = std::uint64_t;
+
+// ---------------------------------------------------------------------------
+// The lb's own value kinds
+// ---------------------------------------------------------------------------
+
+ValueKind<UpstreamConfig> upstream_spec() {
+  ValueKind<UpstreamConfig> k;
+  k.type_name = "TEXT:HOST:PORT[,weight=N][,max_conns=N]";
+  k.parse = [](std::string_view text) {
+    std::string err;
+    auto u = parse_upstream(text, &err);
+    if (!u) throw ValueError(err.empty() ? "malformed upstream '" + std::string(text) + "'" : err);
+    return *u;
+  };
+  // validate() checks upstreams as a whole (addresses, duplicates, weights).
+  k.format = [](const UpstreamConfig& u) {
+    return format_host_port({u.host, u.port}) + ",weight=" + std::to_string(u.weight) +
+           ",max_conns=" + std::to_string(u.max_conns);
+  };
+  return k;
+}
+
+ValueKind<std::string> cidr() {
+  return kinds::text("CIDR", [](const std::string& v) {
+    std::string err;
+    if (!Cidr::parse(v, &err)) throw ValueError(err.empty() ? "bad CIDR '" + v + "'" : err);
+  });
+}
+
+ValueKind<std::string> hash_key_spec() {
+  return kinds::text("query:NAME|header:NAME|ip|path", [](const std::string& v) {
+    std::string err;
+    if (!HashKeySpec::parse(v, &err)) throw ValueError(err);
+  });
+}
+
+ValueKind<std::string> url_path() {
+  return kinds::text({}, [](const std::string& v) {
+    if (v.empty() || v.front() != '/') throw ValueError("must start with '/'");
+  });
+}
+
+Field<ProxyConfig, HostPort> listen_address() {
+  return {[](const ProxyConfig& c) { return HostPort{c.listen_host, c.listen_port}; },
+          [](ProxyConfig& c, HostPort hp) {
+            c.listen_host = std::move(hp.host);
+            c.listen_port = hp.port;
+          }};
+}
+
+Field<ProxyConfig, std::optional<HostPort>> admin_address() {
+  return {[](const ProxyConfig& c) {
+            return c.admin_host.empty() ? std::nullopt : std::optional<HostPort>(HostPort{c.admin_host, c.admin_port});
+          },
+          [](ProxyConfig& c, std::optional<HostPort> hp) {
+            c.admin_host = hp ? std::move(hp->host) : std::string();
+            c.admin_port = hp ? hp->port : 0;
+          }};
+}
+
+// ---------------------------------------------------------------------------
+// The table, in --help order
+// ---------------------------------------------------------------------------
+
+SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
+  using C = ProxyConfig;
+  using Passive = PassiveHealthConfig;
+  using Active = ActiveHealthConfig;
+  using L = LimitsConfig;
+  const auto duration = kinds::duration(false);
+  const auto positive_duration = kinds::duration(true);
+  SettingsTable<C> t("USERKEY_LB_");
+
+  t.add({.key = "listen", .flag = "--listen", .help = "Address to serve on"}, listen_address(), kinds::host_port());
+  t.add({.key = "upstreams",
+         .flag = "--upstream",
+         .help = "Backend, repeatable (space-separated in the environment); replaces the file's list",
+         .reloadable = true,
+         .delimiter = ' '},
+        field(&C::upstreams), upstream_spec());
+  t.add({.key = "policy", .flag = "--policy", .help = "Balancing policy", .reloadable = true}, field(&C::policy),
+        std::move(policy));
+  t.add({.key = "hash_key", .flag = "--hash-key", .help = "What consistent_hash keys on", .reloadable = true},
+        field(&C::hash_key), hash_key_spec());
+  t.add({.key = "retries",
+         .flag = "--retries",
+         .help = "Extra attempts on another upstream for idempotent requests (0..10)",
+         .reloadable = true},
+        field(&C::retries), kinds::whole<u32>(0, kMaxRetries));
+  t.add({.key = "threads", .flag = "--threads", .help = "Event-loop threads; 0 = one per core, at most 4"},
+        field(&C::threads), kinds::whole<u32>(0, kMaxThreads));
+  t.add({.key = "admin", .flag = "--admin", .help = "Admin endpoint (/metrics, /status), or off"}, admin_address(),
+        kinds::host_port_or_off());
+
+  // [health]: passive, then active
+  t.add({.key = "health.max_fails",
+         .flag = "--max-fails",
+         .help = "Passive health: failures within --fail-timeout that take an upstream out; 0 = off",
+         .reloadable = true},
+        field(&C::passive, &Passive::max_fails), kinds::whole<u32>(0, kMaxFails));
+  t.add({.key = "health.fail_timeout",
+         .flag = "--fail-timeout",
+         .help = "Passive health window and time out",
+         .reloadable = true},
+        field(&C::passive, &Passive::fail_timeout), duration);
+  t.add({.key = "health.path", .flag = "--health-path", .help = "Active health probe path", .reloadable = true},
+        field(&C::active, &Active::path), url_path());
+  t.add({.key = "health.interval", .flag = "--health-interval", .help = "Time between probes", .reloadable = true},
+        field(&C::active, &Active::interval), duration);
+  t.add({.key = "health.timeout", .flag = "--health-timeout", .help = "Probe timeout", .reloadable = true},
+        field(&C::active, &Active::timeout), duration);
+  t.add({.key = "health.rise",
+         .flag = "--rise",
+         .help = "Good probes that bring an upstream back",
+         .reloadable = true},
+        field(&C::active, &Active::rise), kinds::whole<u32>(1, kMaxRiseFall));
+  t.add({.key = "health.fall",
+         .flag = "--fall",
+         .help = "Failed probes that take an upstream out",
+         .reloadable = true},
+        field(&C::active, &Active::fall), kinds::whole<u32>(1, kMaxRiseFall));
+  t.add({.key = "health.active",
+         .flag = "--no-active-health",
+         .help = "Disable active health probes",
+         .reloadable = true,
+         .negating_flag = true},
+        field(&C::active, &Active::enabled), kinds::boolean());
+
+  // [limits]
+  t.add({.key = "limits.rate", .flag = "--rate", .help = "Requests per second per client IP; 0 = unlimited"},
+        field(&C::limits, &L::rate), kinds::non_negative_number());
+  t.add({.key = "limits.burst", .flag = "--burst", .help = "Rate-limit burst; 0 = same as --rate"},
+        field(&C::limits, &L::burst), kinds::non_negative_number());
+  t.add({.key = "limits.max_conns_per_ip",
+         .flag = "--max-conns-per-ip",
+         .help = "Concurrent connections per client IP; 0 = unlimited"},
+        field(&C::limits, &L::max_conns_per_ip), kinds::whole<u32>());
+  t.add({.key = "limits.allow",
+         .flag = "--allow",
+         .help = "Admit only these clients, repeatable; replaces the file's list"},
+        field(&C::limits, &L::allow), cidr());
+  t.add({.key = "limits.deny",
+         .flag = "--deny",
+         .help = "Reject these clients (wins over --allow), repeatable; replaces the file's list"},
+        field(&C::limits, &L::deny), cidr());
+  t.add({.key = "limits.max_header_bytes",
+         .flag = "--max-header-bytes",
+         .help = "Request line + headers limit (431 beyond)"},
+        field(&C::limits, &L::max_header_bytes), kinds::whole<u32>(kMinHeaderBytes, kMaxHeaderBytes));
+  t.add({.key = "limits.max_body_bytes", .flag = "--max-body-bytes", .help = "Request body limit (413 beyond)"},
+        field(&C::limits, &L::max_body_bytes), kinds::whole<u64>());
+  t.add({.key = "limits.header_timeout", .flag = "--header-timeout", .help = "Time to receive a request head"},
+        field(&C::limits, &L::header_timeout), positive_duration);
+  t.add({.key = "limits.idle_timeout",
+         .flag = "--idle-timeout",
+         .help = "Idle keep-alive client connections are closed after"},
+        field(&C::limits, &L::idle_timeout), positive_duration);
+
+  // Upstream connections, queueing, lifecycle
+  t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},
+        field(&C::connect_timeout), positive_duration);
+  t.add({.key = "upstream_timeout", .flag = "--upstream-timeout", .help = "Time for an upstream to answer completely"},
+        field(&C::upstream_timeout), positive_duration);
+  t.add({.key = "upstream_idle_timeout",
+         .flag = "--upstream-idle-timeout",
+         .help = "Pooled upstream connections idle longer are closed"},
+        field(&C::upstream_idle_timeout), duration);
+  t.add({.key = "queue_size",
+         .flag = "--queue-size",
+         .help = "Requests waiting for a slot at a max_conns upstream (per thread)"},
+        field(&C::queue_size), kinds::whole<u32>());
+  t.add({.key = "queue_timeout", .flag = "--queue-timeout", .help = "Longest wait in that queue (503 after)"},
+        field(&C::queue_timeout), duration);
+  t.add({.key = "drain_timeout", .flag = "--drain-timeout", .help = "SIGTERM: time in-flight requests get to finish"},
+        field(&C::drain_timeout), duration);
+  t.add({.key = "resolve_interval",
+         .flag = "--resolve-interval",
+         .help = "Upstream names are resolved again this often; 0 = at start and reload",
+         .reloadable = true},
+        field(&C::resolve_interval), duration);
+  t.add({.key = "access_log", .flag = "--access-log", .help = "One log line per request (true/false)"},
+        field(&C::access_log), kinds::boolean());
+  t.add({.key = "log_level", .flag = "--log-level", .help = "Log level"}, field(&C::log_level), kinds::log_level());
+  return t;
+}
+
+[[noreturn]] void invalid(const std::string& key, const std::string& what) { throw ConfigError(key + ": " + what); }
+
+void check_positive(const std::string& key, milliseconds d) {
+  if (d.count() <= 0) invalid(key, "must be greater than zero");
+}
+
+}  // namespace
+
+const SettingsTable<ProxyConfig>& proxy_settings() {
+  static const SettingsTable<ProxyConfig> table = make_table(kinds::non_empty_text());
+  return table;
+}
+
+SettingsTable<ProxyConfig> proxy_settings(const std::vector<std::string>& policy_names) {
+  return make_table(kinds::one_of(policy_names));
+}
+
+void validate(const ProxyConfig& cfg) {
+  if (cfg.upstreams.empty()) invalid("upstream", "at least one upstream is required");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& u = cfg.upstreams[i];
+    const std::string key = "upstream[" + std::to_string(i) + "]";
+    if (u.host.empty()) invalid(key + ".address", "host must not be empty");
+    if (u.port == 0) invalid(key + ".address", "port must be 1..65535");
+    if (u.weight < 1 || u.weight > kMaxWeight)
+      invalid(key + ".weight", "must be between 1 and " + std::to_string(kMaxWeight) + ", got " + std::to_string(u.weight));
+    if (!seen.insert(u.address()).second) invalid(key + ".address", "duplicate upstream '" + u.address() + "'");
+  }
+  proxy_settings().check(cfg);
+  if (cfg.passive.max_fails > 0) check_positive("health.fail_timeout", cfg.passive.fail_timeout);
+  if (cfg.active.enabled) {
+    check_positive("health.interval", cfg.active.interval);
+    check_positive("health.timeout", cfg.active.timeout);
+  }
+}
+
+std::vector<std::string> settings_needing_restart(const ProxyConfig& running, const ProxyConfig& next) {
+  const auto& table = proxy_settings();
+  std::vector<std::string> out;
+  for (auto& key : table.changed(running, next))
+    if (!table.find(key)->reloadable()) out.push_back(std::move(key));
+  return out;
+}
+
+}  // namespace userkey::lb

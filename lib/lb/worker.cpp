@@ -1,0 +1,90 @@
+// One event loop and what lives on it: see worker.hpp.
+#include "worker.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+#include <unistd.h>
+
+namespace userkey::lb::engine {
+
+namespace {
+
+PoolSettings pool_settings(const ProxyConfig& cfg, std::size_t loops) {
+  PoolSettings s;
+  s.connect_timeout = cfg.connect_timeout;
+  s.idle_timeout = cfg.upstream_idle_timeout;
+  s.queue_timeout = cfg.queue_timeout;
+  s.queue_size = cfg.queue_size;
+  s.several_loops = loops > 1;
+  return s;
+}
+
+}  // namespace
+
+Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, std::uint64_t id_prefix)
+    : ctx_(ctx),
+      pool_shared_{pool_settings(ctx.cfg, loops)},
+      router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped, index, id_prefix),
+      session_ctx_{io_, ctx.cfg, ctx.stats, ctx.admission, router_, sessions_, ctx.draining, ctx.log} {}
+
+void Worker::start_session(Socket sock) {
+  asio::co_spawn(io_, run_downstream_session(session_ctx_, std::move(sock)), asio::detached);
+}
+
+void Worker::adopt(int fd, const tcp& protocol) {
+  // Each loop touches only its own reactor (which lets it run without I/O
+  // locking): the descriptor is registered by the loop that will serve it.
+  asio::post(io_, [this, fd, protocol] {
+    Socket adopted(io_);
+    error_code e;
+    adopted.assign(protocol, fd, e);
+    if (e) {
+      ::close(fd);
+      return;
+    }
+    start_session(std::move(adopted));
+  });
+}
+
+void Worker::start_housekeeping(bool sweep_rate_limits_here) {
+  asio::co_spawn(io_, sweep_idle_connections(), asio::detached);
+  if (sweep_rate_limits_here) asio::co_spawn(io_, sweep_rate_limits(), asio::detached);
+}
+
+void Worker::run() {
+  auto guard = asio::make_work_guard(io_);
+  io_.run();
+}
+
+// Closes pooled connections that idled past upstream_idle_timeout, so their
+// slots (counted across loops against max_conns) come back even when this
+// loop gets no more traffic for that upstream.
+awaitable<void> Worker::sweep_idle_connections() {
+  Timer timer(io_);
+  for (;;) {
+    timer.expires_after(
+        std::max<std::chrono::milliseconds>(ctx_.cfg.upstream_idle_timeout / 2, std::chrono::milliseconds(100)));
+    error_code ec;
+    co_await timer.async_wait(nothrow(ec));
+    if (ec || ctx_.stopped.load(std::memory_order_relaxed)) co_return;
+    pools_.sweep(SteadyClock::now());
+  }
+}
+
+// Drops idle rate-limit buckets now and then.
+awaitable<void> Worker::sweep_rate_limits() {
+  Timer t(io_);
+  while (!ctx_.stopped.load()) {
+    t.expires_after(std::chrono::seconds(10));
+    error_code e;
+    co_await t.async_wait(nothrow(e));
+    ctx_.admission.sweep(SteadyClock::now());
+  }
+}
+
+}  // namespace userkey::lb::engine

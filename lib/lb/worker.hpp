@@ -1,0 +1,78 @@
+// One event loop and what lives on it.
+//
+// Owns: the io_context (run by one thread, so its reactor runs without I/O
+// locking), the loop's upstream pools and their idle sweep, its router, its
+// client sessions (started here, or adopted from a descriptor another loop
+// accepted) and, on the loop that asks for it, the sweep of idle rate-limit
+// buckets.
+//
+// Leaves to others: accepting (listener), a session's work
+// (downstream_session), an upstream's (upstream_router, upstream_pool), the
+// shared state (cluster, admission, counters: owned by the ProxyServer facade).
+#pragma once
+
+#include "io_types.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "admission.hpp"
+#include "cluster.hpp"
+#include "downstream_session.hpp"
+#include "upstream_pool.hpp"
+#include "upstream_router.hpp"
+#include "userkey/lb/proxy_config.hpp"
+#include "userkey/lb/proxy_metrics.hpp"
+
+namespace userkey::lb::engine {
+
+/// What every loop shares; owned by the facade, outlives the loops.
+struct EngineContext {
+  const ProxyConfig& cfg;
+  ProxyStats& stats;
+  Admission& admission;
+  const Cluster& cluster;
+  spdlog::logger& log;
+  const std::atomic<bool>& draining;
+  const std::atomic<bool>& stopped;
+};
+
+class Worker {
+public:
+  /// `loops`: how many loops share the upstreams' max_conns.
+  Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, std::uint64_t id_prefix);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  asio::io_context& io() { return io_; }
+
+  /// Serves an accepted connection; on this loop's thread.
+  void start_session(Socket sock);
+  /// Hands a descriptor accepted by another loop to this one (from any
+  /// thread): this loop adopts it into its own reactor and serves it.
+  void adopt(int fd, const tcp& protocol);
+  /// Ends the connections waiting for a request (drain); on this loop's thread.
+  void close_idle_sessions() { sessions_.close_idle(); }
+
+  /// Spawns the loop's periodic sweeps (before run()).
+  void start_housekeeping(bool sweep_rate_limits);
+  /// Runs the loop until stopped; the body of this loop's thread.
+  void run();
+
+private:
+  awaitable<void> sweep_idle_connections();
+  awaitable<void> sweep_rate_limits();
+
+  EngineContext ctx_;
+  // Declared before the loop: the loop's destruction ends its coroutines,
+  // which leave these as they go.
+  PoolShared pool_shared_;
+  SessionRegistry sessions_;
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  LoopPools pools_{io_, pool_shared_};
+  UpstreamRouter router_;
+  SessionContext session_ctx_;
+};
+
+}  // namespace userkey::lb::engine

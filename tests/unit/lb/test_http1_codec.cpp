@@ -1,0 +1,299 @@
+// Unit tests for the proxy's HTTP/1.1 rules (lib/lb/http1_codec): framing
+// decisions over raw bytes (smuggling shapes included), hop-by-hop stripping,
+// proxy headers, response re-framing and the lb's own error responses.
+#include <utility>  // Boost 1.74: before any Asio/Beast header under GCC 12
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "lb/http1_codec.hpp"
+
+namespace lb = userkey::lb;
+namespace http1 = userkey::lb::http1;
+namespace http = boost::beast::http;
+using Action = http1::RequestDecision::Action;
+
+namespace {
+
+http1::Request parse_request(std::string_view raw) {
+  http1::RequestParser p;
+  p.eager(true);
+  boost::system::error_code ec;
+  p.put(boost::asio::const_buffer(raw.data(), raw.size()), ec);
+  INFO(raw << ": " << ec.message());
+  REQUIRE(!ec);
+  REQUIRE(p.is_done());
+  return p.release();
+}
+
+http1::Response parse_response(std::string_view raw, bool head = false) {
+  http::response_parser<http::string_body> p;
+  p.eager(true);
+  if (head) p.skip(true);
+  boost::system::error_code ec;
+  p.put(boost::asio::const_buffer(raw.data(), raw.size()), ec);
+  INFO(raw << ": " << ec.message());
+  REQUIRE(!ec);
+  REQUIRE(p.is_done());
+  return p.release();
+}
+
+http1::RequestDecision decide(std::string_view raw) { return http1::decide_request(raw, lb::LimitsConfig{}); }
+
+void check_rejected(std::string_view raw, unsigned status, lb::Rejection why, std::string_view message = {}) {
+  CAPTURE(raw);
+  const auto d = decide(raw);
+  CHECK(d.action == Action::reject);
+  CHECK(d.status == status);
+  REQUIRE(d.reason.has_value());
+  CHECK(*d.reason == why);
+  if (!message.empty()) CHECK(d.message == message);
+}
+
+}  // namespace
+
+TEST_CASE("framing: well-formed requests are forwarded") {
+  for (std::string_view raw : {
+           "GET /?user_id=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+           "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+           "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+           "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+           "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+           "GET / HTTP/1.0\r\n\r\n",
+       }) {
+    CAPTURE(raw);
+    const auto d = decide(raw);
+    CHECK(d.forwards());
+    CHECK_FALSE(d.reason.has_value());
+  }
+}
+
+TEST_CASE("framing: smuggling shapes are 400") {
+  // Both framings, either order (Beast refuses the field itself).
+  check_rejected("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+                 lb::Rejection::bad_request, "bad request: bad Transfer-Encoding");
+  check_rejected("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400,
+                 lb::Rejection::bad_request, "bad request: bad Content-Length");
+  // Duplicate Content-Length: equal values pass Beast, so the proxy's rule refuses them.
+  check_rejected("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400,
+                 lb::Rejection::bad_request, "ambiguous message framing");
+  check_rejected("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400,
+                 lb::Rejection::bad_request, "bad request: bad Content-Length");
+  // Transfer-Encoding whose last coding is not chunked: length unknowable.
+  check_rejected("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400, lb::Rejection::bad_request,
+                 "ambiguous message framing");
+  check_rejected("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\nabc", 400, lb::Rejection::bad_request,
+                 "ambiguous message framing");
+  // Two chunked Transfer-Encoding fields.
+  check_rejected("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+                 lb::Rejection::bad_request);
+  // Not HTTP at all.
+  check_rejected("HELLO\r\n\r\n", 400, lb::Rejection::bad_request);
+}
+
+TEST_CASE("framing: a body on GET, HEAD, OPTIONS and TRACE is 400") {
+  for (std::string_view method : {"GET", "HEAD", "OPTIONS", "TRACE"}) {
+    CAPTURE(method);
+    check_rejected(std::string(method) + " / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 400,
+                   lb::Rejection::bad_request, "a body is not allowed on this method");
+    check_rejected(std::string(method) + " / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+                   lb::Rejection::bad_request, "a body is not allowed on this method");
+  }
+  CHECK(decide("DELETE / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").forwards());
+}
+
+TEST_CASE("framing: limits") {
+  lb::LimitsConfig limits;
+  limits.max_body_bytes = 10;
+  limits.max_header_bytes = 256;
+  auto d = http1::decide_request("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890", limits);
+  CHECK(d.action == Action::reject);
+  CHECK(d.status == 413);
+  CHECK(d.message == "payload too large");
+  CHECK(d.reason == lb::Rejection::body_too_large);
+  CHECK(http1::decide_request("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", limits).forwards());
+  // A chunked body grows past the limit while it is read.
+  d = http1::decide_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n01234567890\r\n0\r\n\r\n",
+                            limits);
+  CHECK(d.status == 413);
+  CHECK(d.reason == lb::Rejection::body_too_large);
+  d = http1::decide_request("GET / HTTP/1.1\r\nX-Big: " + std::string(300, 'a') + "\r\n\r\n", limits);
+  CHECK(d.status == 431);
+  CHECK(d.message == "request header fields too large");
+  CHECK(d.reason == lb::Rejection::header_too_large);
+}
+
+TEST_CASE("framing: a client that closes early") {
+  // Nothing, or part of a head: closed without an answer, not counted.
+  for (std::string_view raw : {"", "GET / HTTP/1.1\r\nHost: a\r\n"}) {
+    const auto d = decide(raw);
+    CHECK(d.action == Action::drop);
+    CHECK_FALSE(d.reason.has_value());
+  }
+  // Part of a body: 400.
+  check_rejected("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 400, lb::Rejection::bad_request,
+                 "bad request: partial message");
+}
+
+TEST_CASE("read errors: timeouts, limits, resets") {
+  namespace beast = boost::beast;
+  auto d = http1::classify_head_error(beast::error::timeout, false);  // idle keep-alive connection
+  CHECK(d.action == Action::drop);
+  CHECK_FALSE(d.reason.has_value());
+  d = http1::classify_head_error(beast::error::timeout, true);  // slow client
+  CHECK(d.status == 408);
+  CHECK(d.reason == lb::Rejection::header_timeout);
+  d = http1::classify_head_error(boost::asio::error::operation_aborted, true);  // drain
+  CHECK(d.action == Action::drop);
+  d = http1::classify_head_error(boost::asio::error::connection_reset, true);
+  CHECK(d.action == Action::drop);
+  d = http1::classify_body_error(beast::error::timeout);  // the deadline closed the socket
+  CHECK(d.action == Action::drop);
+  CHECK(d.reason == lb::Rejection::header_timeout);
+  d = http1::classify_body_error(http::error::end_of_stream);
+  CHECK(d.action == Action::drop);
+  CHECK_FALSE(d.reason.has_value());
+}
+
+TEST_CASE("upstream request: hop-by-hop headers and Connection-named tokens are stripped") {
+  const auto req = parse_request(
+      "GET /?user_id=1 HTTP/1.1\r\n"
+      "Host: lb\r\n"
+      "Connection: keep-alive, X-Secret, x-other-hop\r\n"
+      "Connection: Upgrade\r\n"
+      "Keep-Alive: timeout=5\r\n"
+      "Proxy-Authorization: Basic abc\r\n"
+      "Proxy-Connection: keep-alive\r\n"
+      "TE: trailers\r\n"
+      "Upgrade: h2c\r\n"
+      "X-Secret: 1\r\n"
+      "X-Other-Hop: 2\r\n"
+      "Expect: 100-continue\r\n"
+      "Accept: */*\r\n"
+      "\r\n");
+  std::string out;
+  http1::serialize_upstream_request(out, req, "127.0.0.9", "00000000000000000000000000000001");
+  CHECK(out ==
+        "GET /?user_id=1 HTTP/1.1\r\n"
+        "Host: lb\r\n"
+        "Accept: */*\r\n"
+        "X-Forwarded-For: 127.0.0.9\r\n"
+        "X-Real-IP: 127.0.0.9\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "X-Request-Id: 00000000000000000000000000000001\r\n"
+        "\r\n");
+}
+
+TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client's proxy headers replaced") {
+  const auto req = parse_request(
+      "PUT /k HTTP/1.1\r\n"
+      "X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n"
+      "X-Real-IP: 6.6.6.6\r\n"
+      "X-Forwarded-Proto: https\r\n"
+      "X-Request-Id: client-chosen\r\n"
+      "Content-Length: 3\r\n"
+      "\r\n"
+      "abc");
+  std::string out = "left over from the previous request";
+  http1::serialize_upstream_request(out, req, "192.0.2.7", "ignored");
+  CHECK(out ==
+        "PUT /k HTTP/1.1\r\n"
+        "X-Request-Id: client-chosen\r\n"
+        "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\n"
+        "X-Real-IP: 192.0.2.7\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "Content-Length: 3\r\n"
+        "\r\n");
+}
+
+TEST_CASE("upstream request: a chunked body goes upstream with a Content-Length") {
+  const auto req =
+      parse_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  std::string out;
+  http1::serialize_upstream_request(out, req, "::1", "id");
+  CHECK(out ==
+        "POST / HTTP/1.1\r\n"
+        "X-Forwarded-For: ::1\r\nX-Real-IP: ::1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: id\r\n"
+        "Content-Length: 5\r\n\r\n");
+  CHECK(req.body() == "abcde");
+}
+
+TEST_CASE("client response: re-framed by Content-Length, hop-by-hop dropped") {
+  const auto res = parse_response(
+      "HTTP/1.1 200 OK\r\n"
+      "Content-Type: text/plain\r\n"
+      "Connection: X-Backend-Hop\r\n"
+      "X-Backend-Hop: 1\r\n"
+      "Transfer-Encoding: chunked\r\n"
+      "\r\n"
+      "4\r\nuser\r\n3\r\nkey\r\n0\r\n\r\n");
+  std::string out;
+  http1::serialize_client_response(out, res, 11, true, false);
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\n");
+  http1::serialize_client_response(out, res, 11, false, false);
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\nConnection: close\r\n\r\n");
+}
+
+TEST_CASE("client response: HTTP/1.0 keep-alive, HEAD, 204 and 304") {
+  const auto res = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  std::string out;
+  http1::serialize_client_response(out, res, 10, true, false);
+  CHECK(out == "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+  http1::serialize_client_response(out, res, 10, false, false);
+  CHECK(out == "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n");
+
+  // The answer to a HEAD reports the length of the body it does not carry.
+  const auto head = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", /*head=*/true);
+  http1::serialize_client_response(out, head, 11, true, /*head_request=*/true);
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n");
+
+  for (std::string_view raw : {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n"}) {
+    const auto r = parse_response(raw);
+    http1::serialize_client_response(out, r, 11, true, false);
+    CHECK(out.find("Content-Length") == std::string::npos);
+  }
+}
+
+TEST_CASE("the lb's own error response") {
+  const auto res = http1::make_error_response(503, "no healthy upstream", 11, std::chrono::seconds(1));
+  CHECK(res.result_int() == 503);
+  CHECK(res.body() == "{\"error\":\"no healthy upstream\"}\n");
+  std::string out;
+  http1::serialize_client_response(out, res, 11, true, false);
+  CHECK(out ==
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        "Server: userkey-lb\r\n"
+        "Retry-After: 1\r\n"
+        "Content-Length: 32\r\n"
+        "\r\n");
+  // Answering a HEAD: the same length, no body written by the caller.
+  http1::serialize_client_response(out, res, 11, false, true);
+  CHECK(out.find("Content-Length: 32\r\n") != std::string::npos);
+  CHECK(out.find("Connection: close\r\n") != std::string::npos);
+
+  const auto bad = http1::make_error_response(400, "bad request: \"quoted\"\n", 10);
+  CHECK(bad.body() == "{\"error\":\"bad request: \\\"quoted\\\"\\n\"}\n");
+  CHECK(bad.find(http::field::retry_after) == bad.end());
+  http1::serialize_client_response(out, bad, 10, false, false);
+  CHECK(out.rfind("HTTP/1.0 400 Bad Request\r\n", 0) == 0);
+}
+
+TEST_CASE("request ids and idempotent methods") {
+  char id[33];
+  http1::format_request_id(id, 0x0123456789abcdefULL, 0xfedcba9876543210ULL);
+  CHECK(std::string_view(id) == "0123456789abcdeffedcba9876543210");
+  http1::format_request_id(id, 0, 1);
+  CHECK(std::string_view(id) == "00000000000000000000000000000001");
+
+  for (auto v : {http::verb::get, http::verb::head, http::verb::options, http::verb::put, http::verb::delete_,
+                 http::verb::trace})
+    CHECK(http1::idempotent(v));
+  for (auto v : {http::verb::post, http::verb::patch, http::verb::connect}) CHECK_FALSE(http1::idempotent(v));
+}

@@ -1,0 +1,211 @@
+// Unit tests for the lb's settings table: one declaration per setting, from
+// which the file keys, flags, environment names, defaults and reload rules
+// all come.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "userkey/core/command_line.hpp"
+#include "userkey/core/settings_file.hpp"
+#include "userkey/lb/proxy_config_loader.hpp"
+#include "userkey/lb/proxy_settings.hpp"
+
+namespace lb = userkey::lb;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A configuration in which every setting differs from its default.
+lb::ProxyConfig everything_changed() {
+  lb::ProxyConfig c;
+  c.listen_port = 8081;
+  c.upstreams = {lb::UpstreamConfig{"127.0.0.1", 5001, 2, 3}};
+  c.policy = "random";
+  c.hash_key = "ip";
+  c.retries = 3;
+  c.threads = 2;
+  c.admin_host.clear();
+  c.admin_port = 0;
+  c.passive.max_fails = 4;
+  c.passive.fail_timeout = 11s;
+  c.active.path = "/readyz";
+  c.active.interval = 2s;
+  c.active.timeout = 600ms;
+  c.active.rise = 3;
+  c.active.fall = 4;
+  c.active.enabled = false;
+  c.limits.rate = 1.5;
+  c.limits.burst = 3;
+  c.limits.max_conns_per_ip = 9;
+  c.limits.allow = {"10.0.0.0/8"};
+  c.limits.deny = {"10.1.0.0/16"};
+  c.limits.max_header_bytes = 4096;
+  c.limits.max_body_bytes = 77;
+  c.limits.header_timeout = 6s;
+  c.limits.idle_timeout = 31s;
+  c.connect_timeout = 2s;
+  c.upstream_timeout = 11s;
+  c.upstream_idle_timeout = 3s;
+  c.queue_size = 5;
+  c.queue_timeout = 3s;
+  c.drain_timeout = 1s;
+  c.resolve_interval = 0s;
+  c.access_log = false;
+  c.log_level = "warn";
+  return c;
+}
+
+// The lb's command line, as userkey-lb builds it; returns what was given.
+userkey::SettingValues parse(std::vector<const char*> args, std::string* help = nullptr) {
+  userkey::CommandLine cli("lb", 40);
+  cli.add_settings(lb::proxy_settings({"round_robin", "random"}));
+  args.insert(args.begin(), "userkey-lb");
+  std::ostringstream out, err;
+  const auto rc = cli.parse(static_cast<int>(args.size()), args.data(), out, err);
+  if (help != nullptr) *help = out.str();
+  REQUIRE_MESSAGE((!rc || help != nullptr), err.str());
+  return cli.given();
+}
+
+}  // namespace
+
+TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment name, and help") {
+  std::set<std::string> keys, flags, envs;
+  for (const auto& s : lb::proxy_settings().settings()) {
+    CAPTURE(s.key());
+    CHECK(keys.insert(s.key()).second);
+    CHECK(flags.insert(s.flag()).second);
+    CHECK(envs.insert(s.env()).second);
+    CHECK(s.flag().rfind("--", 0) == 0);
+    CHECK(s.env().rfind("USERKEY_LB_", 0) == 0);
+    CHECK_FALSE(s.help().empty());
+    CHECK(s.info().in_file);
+  }
+  CHECK(keys.size() == 33);
+  CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
+  CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
+  CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
+}
+
+TEST_CASE("the table covers every field: a config with everything changed differs in every setting") {
+  const auto& t = lb::proxy_settings();
+  const auto changed = t.changed(lb::ProxyConfig{}, everything_changed());
+  CHECK(changed.size() == t.settings().size());
+}
+
+TEST_CASE("defaults and values round-trip through text") {
+  const auto& t = lb::proxy_settings();
+  const lb::ProxyConfig d;
+  lb::ProxyConfig c = everything_changed();
+  t.apply(c, t.values_of(d));
+  CHECK(t.changed(c, d).empty());
+  lb::ProxyConfig back;
+  t.apply(back, t.values_of(everything_changed()));
+  CHECK(t.changed(back, everything_changed()).empty());
+  CHECK(back.upstreams.front().max_conns == 3);
+
+  // The defaults are what a default ProxyConfig holds, and pass every rule.
+  const auto v = t.values_of(d);
+  CHECK(v.find("listen")->front() == "127.0.0.1:8080");
+  CHECK(v.find("admin")->front() == "127.0.0.1:9100");
+  CHECK(v.find("health.fail_timeout")->front() == "10s");
+  CHECK(v.find("health.timeout")->front() == "500ms");
+  CHECK(v.find("limits.rate")->front() == "0");
+  CHECK(v.find("upstreams")->empty());
+  CHECK_NOTHROW(t.check(d));
+}
+
+TEST_CASE("reloadable settings are exactly what ProxyServer::reload applies") {
+  // reload(): upstreams, policy, hash key, health (passive and active),
+  // retries and resolve_interval; everything else needs a restart.
+  const std::set<std::string> expected{"upstreams",          "policy",          "hash_key",       "retries",
+                                       "resolve_interval",   "health.max_fails", "health.fail_timeout",
+                                       "health.active",      "health.path",     "health.interval", "health.timeout",
+                                       "health.rise",        "health.fall"};
+  std::set<std::string> reloadable;
+  for (const auto& s : lb::proxy_settings().settings())
+    if (s.reloadable()) reloadable.insert(s.key());
+  CHECK(reloadable == expected);
+
+  // settings_needing_restart() lists every other setting when all change.
+  const auto pending = lb::settings_needing_restart(lb::ProxyConfig{}, everything_changed());
+  CHECK(pending.size() == lb::proxy_settings().settings().size() - expected.size());
+  for (const auto& key : pending) CHECK(expected.count(key) == 0);
+}
+
+TEST_CASE("the policy names of a registry make the policy setting a choice") {
+  const auto t = lb::proxy_settings({"round_robin", "random"});
+  CHECK(t.find("policy")->type_name() == "TEXT:{round_robin,random}");
+  CHECK_NOTHROW(t.find("policy")->check_text("random"));
+  CHECK_THROWS_AS(t.find("policy")->check_text("fastest"), userkey::ValueError);
+  CHECK_NOTHROW(lb::proxy_settings().find("policy")->check_text("my_own_policy"));
+  CHECK_THROWS_AS(lb::proxy_settings().find("policy")->check_text(""), userkey::ValueError);
+}
+
+TEST_CASE("--help lists every setting's flag, type, default and environment name") {
+  std::string help;
+  (void)parse({"--help"}, &help);
+  const auto& t = lb::proxy_settings();
+  const auto defaults = t.values_of(lb::ProxyConfig{});
+  for (const auto& s : t.settings()) {
+    CAPTURE(s.key());
+    const auto* d = defaults.find(s.key());
+    std::string expected = s.flag();
+    if (!s.info().negating_flag) {
+      expected += " " + (s.key() == "policy" ? std::string("TEXT:{round_robin,random}") : s.type_name());
+      if (!d->empty()) expected += "=" + d->front();
+      if (s.is_list()) expected += " ...";
+    }
+    expected += " (Env:" + s.env() + ")";
+    CHECK(help.find(expected) != std::string::npos);
+    CHECK(help.find(s.help()) != std::string::npos);
+  }
+  CHECK(help.find("--max-header-bytes UINT:INT in [1024 - 65535]=8192 (Env:USERKEY_LB_MAX_HEADER_BYTES)") !=
+        std::string::npos);
+}
+
+TEST_CASE("flags win over the environment, which wins over the file") {
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("userkey-test-precedence-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(file) << "upstreams = [\"127.0.0.1:5001\"]\nretries = 1\nthreads = 3\n[health]\nrise = 3\n";
+  ::setenv("USERKEY_LB_RETRIES", "2", 1);
+  ::setenv("USERKEY_LB_RISE", "4", 1);
+  ::setenv("USERKEY_LB_UPSTREAM", "127.0.0.1:6001 127.0.0.1:6002,weight=2", 1);
+  ::setenv("USERKEY_LB_NO_ACTIVE_HEALTH", "true", 1);
+  const auto given = parse({"--rise", "5", "--policy", "random"});
+  for (const char* name : {"USERKEY_LB_RETRIES", "USERKEY_LB_RISE", "USERKEY_LB_UPSTREAM", "USERKEY_LB_NO_ACTIVE_HEALTH"})
+    ::unsetenv(name);
+  const auto c = lb::build_proxy_config(file, given);
+  std::filesystem::remove(file);
+  CHECK(c.threads == 3);       // file over default
+  CHECK(c.retries == 2);       // environment over file
+  CHECK(c.active.rise == 5);   // flag over environment over file
+  CHECK(c.policy == "random");  // flag over default
+  CHECK_FALSE(c.active.enabled);
+  REQUIRE(c.upstreams.size() == 2);  // the environment's list replaces the file's
+  CHECK(c.upstreams[1].address() == "127.0.0.1:6002");
+  CHECK(c.upstreams[1].weight == 2);
+}
+
+#ifdef USERKEY_SOURCE_DIR
+TEST_CASE("docker/lb.example.toml spells out every setting") {
+  const auto path = std::filesystem::path(USERKEY_SOURCE_DIR) / "docker" / "lb.example.toml";
+  const auto& t = lb::proxy_settings();
+  // The example uses [[upstream]] tables; read the rest as table settings.
+  std::string text = userkey::read_config_file(path);
+  text = text.substr(0, text.find("\n[[upstream]]")) + text.substr(text.find("\n[health]"));
+  const auto v = userkey::read_settings_toml(text, path.string(), t.settings());
+  for (const auto& s : t.settings()) {
+    CAPTURE(s.key());
+    CHECK((v.contains(s.key()) || s.key() == "upstreams"));
+  }
+}
+#endif
