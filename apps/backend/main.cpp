@@ -33,6 +33,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Every keep-alive client holds a descriptor: run with the hard limit.
+  std::string nofile_error;
+  const auto nofile = userkey::raise_open_file_limit(&nofile_error);
+  if (nofile_error.empty()) log->info("open files limit {}", nofile);
+  else log->warn("open files limit stays {}: {}", nofile, nofile_error);
+
   std::shared_ptr<userkey::UserRepository> repo;
   try {
     repo = userkey::make_repository(userkey::repository_options(cfg));
@@ -41,7 +47,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  userkey::BackendServer server(cfg.server, log);
+  userkey::BackendServer server(userkey::server_config(cfg), log);
   std::string err;
   if (!server.bind(&err)) {
     log->critical("{}", err);

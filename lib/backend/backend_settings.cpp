@@ -1,7 +1,9 @@
 // The backend's settings table. See userkey/backend/backend_settings.hpp.
 #include "userkey/backend/backend_settings.hpp"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "userkey/core/value_kinds.hpp"
 
@@ -37,15 +39,23 @@ SettingsTable<BackendConfig> make_table() {
   t.add({.key = "db", .flag = "--db", .help = "MongoDB database"}, field(&C::database), kinds::text());
   t.add({.key = "collection", .flag = "--collection", .help = "MongoDB collection"}, field(&C::collection),
         kinds::text());
-  t.add({.key = "mongo_timeout", .flag = "--mongo-timeout", .help = "Server-selection and socket timeout for MongoDB"},
+  t.add({.key = "mongo_timeout",
+         .flag = "--mongo-timeout",
+         .help = "Connect, server-selection and socket timeout for MongoDB: a lookup answers 503 within it when the "
+                 "database is down or hung"},
         field(&C::mongo_timeout), kinds::duration(true));
   t.add({.key = "cache_ttl", .flag = "--cache-ttl", .help = "How long a found key is cached; 0 disables the cache"},
         field(&C::cache, &CacheConfig::ttl), kinds::duration());
   t.add({.key = "negative_ttl", .flag = "--negative-ttl", .help = "How long an unknown id is cached"},
         field(&C::cache, &CacheConfig::negative_ttl), kinds::duration());
+  t.add({.key = "stale_ttl",
+         .flag = "--stale-ttl",
+         .help = "While MongoDB is unavailable, answer a cached key for up to this long past its --cache-ttl "
+                 "(stale-if-error); 0 = off"},
+        field(&C::cache, &CacheConfig::stale_ttl), kinds::duration());
   t.add({.key = "cache_size", .flag = "--cache-size", .help = "Cache capacity in entries; 0 disables the cache"},
         field(&C::cache, &CacheConfig::capacity), kinds::whole<std::size_t>());
-  t.add({.key = "threads", .flag = "--threads", .help = "Worker threads (one per open connection)"},
+  t.add({.key = "threads", .flag = "--threads", .help = "Worker threads for lookups (connections are served by one event loop)"},
         field(&C::server, &S::threads), kinds::whole<std::size_t>(1, 4096));
   t.add({.key = "backlog", .flag = "--backlog", .help = "Listen backlog"}, field(&C::server, &S::backlog),
         kinds::whole<int>(1, 65535));
@@ -72,9 +82,18 @@ RepositoryOptions repository_options(const BackendConfig& config, const EnvLooku
     mc.uri = config.mongo_uri;
     mc.database = config.database;
     mc.collection = config.collection;
-    mc.server_selection_timeout = mc.socket_timeout = config.mongo_timeout;
+    mc.server_selection_timeout = mc.socket_timeout = mc.connect_timeout = config.mongo_timeout;
+    // A client for every lookup worker, so no worker waits for a client.
+    mc.max_pool_size = static_cast<std::uint32_t>(std::max<std::size_t>(mc.max_pool_size, config.server.threads));
     out.mongo = mongo_config_from_env(mc, /*uri_given=*/true, env);
   }
+  return out;
+}
+
+BackendServerConfig server_config(const BackendConfig& config) {
+  BackendServerConfig out = config.server;
+  if (!config.mongo_uri.empty() && out.lookup_timeout.count() == 0)
+    out.lookup_timeout = config.mongo_timeout + kLookupDeadlineMargin;
   return out;
 }
 

@@ -68,7 +68,10 @@ LookupResult BsonFileRepository::find_key(UserId id) {
   return LookupResult::found(it->second);
 }
 
-ReadyResult BsonFileRepository::ready() { return StoreStatus::success(); }
+ReadyResult BsonFileRepository::ready() {
+  if (keys_.empty()) return StoreStatus::error(StoreStatus::Code::empty, "dump " + file_.string() + " holds no users");
+  return StoreStatus::success();
+}
 
 std::string BsonFileRepository::describe() const {
   return "bson-file:" + file_.string() + " (" + std::to_string(keys_.size()) + " users)";

@@ -36,20 +36,4 @@ private:
   bson_t b_;
 };
 
-/// A client popped from a pool, pushed back at scope end.
-class PooledClient {
-public:
-  explicit PooledClient(mongoc_client_pool_t* pool) : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
-  ~PooledClient() {
-    if (client_) mongoc_client_pool_push(pool_, client_);
-  }
-  PooledClient(const PooledClient&) = delete;
-  PooledClient& operator=(const PooledClient&) = delete;
-  mongoc_client_t* get() const { return client_; }
-
-private:
-  mongoc_client_pool_t* pool_;
-  mongoc_client_t* client_;
-};
-
 }  // namespace userkey::detail

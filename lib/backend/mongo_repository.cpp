@@ -7,6 +7,8 @@
 
 #include "backend/bson_handles.hpp"
 #include "backend/bson_user.hpp"
+#include "backend/client_pool.hpp"
+#include "backend/mongo_uri.hpp"
 
 namespace userkey {
 
@@ -59,7 +61,11 @@ StoreStatus store_failure(const bson_error_t& e) {
   return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);
 }
 
-StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, "no database client available"); }
+// Every pooled client stayed busy for the pool's max_wait: the server is slow
+// or hung, and waiting longer would only queue requests behind it.
+constexpr const char* kNoClient = "no database client became free in time";
+
+StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, kNoClient); }
 
 }  // namespace
 
@@ -88,7 +94,7 @@ std::string redact_uri(const std::string& uri) {
 struct MongoRepository::Impl {
   MongoConfig cfg;
   detail::UriPtr uri;
-  detail::ClientPoolPtr pool;
+  std::unique_ptr<detail::BoundedClientPool> pool;
   std::string described;
 
   detail::CollectionPtr collection(mongoc_client_t* client) const {
@@ -100,35 +106,10 @@ MongoRepository::MongoRepository(MongoConfig config) : impl_(std::make_unique<Im
   init_driver_once();
   impl_->cfg = std::move(config);
   auto& cfg = impl_->cfg;
-  bson_error_t err;
-  impl_->uri.reset(mongoc_uri_new_with_error(cfg.uri.c_str(), &err));
-  // The driver's message may quote the password (e.g. when it holds an
-  // unescaped ':'), so it is not passed on.
-  if (!impl_->uri)
-    throw std::invalid_argument(
-        "invalid MongoDB URI (mongodb://[user:password@]host[:port][/db][?options]; characters such as "
-        "':', '/' and '@' in the user name or password must be percent-encoded)");
+  impl_->uri = detail::build_mongo_uri(cfg);
   mongoc_uri_t* u = impl_->uri.get();
 
-  if (!mongoc_uri_get_username(u) && cfg.username) {
-    mongoc_uri_set_username(u, cfg.username->c_str());
-    if (cfg.password) mongoc_uri_set_password(u, cfg.password->c_str());
-  }
-  if (mongoc_uri_get_username(u) && !mongoc_uri_get_auth_source(u)) mongoc_uri_set_auth_source(u, "admin");
-
-  auto set_default = [u](const char* opt, std::chrono::milliseconds v) {
-    if (!mongoc_uri_has_option(u, opt)) mongoc_uri_set_option_as_int32(u, opt, static_cast<int32_t>(v.count()));
-  };
-  set_default(MONGOC_URI_SERVERSELECTIONTIMEOUTMS, cfg.server_selection_timeout);
-  set_default(MONGOC_URI_CONNECTTIMEOUTMS, cfg.connect_timeout);
-  set_default(MONGOC_URI_SOCKETTIMEOUTMS, cfg.socket_timeout);
-  set_default(MONGOC_URI_HEARTBEATFREQUENCYMS, cfg.heartbeat_frequency);
-  if (!mongoc_uri_has_option(u, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(u, cfg.app_name.c_str());
-
-  impl_->pool.reset(mongoc_client_pool_new(u));
-  if (!impl_->pool) throw std::invalid_argument("cannot create a MongoDB client pool for this URI");
-  mongoc_client_pool_set_error_api(impl_->pool.get(), MONGOC_ERROR_API_VERSION_2);
-  mongoc_client_pool_max_size(impl_->pool.get(), cfg.max_pool_size);
+  impl_->pool = std::make_unique<detail::BoundedClientPool>(u, cfg.max_pool_size, cfg.pool_wait_timeout);
 
   char* s = mongoc_uri_get_string(u) ? bson_strdup(mongoc_uri_get_string(u)) : nullptr;
   impl_->described = "mongodb:" + redact_uri(s ? s : "") + " " + cfg.database + "." + cfg.collection;
@@ -139,8 +120,8 @@ MongoRepository::~MongoRepository() = default;
 
 LookupResult MongoRepository::find_key(UserId id) {
   if (id < 0) return LookupResult::error(LookupStatus::invalid_id, "user_id must not be negative");
-  detail::PooledClient client(impl_->pool.get());
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, "no database client available");
+  auto client = impl_->pool->acquire();
+  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, kNoClient);
   auto coll = impl_->collection(client.get());
 
   const std::string as_text = std::to_string(id);
@@ -174,24 +155,30 @@ LookupResult MongoRepository::find_key(UserId id) {
 }
 
 ReadyResult MongoRepository::ready() {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   // A count on the collection needs both a server and working credentials,
-  // unlike a bare ping.
+  // unlike a bare ping, and says whether there is anything to serve.
   auto coll = impl_->collection(client.get());
   detail::StackBson filter;
   detail::StackBson opts;
   BSON_APPEND_INT64(opts.get(), "limit", 1);
   bson_error_t err;
-  if (mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err) < 0)
-    return store_failure(err);
+  const int64_t n = mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err);
+  if (n < 0) return store_failure(err);
+  // A missing collection counts 0 too: a typo in --db / --collection, or a
+  // database nobody restored, would otherwise be "ready" and answer every
+  // id with 400 unknown.
+  if (n == 0)
+    return StoreStatus::error(StoreStatus::Code::empty,
+                              "collection " + impl_->cfg.database + "." + impl_->cfg.collection + " is missing or empty");
   return StoreStatus::success();
 }
 
 std::string MongoRepository::describe() const { return impl_->described; }
 
 StoreStatus MongoRepository::upsert(const UserRecord& r) {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   auto coll = impl_->collection(client.get());
   if (r.user_id < 0 || r.user_id > 2147483647)
@@ -209,7 +196,7 @@ StoreStatus MongoRepository::upsert(const UserRecord& r) {
 
 std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
   std::vector<UserRecord> out;
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) {
     if (status) *status = no_client();
     return out;
@@ -237,7 +224,7 @@ std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
 }
 
 StoreStatus MongoRepository::ensure_index() {
-  detail::PooledClient client(impl_->pool.get());
+  auto client = impl_->pool->acquire();
   if (!client.get()) return no_client();
   mongoc_database_t* db = mongoc_client_get_database(client.get(), impl_->cfg.database.c_str());
   std::unique_ptr<mongoc_database_t, detail::CDeleter<mongoc_database_destroy>> db_owner(db);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <exception>
 #include <cstdint>
 #include <variant>
 
@@ -137,6 +138,11 @@ void Router::note_auth_state(bool refused, bool accepted) const {
   }
 }
 
+LookupResult Router::repository_threw(std::string_view what, std::string_view message) const {
+  if (log_) log_->error("{} threw: {} ({}); answering 503", what, message, repo_->describe());
+  return LookupResult::error(LookupStatus::unavailable, "repository failed");
+}
+
 HttpResponse Router::lookup(std::string_view query, bool html) const {
   const std::int64_t port = id_.port;
   const std::string_view backend = id_.name;
@@ -157,9 +163,17 @@ HttpResponse Router::lookup(std::string_view query, bool html) const {
 
   // The id as the client meant it, canonical (no leading zeros), as a string.
   const std::string id_text = std::to_string(*id);
-  LookupResult r = repo_->find_key(*id);
+  LookupResult r;
+  try {
+    r = repo_->find_key(*id);
+  } catch (const std::exception& e) {
+    r = repository_threw("lookup", e.what());
+  } catch (...) {
+    r = repository_threw("lookup", "unknown exception");
+  }
+  // A stale answer (the store failed) says nothing about our credentials.
   note_auth_state(r.status == LookupStatus::unauthorized,
-                  r.status == LookupStatus::found || r.status == LookupStatus::not_found);
+                  (r.status == LookupStatus::found && !r.stale) || r.status == LookupStatus::not_found);
   switch (r.status) {
     case LookupStatus::found:
       return render(200, {{"user_id", id_text}, {"user_key", r.key}, {"port", port}, {"backend", backend}}, html);
@@ -178,22 +192,62 @@ HttpResponse Router::lookup(std::string_view query, bool html) const {
 HttpResponse Router::handle(const HttpRequest& req) const {
   const bool html = prefers_html(req.accept);
   const auto parts = split_target(req.target);
+  // JSON or HTML by Accept: a shared cache must key these on it.
+  auto negotiated = [](HttpResponse res) {
+    res.headers.emplace_back("Vary", "Accept");
+    return res;
+  };
   if (req.method != "GET" && req.method != "HEAD") {
     auto res = render(405, {{"error", "method not allowed"}}, html);
     res.headers.emplace_back("Allow", "GET, HEAD");
-    return res;
+    return negotiated(std::move(res));
   }
-  if (parts.path == "/") return lookup(parts.query, html);
+  if (parts.path == "/") return negotiated(lookup(parts.query, html));
   if (parts.path == "/healthz") return render(200, {{"status", "ok"}, {"backend", id_.name}}, false);
   if (parts.path == "/readyz") {
-    const auto r = repo_->ready();
-    note_auth_state(r.code == StoreStatus::Code::unauthorized, r.ok());
+    StoreStatus r;
+    try {
+      r = repo_->ready();
+    } catch (const std::exception& e) {
+      r = repository_threw("readiness check", e.what());
+    } catch (...) {
+      r = repository_threw("readiness check", "unknown exception");
+    }
+    note_auth_state(r.code == StoreStatus::Code::unauthorized, r.ok() || r.code == StoreStatus::Code::empty);
     if (r.ok()) return render(200, {{"status", "ready"}, {"backend", id_.name}}, false);
     auto res = render(503, {{"status", "unavailable"}, {"reason", to_string(r.code)}, {"backend", id_.name}}, false);
     res.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
     return res;
   }
-  return render(404, {{"error", "not found"}}, html);
+  return negotiated(render(404, {{"error", "not found"}}, html));
+}
+
+namespace {
+
+std::string_view protocol_error_text(int status) {
+  switch (status) {
+    case 400: return "bad request";
+    case 404: return "not found";
+    case 405: return "method not allowed";
+    case 408: return "request timeout";
+    case 411: return "length required";
+    case 413: return "request body too large";
+    case 414: return "request target too long";
+    case 416: return "range not satisfiable";
+    case 417: return "expectation failed";
+    case 431: return "request header fields too large";
+    case 501: return "not implemented";
+    case 503: return "service unavailable";
+    case 505: return "http version not supported";
+    default: return status >= 500 ? "server error" : "bad request";
+  }
+}
+
+}  // namespace
+
+HttpResponse Router::protocol_error(int status) const {
+  return render(status, {{"error", protocol_error_text(status)}, {"port", std::int64_t{id_.port}}, {"backend", id_.name}},
+                false);
 }
 
 }  // namespace userkey

@@ -19,6 +19,7 @@ std::string_view to_string(StoreStatus::Code c) {
     case StoreStatus::Code::invalid_id: return "invalid_id";
     case StoreStatus::Code::unavailable: return "unavailable";
     case StoreStatus::Code::unauthorized: return "unauthorized";
+    case StoreStatus::Code::empty: return "empty";
   }
   return "unknown";
 }

@@ -43,12 +43,42 @@ int run(std::vector<std::string> argv, std::string* output = nullptr, std::map<s
   return rc.value_or(-1);
 }
 
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  ///< lower-cased names
+  std::string body;
+};
+
+/// The first response in `raw` (status line, headers, Content-Length body).
+RawResponse parse_response(const std::string& raw) {
+  RawResponse r;
+  r.status = status_of(raw);
+  const auto end = raw.find("\r\n\r\n");
+  if (end == std::string::npos) return r;
+  std::size_t at = raw.find("\r\n") + 2;
+  while (at < end) {
+    const auto eol = raw.find("\r\n", at);
+    const auto line = raw.substr(at, eol - at);
+    const auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+    at = eol + 2;
+  }
+  const auto len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  r.body = raw.substr(end + 4, len);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("backend on the embedded dump answers the / contract") {
   Backend b({"--name", "backend-1", "--dump", dump_dir().string()});
   auto r = http_get(b.port, "/?user_id=1");
   CHECK(r.status == 200);
+  CHECK(r.headers["vary"] == "Accept");  // JSON or HTML by Accept: caches must key on it
   auto j = json::parse(r.body);
   CHECK(j["user_key"] == "one@5cdb5896d7c8");
   CHECK(j["backend"] == "backend-1");
@@ -66,6 +96,8 @@ TEST_CASE("backend on the embedded dump answers the / contract") {
   CHECK(http_get(b.port, "/readyz").status == 200);
   auto html = http_get(b.port, "/", {{"Accept", "text/html,*/*;q=0.8"}});
   CHECK(html.headers["content-type"].rfind("text/html", 0) == 0);
+  CHECK(html.headers["vary"] == "Accept");
+  CHECK(unknown.headers["vary"] == "Accept");
 
   // One access-log line per request, with method, target and status.
   std::this_thread::sleep_for(100ms);
@@ -195,12 +227,14 @@ TEST_CASE("--listen on port 0 takes a free port and reports the real one") {
   CHECK(j["backend"] == "backend-" + std::to_string(port));
 }
 
-TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead database)") {
+TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a hung database)") {
   FerretDb db;
   const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
   Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "800ms"}, creds);
-  REQUIRE(http_get(b.port, "/readyz").status == 200);
-  db.stop();  // lookups now take the full timeout before answering 503
+  REQUIRE(http_get(b.port, "/?user_id=5").status == 400);  // connected (nothing restored: unknown id)
+  // Lookups now take the full timeout before answering 503. (A killed
+  // database is refused at once: reads are not retried.)
+  db.pause();
   int status = 0;
   const auto start = std::chrono::steady_clock::now();
   std::thread client([&] { status = http_get(b.port, "/?user_id=1", {}, 10s).status; });
@@ -212,4 +246,141 @@ TEST_CASE("SIGTERM lets an in-flight request finish (here: one waiting on a dead
   auto rc = b.proc.wait(15s);
   REQUIRE(rc.has_value());
   CHECK(*rc == 0);
+}
+
+TEST_CASE("--stale-ttl: while the database is down, a cached key is answered past its TTL, for a bounded time") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  const std::vector<std::string> common{"--mongo-uri", db.uri(), "--cache-ttl", "1s", "--mongo-timeout", "300ms"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), common.begin(), common.end());
+    return extra;
+  };
+  Backend stale(with({"--stale-ttl", "3s"}), creds);
+  Backend strict(with({"--stale-ttl", "0"}), creds);
+  REQUIRE(http_get(stale.port, "/?user_id=1").status == 200);
+  REQUIRE(http_get(strict.port, "/?user_id=1").status == 200);
+  // Both cached user 1 before this instant: expired at t0 + 1 s at the
+  // latest, servable stale until t0 + 4 s at the latest.
+  const auto t0 = std::chrono::steady_clock::now();
+  db.stop();
+  std::this_thread::sleep_until(t0 + 1200ms);  // past the TTL (margin: 200 ms)
+  auto r = http_get(stale.port, "/?user_id=1");
+  CHECK(r.status == 200);
+  CHECK(r.body.find("one@5cdb5896d7c8") != std::string::npos);
+  CHECK(http_get(strict.port, "/?user_id=1").status == 503);  // 0 = off
+  CHECK(http_get(stale.port, "/?user_id=2").status == 503);   // never cached: nothing to fall back on
+  CHECK(http_get(stale.port, "/readyz").status == 503);       // readiness tells the truth
+  std::this_thread::sleep_until(t0 + 4500ms);  // past TTL + stale-ttl (margin: 500 ms)
+  CHECK(http_get(stale.port, "/?user_id=1").status == 503);
+}
+
+TEST_CASE("requests rejected before routing (malformed, body, target or head too large) get the JSON error shape") {
+  Backend b({"--name", "backend-j", "--dump", dump_dir().string()});
+  const std::string long_target = "/?user_id=" + std::string(9000, '1');
+  const std::string big_body(100'000, 'x');  // the limit is 64 KiB
+  const std::vector<std::pair<int, std::string>> cases{
+      {400, "NONSENSE\r\n\r\n"},
+      {414, "GET " + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {414, "GET /?user_id=" + std::string(20'000, '1') + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {431, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20'000, 'a') + "\r\n\r\n"},
+      {400, "GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n"},
+      {400, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {413, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(big_body.size()) + "\r\n\r\n" + big_body},
+  };
+  for (const auto& [status, request] : cases) {
+    CAPTURE(request.substr(0, 40));
+    auto r = parse_response(raw_exchange(b.port, request));
+    CHECK(r.status == status);
+    CHECK(r.headers["content-type"].rfind("application/json", 0) == 0);
+    json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    REQUIRE_MESSAGE(j.is_object(), r.body);
+    CHECK(j["error"].is_string());
+    CHECK(j["port"] == b.port);
+    CHECK(j["backend"] == "backend-j");
+  }
+}
+
+TEST_CASE("/readyz is 503 'empty' while the collection is missing, 200 once users are restored") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  Backend b({"--mongo-uri", db.uri()}, creds);
+  auto r = http_get(b.port, "/readyz");
+  CHECK(r.status == 503);
+  json j = json::parse(r.body, nullptr, false);
+  CHECK(j["reason"] == "empty");
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
+}
+
+TEST_CASE("a hung database (SIGSTOP) is a 503 within --mongo-timeout + 200 ms; SIGCONT: served again, no restart") {
+  FerretDb db;
+  const std::map<std::string, std::string> creds{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  std::string out;
+  REQUIRE_MESSAGE(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "restore", dump_dir().string()}, &out, creds) == 0, out);
+  constexpr auto kTimeout = 1000ms;
+  // The bound is the flag + 200 ms; the CI margin on top is for this shared
+  // 2-core machine's scheduling (a request, a thread wake-up, a process
+  // start-up in parallel), not for the database.
+  constexpr auto kCiMargin = 300ms;
+  constexpr auto kBound = kTimeout + 200ms + kCiMargin;
+  // 3 workers for 8 concurrent requests: most wait for a worker too.
+  Backend b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--cache-size", "0", "--threads", "3"}, creds);
+  for (int id = 1; id <= 7; ++id) REQUIRE(http_get(b.port, "/?user_id=" + std::to_string(id)).status == 200);
+
+  db.pause();
+  // Two rounds: at once (the driver still believes the server is up: the
+  // pooled connections hang) and after the heartbeat saw it hang (server
+  // selection waits).
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    constexpr int kClients = 8;
+    std::vector<int> status(kClients);
+    std::vector<std::chrono::steady_clock::duration> took(kClients);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i) {
+      clients.emplace_back([&, i] {
+        const auto start = std::chrono::steady_clock::now();
+        const std::string target = i == kClients - 1 ? "/readyz" : "/?user_id=" + std::to_string(1 + i % 7);
+        status[i] = http_get(b.port, target, {}, 10s).status;
+        took[i] = std::chrono::steady_clock::now() - start;
+      });
+    }
+    for (auto& c : clients) c.join();
+    std::string report;
+    for (int i = 0; i < kClients; ++i)
+      report += " " + std::to_string(status[i]) + "/" +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count()) + "ms";
+    MESSAGE("hung database, round " << round << ": status/time to answer:" << report);
+    for (int i = 0; i < kClients; ++i) {
+      CAPTURE(i);
+      CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count());
+      CHECK(status[i] == 503);
+      CHECK(took[i] <= kBound);
+    }
+    std::this_thread::sleep_for(1500ms);
+  }
+
+  db.resume();
+  CHECK(wait_for_status(b.port, "/?user_id=1", 200, 15s));
+  CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
+}
+
+TEST_CASE("a port already served is a start-up error (no SO_REUSEPORT); --backlog is the listen backlog") {
+  Backend b({"--dump", dump_dir().string(), "--backlog", "77"});
+  std::string out;
+  CHECK(run({USERKEY_BACKEND_BIN, "--listen", b.upstream(), "--dump", dump_dir().string()}, &out) == 1);
+  CHECK(out.find("cannot listen on " + b.upstream()) != std::string::npos);
+  CHECK(http_get(b.port, "/").status == 200);  // the first one still has the port to itself
+  // ss(8) shows a listening socket's backlog as its Send-Q.
+  if (std::filesystem::exists("/usr/bin/ss") &&
+      run({"/usr/bin/ss", "-ltnH", "sport = :" + std::to_string(b.port)}, &out, {}, true) == 0) {
+    CAPTURE(out);
+    CHECK(out.find(" 77 ") != std::string::npos);
+  } else {
+    MESSAGE("ss not available: the backlog is not checked");
+  }
 }

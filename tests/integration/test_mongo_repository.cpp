@@ -7,6 +7,7 @@
 
 #include "backend/bson_handles.hpp"
 
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -77,6 +78,48 @@ TEST_CASE("restored dump: keys 1-7 are found, others are not, ids of any number 
   CHECK(repo.describe().find(FerretDb::kPassword) == std::string::npos);
 }
 
+TEST_CASE("a URI naming the database, credentials from the environment: the user is found in admin") {
+  FerretDb db;
+  {
+    MongoRepository admin(config_for(db));
+    restore(admin);
+  }
+  // As `userkey-backend --mongo-uri mongodb://host/myusers` with mongo_user /
+  // mongo_pass set: FerretDB, like a typical MongoDB deployment, has the user
+  // in `admin`, not in `myusers`.
+  const std::map<std::string, std::string> env{{"mongo_user", FerretDb::kUser}, {"mongo_pass", FerretDb::kPassword}};
+  MongoConfig cfg;
+  cfg.uri = db.uri() + "myusers";
+  cfg = mongo_config_from_env(cfg, /*uri_given=*/true, [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+  MongoRepository repo(cfg);
+  auto r = repo.find_key(1);
+  CHECK(r.status == LookupStatus::found);
+  CHECK(r.key == "one@5cdb5896d7c8");
+  CHECK(repo.ready().ok());
+  // An explicit authSource naming a database without that user is refused.
+  cfg.uri = db.uri() + "myusers?authSource=myusers";
+  MongoRepository elsewhere(cfg);
+  CHECK(elsewhere.find_key(1).status == LookupStatus::unauthorized);
+}
+
+TEST_CASE("not ready while the collection is missing or empty") {
+  FerretDb db;
+  MongoRepository repo(config_for(db));
+  auto missing = repo.ready();
+  CHECK_FALSE(missing.ok());
+  CHECK(to_string(missing.code) == "empty");
+  REQUIRE(repo.ensure_index().ok());  // the collection now exists, without documents
+  auto empty = repo.ready();
+  CHECK_FALSE(empty.ok());
+  CHECK(to_string(empty.code) == "empty");
+  CHECK(empty.detail.find("myusers.users") != std::string::npos);
+  restore(repo);
+  CHECK(repo.ready().ok());
+}
+
 TEST_CASE("a user added after start is found once the negative cache entry expires") {
   FerretDb db;
   auto mongo = std::make_shared<MongoRepository>(config_for(db));
@@ -145,6 +188,46 @@ TEST_CASE("FerretDB killed: unavailable within a second; restarted: lookups work
   }
   CHECK(back);
   CHECK(router.handle({"GET", "/readyz", ""}).status == 200);
+}
+
+TEST_CASE("FerretDB hung (SIGSTOP), more callers than pooled clients: each is 'unavailable' within the timeout") {
+  FerretDb db;
+  auto cfg = config_for(db);
+  constexpr auto kTimeout = 500ms;
+  cfg.connect_timeout = cfg.server_selection_timeout = cfg.socket_timeout = kTimeout;
+  cfg.max_pool_size = 2;
+  MongoRepository repo(cfg);
+  restore(repo);
+  REQUIRE(repo.find_key(1).ok());
+  db.pause();
+  // The bound: the timeout + 200 ms, plus 300 ms for this shared 2-core
+  // machine's scheduling. Without a bounded wait for a pooled client, the
+  // callers would be served two at a time, a timeout each round.
+  constexpr auto kBound = kTimeout + 200ms + 300ms;
+  constexpr int kCallers = 8;
+  std::vector<LookupStatus> status(kCallers);
+  std::vector<std::chrono::steady_clock::duration> took(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i)
+    callers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      status[i] = repo.find_key(1 + i % 7).status;
+      took[i] = std::chrono::steady_clock::now() - start;
+    });
+  for (auto& c : callers) c.join();
+  for (int i = 0; i < kCallers; ++i) {
+    CAPTURE(i);
+    CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(took[i]).count());
+    CHECK(status[i] == LookupStatus::unavailable);
+    CHECK(took[i] <= kBound);
+  }
+  db.resume();
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    back = repo.find_key(1).ok();
+    if (!back) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(back);
 }
 
 TEST_CASE("a malformed URI is a start-up error, not a crash") {

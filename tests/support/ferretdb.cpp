@@ -1,5 +1,7 @@
 #include "support/ferretdb.hpp"
 
+#include <signal.h>
+
 #include <stdexcept>
 
 namespace userkey::test {
@@ -21,6 +23,10 @@ void FerretDb::start() {
 }
 
 void FerretDb::stop() { proc_.kill(); }
+
+void FerretDb::pause() { proc_.signal(SIGSTOP); }
+
+void FerretDb::resume() { proc_.signal(SIGCONT); }
 
 void FerretDb::restart() {
   stop();

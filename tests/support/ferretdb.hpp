@@ -29,6 +29,10 @@ public:
 
   void stop();     ///< SIGKILL (a crash, as far as clients can tell)
   void restart();  ///< start again on the same port and data
+  /// SIGSTOP: a hung server. Connections are still accepted (by the kernel),
+  /// nothing is answered.
+  void pause();
+  void resume();  ///< SIGCONT
 
 private:
   void start();

@@ -36,6 +36,16 @@ TEST_CASE("the committed dump holds users 1-7 with the seed's key for user 1") {
   CHECK(repo.ready().ok());
 }
 
+TEST_CASE("a dump without users loads, but is not ready") {
+  test::TempDir dir;
+  const auto file = dir.path() / "users.bson";
+  std::ofstream(file).close();
+  BsonFileRepository repo(file);
+  CHECK(repo.size() == 0);
+  CHECK_FALSE(repo.ready().ok());
+  CHECK(to_string(repo.ready().code) == "empty");
+}
+
 TEST_CASE("a dump may be named by root dir, database dir or file") {
   CHECK(BsonFileRepository(test::dump_dir() / "myusers").size() == 7);
   CHECK(BsonFileRepository(test::dump_dir() / "myusers" / "users.bson").size() == 7);

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -130,4 +131,93 @@ TEST_CASE("a failed query is shared with the waiters but not cached") {
   CHECK(unavailable == 4);
   inner->fail_with = LookupStatus::found;
   CHECK(cache.find_key(7).key == "seven");
+}
+
+namespace {
+
+// find_key on a thread of its own: a future that holds the status, or
+// "threw". The thread is detached and owns the cache, so a caller that never
+// returns fails the test (wait_for) instead of hanging it.
+std::future<std::string> lookup_async(std::shared_ptr<CachingRepository> cache, UserId id) {
+  std::promise<std::string> p;
+  auto f = p.get_future();
+  std::thread([cache = std::move(cache), id, p = std::move(p)]() mutable {
+    try {
+      p.set_value(std::string(to_string(cache->find_key(id).status)));
+    } catch (...) {
+      p.set_value("threw");
+    }
+  }).detach();
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("a repository that throws: the caller and every waiter get 'unavailable', none waits forever") {
+  auto inner = std::make_shared<test::FakeRepository>();
+  inner->put(7, "seven");
+  inner->delay = std::chrono::milliseconds(100);
+  inner->throws = true;
+  auto cache = std::make_shared<CachingRepository>(inner, CacheConfig{100, 60s, 2s});
+  std::vector<std::future<std::string>> callers;
+  for (int t = 0; t < 4; ++t) callers.push_back(lookup_async(cache, 7));
+  for (auto& f : callers) {
+    REQUIRE_MESSAGE(f.wait_for(5s) == std::future_status::ready, "a lookup of the same id never returned");
+    CHECK(f.get() == "unavailable");
+  }
+  // The failure is not remembered: once the store works, the id is found.
+  inner->throws = false;
+  inner->delay = std::chrono::milliseconds(0);
+  auto after = lookup_async(cache, 7);
+  REQUIRE_MESSAGE(after.wait_for(5s) == std::future_status::ready, "the next lookup of the id never returned");
+  CHECK(after.get() == "found");
+}
+
+TEST_CASE_FIXTURE(Fixture, "stale-if-error: an expired key is served while the store is down, up to stale_ttl") {
+  inner->put(1, "one");
+  auto cache = make({100, 10s, 1s, 60s});
+  REQUIRE(cache.find_key(1).key == "one");
+  inner->fail_with = LookupStatus::unavailable;
+  now += 11s;  // expired: the store is asked, fails, the last known key is answered
+  auto r = cache.find_key(1);
+  CHECK(r.status == LookupStatus::found);
+  CHECK(r.key == "one");
+  CHECK(r.stale);
+  CHECK(inner->calls == 2);
+  now += 58s;  // 69 s: 59 s past expiry
+  CHECK(cache.find_key(1).key == "one");
+  inner->fail_with = LookupStatus::unauthorized;  // refused credentials are an outage too
+  CHECK(cache.find_key(1).key == "one");
+  now += 2s;  // 71 s: more than stale_ttl past expiry
+  CHECK(cache.find_key(1).status == LookupStatus::unauthorized);
+  CHECK(cache.stats().stale == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "stale-if-error: a thrown exception counts as an outage; recovery replaces the stale key") {
+  inner->put(1, "one");
+  auto cache = make({100, 10s, 1s, 60s});
+  REQUIRE(cache.find_key(1).key == "one");
+  inner->throws = true;
+  now += 20s;
+  CHECK(cache.find_key(1).key == "one");
+  inner->throws = false;
+  inner->put(1, "uno");
+  auto fresh = cache.find_key(1);
+  CHECK(fresh.key == "uno");
+  CHECK_FALSE(fresh.stale);
+  inner->fail_with = LookupStatus::unavailable;
+  CHECK(cache.find_key(1).key == "uno");  // cached again for ttl
+}
+
+TEST_CASE_FIXTURE(Fixture, "stale-if-error: off with stale_ttl 0; never for unknown ids") {
+  inner->put(1, "one");
+  auto off = make({100, 10s, 1s, 0s});
+  REQUIRE(off.find_key(1).key == "one");
+  auto on = make({100, 10s, 1s, 60s});
+  REQUIRE(on.find_key(1).key == "one");
+  CHECK(on.find_key(2).status == LookupStatus::not_found);
+  inner->fail_with = LookupStatus::unavailable;
+  now += 11s;
+  CHECK(off.find_key(1).status == LookupStatus::unavailable);
+  CHECK(on.find_key(2).status == LookupStatus::unavailable);
 }

@@ -154,6 +154,57 @@ TEST_CASE_FIXTURE(Fixture, "/readyz says why the store is not ready") {
   CHECK(json::parse(get("/readyz").body)["status"] == "ready");
 }
 
+TEST_CASE_FIXTURE(Fixture, "a repository that throws is a 503, not an exception out of the router") {
+  repo->throws = true;
+  HttpResponse r;
+  CHECK_NOTHROW(r = get("/?user_id=1"));
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["error"] == "database unavailable");
+  CHECK(header(r, "Retry-After") == "1");
+  CHECK_NOTHROW(r = get("/readyz"));
+  CHECK(r.status == 503);
+  CHECK(log_text.str().find("scripted exception") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "every answer of / varies with Accept (JSON or HTML), and says so") {
+  repo->put(2, "two");
+  for (auto target : {"/", "/?user_id=1", "/?user_id=9", "/?user_id=x"}) {
+    for (auto accept : {"", "text/html"}) {
+      CAPTURE(target);
+      CAPTURE(accept);
+      CHECK(header(get(target, accept), "Vary") == "Accept");
+    }
+  }
+  repo->fail_with = LookupStatus::unavailable;
+  CHECK(header(get("/?user_id=1"), "Vary") == "Accept");
+  CHECK(header(get("/nope", "text/html"), "Vary") == "Accept");  // 404 is negotiated too
+}
+
+TEST_CASE_FIXTURE(Fixture, "/readyz names an empty store") {
+  struct Empty final : UserRepository {
+    LookupResult find_key(UserId) override { return LookupResult::not_found(); }
+    ReadyResult ready() override { return StoreStatus::error(StoreStatus::Code::empty, "no users"); }
+    std::string describe() const override { return "empty"; }
+  };
+  Router r(std::make_shared<Empty>(), {"backend-1", 5001});
+  auto res = r.handle({"GET", "/readyz", ""});
+  CHECK(res.status == 503);
+  CHECK(json::parse(res.body)["reason"] == "empty");
+}
+
+TEST_CASE_FIXTURE(Fixture, "errors found before routing have the router's JSON shape") {
+  for (int status : {400, 413, 414, 431}) {
+    auto r = router.protocol_error(status);
+    CHECK(r.status == status);
+    CHECK(r.content_type == "application/json");
+    auto j = json::parse(r.body);
+    CHECK(j["error"].is_string());
+    CHECK(j["port"] == 5001);
+    CHECK(j["backend"] == "backend-1");
+  }
+  CHECK(json::parse(router.protocol_error(413).body)["error"] == "request body too large");
+}
+
 TEST_CASE("StoreStatus: ok or a failure with a reason; a LookupResult converts for older stores") {
   CHECK(StoreStatus::success().ok());
   const auto down = StoreStatus::error(StoreStatus::Code::unavailable, "no server");

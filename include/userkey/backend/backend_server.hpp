@@ -1,22 +1,35 @@
-// BackendServer: serves a Router over HTTP/1.1 with cpp-httplib.
+// BackendServer: serves a Router over HTTP/1.1 on an event loop.
 //
-// Beyond wiring, it fixes the limits of Debian's compiled cpp-httplib 0.11:
-// the listen backlog is raised from 5 to `backlog` (a burst of new
-// connections would otherwise overflow the accept queue and stall clients
-// for a SYN retransmit), a keep-alive connection serves up to
-// `keep_alive_max_requests` requests instead of 5, and the worker pool has
-// `threads` threads (cpp-httplib holds one thread per open connection, so
-// size it above the load balancer's upstream connection pool).
+// One event-loop thread (Boost.Asio + Beast, C++20 coroutines) owns every
+// connection: it accepts, reads requests and writes answers, and an idle
+// keep-alive connection costs it a descriptor and a little memory, not a
+// thread. So a thousand open keep-alive clients starve nobody: each request
+// is read as it arrives, and a new connection is accepted at once. Only
+// repository work leaves the loop: lookups (`/`) run on a pool of `threads`
+// workers (a MongoDB lookup blocks for up to its timeout), and /readyz checks
+// on a thread of their own, where concurrent probes share one check, so a
+// probe never queues behind lookups. /healthz, 404 and 405 are answered on
+// the loop itself.
 //
-// Every request goes through the Router (including unknown paths and
-// methods) and, when access logging is on, produces one log line: method,
-// target, status, latency, peer. Nothing else of the request is logged.
+// Limits: the listen backlog is `backlog`; a keep-alive connection serves up
+// to `keep_alive_max_requests` requests and may idle `keep_alive_timeout_s`
+// between them; a request must arrive within `read_timeout_s`. A malformed
+// request is answered 400, a request target over 8 KiB 414, a head over
+// 16 KiB 431, a body over 64 KiB 413, in the router's JSON error shape
+// (Router::protocol_error). TCP_NODELAY is on; the listener sets SO_REUSEADDR
+// but never SO_REUSEPORT, so a port already in use is a bind() error.
+//
+// Every request the router answers produces, when access logging is on, one
+// log line: method, target, status, latency, peer. Nothing else of the
+// request is logged.
 //
 // Thread-safety: run() blocks the calling thread; stop() may be called from
-// any thread (e.g. a signal watcher) and lets in-flight requests finish.
+// any thread (e.g. a signal watcher): it stops accepting, closes idle
+// connections, and lets requests in progress finish; run() then returns.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,12 +45,17 @@ namespace userkey {
 struct BackendServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 5001;  ///< 0 = any free port (see BackendServer::port())
-  std::size_t threads = 128;
+  std::size_t threads = 128;  ///< workers for repository lookups (not per connection)
   std::size_t keep_alive_max_requests = 10'000;
   int keep_alive_timeout_s = 5;
   int read_timeout_s = 5;
   int backlog = 4096;
   bool access_log = true;
+  /// A lookup not answered within this (waiting for a worker included) is a
+  /// 503 + Retry-After; 0 = no limit. Set it a little above the store's own
+  /// timeout, so that a hung store is answered in time however many lookups
+  /// queue behind the `threads` workers.
+  std::chrono::milliseconds lookup_timeout{0};
 };
 
 class BackendServer {
@@ -71,5 +89,12 @@ private:
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
 };
+
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit, as nginx's
+/// worker_rlimit_nofile does: every open client connection holds a
+/// descriptor, and the usual soft limit (1024) is below what an event loop
+/// can hold. Returns the soft limit in force afterwards; `error`, when given,
+/// receives why it could not be raised (left empty otherwise).
+std::uint64_t raise_open_file_limit(std::string* error = nullptr);
 
 }  // namespace userkey

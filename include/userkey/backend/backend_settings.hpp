@@ -46,7 +46,19 @@ struct BackendConfig {
 const SettingsTable<BackendConfig>& backend_settings();
 
 /// The store `config` names: the dump, or MongoDB with credentials from
-/// mongo_user / mongo_pass (through `env`) when the URI has none.
+/// mongo_user / mongo_pass (through `env`) when the URI has none. Every
+/// MongoDB timeout is `mongo_timeout`; the client pool has at least one
+/// client per lookup worker (`server.threads`).
 RepositoryOptions repository_options(const BackendConfig& config, const EnvLookup& env = {});
+
+/// How far past `mongo_timeout` a lookup waiting for a worker is answered
+/// 503 (the store's own timeout fires first when a worker is free).
+inline constexpr std::chrono::milliseconds kLookupDeadlineMargin{150};
+
+/// The server's configuration: `config.server`, with a lookup deadline of
+/// `mongo_timeout` + kLookupDeadlineMargin in front of MongoDB (unless one
+/// is set already), so that a hung database is answered in time however
+/// many lookups queue behind the workers. The dump needs none.
+BackendServerConfig server_config(const BackendConfig& config);
 
 }  // namespace userkey

@@ -48,6 +48,7 @@ public:
   explicit BsonFileRepository(const std::filesystem::path& path);
 
   LookupResult find_key(UserId id) override;
+  /// ok when the dump holds at least one user, else Code::empty.
   ReadyResult ready() override;
   std::string describe() const override;
 

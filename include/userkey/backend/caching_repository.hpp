@@ -6,9 +6,16 @@
 // (unavailable, unauthorized) are never cached. When full, the least recently
 // used entry is evicted. The clock is injected for tests.
 //
+// Stale-if-error (as a CDN's): once a found key's ttl has passed the store is
+// asked again; if it fails (unavailable, unauthorized, or throws), the last
+// key is answered (LookupResult::stale set) until `stale_ttl` past its
+// expiry. Unknown ids are never answered stale. 0 turns this off.
+//
 // Concurrent misses for the same id are coalesced: one caller queries the
 // inner repository, the others wait for its answer (so a popular key that
-// expires costs the database one query, not one per waiting request).
+// expires costs the database one query, not one per waiting request). An
+// exception from the inner repository is caught and becomes 'unavailable'
+// for the caller and every waiter alike; find_key itself does not throw.
 //
 // Thread-safety: safe for concurrent use; a large cache (>= 1024 entries) is
 // split into 16 shards, each behind its own mutex (LRU order is then per
@@ -35,6 +42,7 @@ struct CacheConfig {
   std::size_t capacity = 10'000;                 ///< entries in total; 0 disables caching
   std::chrono::milliseconds ttl{30'000};          ///< found keys
   std::chrono::milliseconds negative_ttl{2'000};  ///< not-found answers
+  std::chrono::milliseconds stale_ttl{300'000};   ///< stale-if-error window past ttl; 0 = off
 };
 
 struct CacheStats {
@@ -42,6 +50,7 @@ struct CacheStats {
   std::uint64_t misses = 0;
   std::uint64_t evictions = 0;
   std::uint64_t coalesced = 0;  ///< misses answered by another caller's query
+  std::uint64_t stale = 0;      ///< expired keys answered because the store failed
   std::size_t size = 0;
 };
 
@@ -78,6 +87,7 @@ private:
     std::unordered_map<UserId, std::shared_ptr<InFlight>> in_flight;
   };
 
+  bool servable_stale(const Entry& e, Clock::time_point now) const;
   Shard& shard_for(UserId id) { return shards_[static_cast<std::uint64_t>(id) % shard_count_]; }
 
   std::shared_ptr<UserRepository> inner_;
@@ -86,7 +96,7 @@ private:
   std::size_t shard_count_;  // 1 for small caches, so their LRU order is exact
   std::size_t per_shard_capacity_;
   mutable std::array<Shard, kShards> shards_;
-  std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0}, coalesced_{0};
+  std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0}, coalesced_{0}, stale_{0};
 };
 
 }  // namespace userkey

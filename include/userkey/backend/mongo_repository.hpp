@@ -45,12 +45,25 @@ struct MongoConfig {
   /// "admin" unless the URI names one.
   std::optional<std::string> username;
   std::optional<std::string> password;
-  /// Applied unless the URI sets the matching option.
+  /// Applied unless the URI sets the matching option. With all three
+  /// timeouts equal to T, one lookup of a hung or dead server fails within
+  /// about T (plus the pool wait below): connecting (TCP + handshake) is
+  /// bounded by connect_timeout, finding a usable server by
+  /// server_selection_timeout, each read by socket_timeout, and there is no
+  /// retry.
   std::chrono::milliseconds server_selection_timeout{400};
   std::chrono::milliseconds connect_timeout{300};
   std::chrono::milliseconds socket_timeout{500};
   std::chrono::milliseconds heartbeat_frequency{500};
+  /// retryReads: off unless the URI turns it on, because a retried read after
+  /// a timeout takes a second timeout (and server selection) on top.
+  bool retry_reads = false;
+  /// Clients in the pool; a caller waits at most pool_wait_timeout for a free
+  /// one and otherwise gets `unavailable` (every client busy that long means
+  /// the server is slow or hung; waiting longer only queues callers behind
+  /// it).
   std::uint32_t max_pool_size = 100;
+  std::chrono::milliseconds pool_wait_timeout{100};
   std::string app_name = "userkey";
 };
 
@@ -74,7 +87,8 @@ public:
   MongoRepository& operator=(const MongoRepository&) = delete;
 
   LookupResult find_key(UserId id) override;
-  /// Runs a ping that needs authentication.
+  /// Counts (at most) one document of the collection: needs the server and
+  /// working credentials; a missing or empty collection is Code::empty.
   ReadyResult ready() override;
   std::string describe() const override;
 

@@ -1,6 +1,6 @@
 // Router: the HTTP contract of a userkey backend, independent of any HTTP
 // server. Feed it a method, a request target and the Accept header; it
-// returns status, headers and body. cpp-httplib (BackendServer), Beast, or a
+// returns status, headers and body. BackendServer (Asio + Beast), cpp-httplib, or a
 // test can all drive it.
 //
 //   GET /?user_id=1  -> 200 {"user_id":"1","user_key":"...","port":5001,"backend":"backend-1"}
@@ -9,9 +9,11 @@
 //   bad id           -> 400 {"error":"invalid user_id","detail":"...",...}
 //   store down       -> 503 {"error":"database unavailable",...} + Retry-After
 //   GET /healthz     -> 200 while the process runs
-//   GET /readyz      -> 200 when the repository is reachable, else 503
+//   GET /readyz      -> 200 when the repository is reachable and holds users,
+//                       else 503 with the reason (unavailable, unauthorized, empty)
 // A client whose Accept prefers text/html gets the same data as a small HTML
-// page. HEAD is answered like GET; other methods get 405.
+// page (those answers carry Vary: Accept). HEAD is answered like GET; other
+// methods get 405.
 //
 // Thread-safety: handle() is const and safe to call concurrently.
 #pragma once
@@ -79,6 +81,11 @@ public:
 
   HttpResponse handle(const HttpRequest& req) const;
 
+  /// The answer to a request the HTTP server rejects before it can be
+  /// handled (malformed: 400; too large: 413, 414, 431; ...), in the same
+  /// JSON shape as the router's errors: {"error":...,"port":...,"backend":...}.
+  HttpResponse protocol_error(int status) const;
+
   const BackendIdentity& identity() const { return id_; }
   UserRepository& repository() const { return *repo_; }
 
@@ -89,6 +96,8 @@ private:
   // Logs once when the store starts refusing our credentials, and once
   // when it accepts them again.
   void note_auth_state(bool refused, bool accepted) const;
+  // A repository that throws is an unavailable store (503), logged.
+  LookupResult repository_threw(std::string_view what, std::string_view message) const;
 
   std::shared_ptr<UserRepository> repo_;
   BackendIdentity id_;

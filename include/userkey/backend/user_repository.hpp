@@ -39,11 +39,14 @@ struct LookupResult {
   LookupStatus status = LookupStatus::not_found;
   std::string key;     ///< set when status == found
   std::string detail;  ///< human-readable reason for the other statuses; never a secret
+  /// found, but the store failed and this is the last key it gave (a cache's
+  /// stale-if-error answer).
+  bool stale = false;
 
   bool ok() const { return status == LookupStatus::found; }
-  static LookupResult found(std::string key) { return {LookupStatus::found, std::move(key), {}}; }
-  static LookupResult not_found() { return {LookupStatus::not_found, {}, {}}; }
-  static LookupResult error(LookupStatus s, std::string detail) { return {s, {}, std::move(detail)}; }
+  static LookupResult found(std::string key) { return {LookupStatus::found, std::move(key), {}, false}; }
+  static LookupResult not_found() { return {LookupStatus::not_found, {}, {}, false}; }
+  static LookupResult error(LookupStatus s, std::string detail) { return {s, {}, std::move(detail), false}; }
 };
 
 /// The outcome of a store operation that yields no value: a readiness check
@@ -54,6 +57,7 @@ struct StoreStatus {
     invalid_id,    ///< the write names an id the store cannot hold
     unavailable,   ///< the store could not be reached or timed out
     unauthorized,  ///< the store refused our credentials
+    empty,         ///< reachable, but holds no users (e.g. the collection is missing): not ready
   };
 
   Code code = Code::ok;
@@ -83,7 +87,7 @@ public:
   virtual LookupResult find_key(UserId id) = 0;
 
   /// Whether the store can answer lookups now (for /readyz): ok, or
-  /// unavailable / unauthorized with the reason.
+  /// unavailable / unauthorized / empty with the reason.
   virtual ReadyResult ready() = 0;
 
   /// Short description for logs ("bson-file:dump/myusers/users.bson (7 users)").

@@ -38,7 +38,7 @@ TEST_CASE("the backend's flags and USERKEY_ environment names, in --help order")
     CHECK_FALSE(s.help().empty());
   }
   CHECK(flags == std::vector<std::string>{"--listen", "--name", "--dump", "--mongo-uri", "--db", "--collection",
-                                          "--mongo-timeout", "--cache-ttl", "--negative-ttl", "--cache-size",
+                                          "--mongo-timeout", "--cache-ttl", "--negative-ttl", "--stale-ttl", "--cache-size",
                                           "--threads", "--backlog", "--access-log", "--log-level"});
   CHECK(backend_settings().find("listen")->env() == "USERKEY_LISTEN");
   CHECK(backend_settings().find("mongo_uri")->env() == "USERKEY_MONGO_URI");
@@ -51,7 +51,7 @@ TEST_CASE("--help shows the defaults of BackendConfig, the exclusion and where c
         "--dump TEXT=dump (Env:USERKEY_DUMP) Excludes: --mongo-uri", "--mongo-uri TEXT (Env:USERKEY_MONGO_URI) Excludes: --dump",
         "--db TEXT=myusers (Env:USERKEY_DB)", "--collection TEXT=users (Env:USERKEY_COLLECTION)",
         "--mongo-timeout TEXT:DURATION=400ms (Env:USERKEY_MONGO_TIMEOUT)", "--cache-ttl TEXT:DURATION=30s",
-        "--negative-ttl TEXT:DURATION=2s", "--cache-size UINT=10000", "--threads UINT:INT in [1 - 4096]=128",
+        "--negative-ttl TEXT:DURATION=2s", "--stale-ttl TEXT:DURATION=5m (Env:USERKEY_STALE_TTL)", "--cache-size UINT=10000", "--threads UINT:INT in [1 - 4096]=128",
         "--backlog INT:INT in [1 - 65535]=4096", "--access-log BOOLEAN=true", "--log-level TEXT:{trace,", "mongo_user / mongo_pass"}) {
     CAPTURE(line);
     CHECK(help.find(line) != std::string::npos);
@@ -70,6 +70,7 @@ TEST_CASE("the table covers every field and round-trips") {
   c.mongo_timeout = 1s;
   c.cache.ttl = 0s;
   c.cache.negative_ttl = 1s;
+  c.cache.stale_ttl = 0s;
   c.cache.capacity = 5;
   c.server.threads = 4;
   c.server.backlog = 16;
@@ -99,6 +100,22 @@ TEST_CASE("repository_options: the dump, or MongoDB with the timeout and credent
   CHECK(r.mongo->database == "myusers");
   CHECK(r.mongo->server_selection_timeout == 900ms);
   CHECK(r.mongo->socket_timeout == 900ms);
+  CHECK(r.mongo->connect_timeout == 900ms);  // a hung server's handshake is bounded too
   CHECK(r.mongo->username == "u");
   CHECK(r.mongo->password == "p");
+  CHECK(r.mongo->max_pool_size >= c.server.threads);  // no lookup worker waits for a client
+  c.server.threads = 1000;
+  CHECK(userkey::repository_options(c).mongo->max_pool_size == 1000);
+}
+
+TEST_CASE("server_config: a lookup deadline just past --mongo-timeout in front of MongoDB, none on the dump") {
+  BackendConfig c;
+  c.server.threads = 7;
+  CHECK(userkey::server_config(c).lookup_timeout == 0ms);
+  CHECK(userkey::server_config(c).threads == 7);
+  c.mongo_uri = "mongodb://db:27017/";
+  c.mongo_timeout = 900ms;
+  CHECK(userkey::server_config(c).lookup_timeout == 900ms + userkey::kLookupDeadlineMargin);
+  c.server.lookup_timeout = 5s;  // one set already is kept
+  CHECK(userkey::server_config(c).lookup_timeout == 5s);
 }
