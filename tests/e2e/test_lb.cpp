@@ -20,6 +20,7 @@
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
+#include "support/raw_upstream.hpp"
 
 using namespace userkey::test;
 using namespace std::chrono_literals;
@@ -76,82 +77,20 @@ struct Lb {
 // A raw HTTP/1.1 upstream that misbehaves on purpose: after answering
 // GET /first it sends a second, unasked-for response on the same (now idle)
 // keep-alive connection. Every other request gets "fresh".
-class StrayResponseUpstream {
-public:
-  StrayResponseUpstream() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener_, 16) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-  ~StrayResponseUpstream() {
-    stop_ = true;
-    acceptor_.join();
-    for (auto& t : conns_) t.join();
-    ::close(listener_);
-  }
-  StrayResponseUpstream(const StrayResponseUpstream&) = delete;
-  StrayResponseUpstream& operator=(const StrayResponseUpstream&) = delete;
-
-  std::uint16_t port = 0;
-  std::atomic<int> connections{0};
-
-private:
-  static bool readable(int fd) {
-    pollfd p{fd, POLLIN, 0};
-    return ::poll(&p, 1, 50) > 0;
-  }
-  static void send_all(int fd, const std::string& s) {
-    for (std::size_t off = 0; off < s.size();) {
-      const auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      off += static_cast<std::size_t>(n);
-    }
-  }
+struct StrayResponseUpstream : RawUpstream {
+  StrayResponseUpstream() : RawUpstream(&answer) {}
   static std::string response(const std::string& body) {
     return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\n\r\n" + body;
   }
-  void accept_loop() {
-    while (!stop_) {
-      if (!readable(listener_)) continue;
-      const int fd = ::accept(listener_, nullptr, nullptr);
-      if (fd < 0) continue;
-      ++connections;
-      conns_.emplace_back([this, fd] { serve(fd); });
+  static void answer(int fd, const std::string& head) {
+    const bool first = head.rfind("GET /first ", 0) == 0;
+    send_all(fd, response(first ? "first" : "fresh"));
+    if (first) {
+      std::this_thread::sleep_for(100ms);
+      send_all(fd, response("stray"));
     }
   }
-  void serve(int fd) {
-    std::string in;
-    char buf[4096];
-    while (!stop_) {
-      if (!readable(fd)) continue;
-      const auto n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      in.append(buf, static_cast<std::size_t>(n));
-      for (auto end = in.find("\r\n\r\n"); end != std::string::npos; end = in.find("\r\n\r\n")) {
-        const bool first = in.rfind("GET /first ", 0) == 0;
-        in.erase(0, end + 4);
-        send_all(fd, response(first ? "first" : "fresh"));
-        if (first) {
-          std::this_thread::sleep_for(100ms);
-          send_all(fd, response("stray"));
-        }
-      }
-    }
-    ::close(fd);
-  }
-
-  int listener_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
-  std::vector<std::thread> conns_;  // touched by the acceptor thread only until stop
 };
 
 std::vector<std::string> upstream_args(const std::vector<Backend*>& bs) {

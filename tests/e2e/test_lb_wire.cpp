@@ -16,6 +16,7 @@
 #include "support/backend_process.hpp"
 #include "support/lb_process.hpp"
 #include "support/process.hpp"
+#include "support/raw_upstream.hpp"
 
 using namespace userkey::test;
 using namespace std::chrono_literals;
@@ -61,69 +62,13 @@ struct EchoUpstream {
 // A raw upstream that answers GET /upgrade with 101 Switching Protocols
 // (unasked: the lb never forwards Upgrade) and anything else with 200
 // "plain", counting the connections it accepts.
-class SwitchingUpstream {
-public:
-  SwitchingUpstream() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener_, 16) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
+struct SwitchingUpstream : RawUpstream {
+  SwitchingUpstream() : RawUpstream(&answer) {}
+  static void answer(int fd, const std::string& head) {
+    const bool upgrade = head.rfind("GET /upgrade ", 0) == 0;
+    send_all(fd, upgrade ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
+                         : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
   }
-  ~SwitchingUpstream() {
-    stop_ = true;
-    acceptor_.join();
-    for (auto& t : conns_) t.join();
-    ::close(listener_);
-  }
-  SwitchingUpstream(const SwitchingUpstream&) = delete;
-  SwitchingUpstream& operator=(const SwitchingUpstream&) = delete;
-
-  std::uint16_t port = 0;
-  std::atomic<int> connections{0};
-
-private:
-  static bool readable(int fd) {
-    pollfd p{fd, POLLIN, 0};
-    return ::poll(&p, 1, 50) > 0;
-  }
-  void accept_loop() {
-    while (!stop_) {
-      if (!readable(listener_)) continue;
-      const int fd = ::accept(listener_, nullptr, nullptr);
-      if (fd < 0) continue;
-      ++connections;
-      conns_.emplace_back([this, fd] { serve(fd); });
-    }
-  }
-  void serve(int fd) {
-    std::string in;
-    char buf[4096];
-    while (!stop_) {
-      if (!readable(fd)) continue;
-      const auto n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      in.append(buf, static_cast<std::size_t>(n));
-      for (auto end = in.find("\r\n\r\n"); end != std::string::npos; end = in.find("\r\n\r\n")) {
-        const bool upgrade = in.rfind("GET /upgrade ", 0) == 0;
-        in.erase(0, end + 4);
-        const std::string out = upgrade ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
-                                        : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain";
-        ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
-      }
-    }
-    ::close(fd);
-  }
-
-  int listener_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
-  std::vector<std::thread> conns_;
 };
 
 // What follows the head of the first response with `status` in `raw`.

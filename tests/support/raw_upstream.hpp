@@ -1,0 +1,101 @@
+// Test support: a raw HTTP/1.1 upstream on a free 127.0.0.1 port, for tests
+// that need one to misbehave on purpose. Each request head it reads (up to
+// the blank line; requests carry no body) is handed to `answer` with the
+// connection's descriptor, and `answer` writes whatever it likes. One thread
+// per connection; everything is joined and closed by the destructor.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace userkey::test {
+
+class RawUpstream {
+public:
+  using Answer = std::function<void(int fd, const std::string& head)>;
+
+  explicit RawUpstream(Answer answer) : answer_(std::move(answer)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~RawUpstream() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : conns_) t.join();
+    ::close(listener_);
+  }
+  RawUpstream(const RawUpstream&) = delete;
+  RawUpstream& operator=(const RawUpstream&) = delete;
+
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+
+  /// Writes all of `s` unless the peer goes away.
+  static void send_all(int fd, const std::string& s) {
+    for (std::size_t off = 0; off < s.size();) {
+      const auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  std::uint16_t port = 0;
+  std::atomic<int> connections{0};  ///< connections accepted so far
+
+private:
+  static bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 50) > 0;
+  }
+  void accept_loop() {
+    while (!stop_) {
+      if (!readable(listener_)) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      ++connections;
+      conns_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    std::string in;
+    char buf[4096];
+    while (!stop_) {
+      if (!readable(fd)) continue;
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      for (auto end = in.find("\r\n\r\n"); end != std::string::npos; end = in.find("\r\n\r\n")) {
+        const std::string head = in.substr(0, end + 4);
+        in.erase(0, end + 4);
+        answer_(fd, head);
+      }
+    }
+    ::close(fd);
+  }
+
+  Answer answer_;
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> conns_;  // touched by the acceptor thread only until stop
+};
+
+}  // namespace userkey::test
