@@ -278,6 +278,61 @@ awaitable<void> serve(ConnectionPtr conn) {
 }
 #pragma GCC diagnostic pop
 
+// Hands out a connection's WaitMemory (Asio allocates a handler's
+// operation through the handler's associated allocator). The operation is
+// freed before its handler runs or is destroyed, while the handler still
+// holds the connection.
+template <class T>
+class WaitAllocator {
+public:
+  using value_type = T;
+  explicit WaitAllocator(WaitMemory* memory) noexcept : memory_(memory) {}
+  template <class U>
+  WaitAllocator(const WaitAllocator<U>& other) noexcept : memory_(other.memory_) {}
+
+  T* allocate(std::size_t n) {
+    if (!memory_->in_use && n * sizeof(T) <= sizeof memory_->bytes) {
+      memory_->in_use = true;
+      return reinterpret_cast<T*>(memory_->bytes);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    if (reinterpret_cast<unsigned char*>(p) == memory_->bytes) {
+      memory_->in_use = false;
+      return;
+    }
+    ::operator delete(p);
+  }
+  friend bool operator==(const WaitAllocator& a, const WaitAllocator& b) noexcept { return a.memory_ == b.memory_; }
+  friend bool operator!=(const WaitAllocator& a, const WaitAllocator& b) noexcept { return a.memory_ != b.memory_; }
+
+private:
+  template <class U>
+  friend class WaitAllocator;
+  WaitMemory* memory_;
+};
+
+// The readiness wait's handler: the connection, and where its operation lives.
+struct RequestReady {
+  ConnectionPtr conn;
+  WaitMemory* memory;
+
+  using allocator_type = WaitAllocator<void>;
+  allocator_type get_allocator() const noexcept { return allocator_type(memory); }
+
+  void operator()(const error_code& ec) {
+    ClientConnection& ready = *conn;
+    if (ready.clear_deadline() || ec) return;  // idle too long, drained, or gone
+    try {
+      asio::co_spawn(ready.ctx.io, serve(conn), asio::detached);
+    } catch (const std::exception& e) {
+      // (Out of memory, say: this connection closes, the loop goes on.)
+      ready.ctx.log.error("connection from {} ended by an internal error: {}", ready.client_ip, e.what());
+    }
+  }
+};
+
 // Waits, holding only the connection, for its next request's first byte (or
 // a new connection's first): then a coroutine serves it. Idle too long
 // (the deadline set here), drained, or closed by the client: the last
@@ -287,16 +342,8 @@ void wait_for_request(ConnectionPtr conn) {
   c.busy = false;
   c.deadline_at(c.first ? c.idle_since + c.ctx.cfg.limits.header_timeout
                         : c.idle_since + c.ctx.cfg.limits.idle_timeout);
-  c.socket.async_wait(tcp::socket::wait_read, [conn = std::move(conn)](const error_code& ec) mutable {
-    ClientConnection& ready = *conn;
-    if (ready.clear_deadline() || ec) return;
-    try {
-      asio::co_spawn(ready.ctx.io, serve(conn), asio::detached);
-    } catch (const std::exception& e) {
-      // (Out of memory, say: this connection closes, the loop goes on.)
-      ready.ctx.log.error("connection from {} ended by an internal error: {}", ready.client_ip, e.what());
-    }
-  });
+  WaitMemory* memory = &c.wait_memory;
+  c.socket.async_wait(tcp::socket::wait_read, RequestReady{std::move(conn), memory});
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,14 @@ namespace userkey::lb::engine {
 class UpstreamRouter;
 class SessionRegistry;
 struct SessionContext;
+
+/// Room for the operation of a connection's readiness wait, so that going
+/// idle allocates nothing (an operation too large for it, or a second one,
+/// goes to the heap).
+struct WaitMemory {
+  alignas(std::max_align_t) unsigned char bytes[128];
+  bool in_use = false;
+};
 
 /// One client connection's lasting state (shared by its readiness wait or
 /// the coroutine serving it; closed when the last holder lets go). Listed in
@@ -83,6 +92,7 @@ public:
   bool busy = true;      ///< a request is being read or served, or a refusal written
   bool timed_out = false;
   bool first = true;  ///< no request read yet (its head's time runs from accept)
+  WaitMemory wait_memory;
 
 private:
   friend class SessionRegistry;
