@@ -13,23 +13,13 @@
 #include <vector>
 
 #include "lb/listener.hpp"
+#include "support/run_loop.hpp"
 
 namespace lb = userkey::lb;
 namespace engine = userkey::lb::engine;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-namespace {
-
-// Runs the loop until `done` (bounded, so a stuck listener fails instead of hanging).
-void run_until(asio::io_context& io, const std::function<bool()>& done) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  io.restart();
-  while (!done() && std::chrono::steady_clock::now() < give_up) io.run_one_for(100ms);
-  REQUIRE(done());
-}
-
-}  // namespace
+using userkey::test::run_until;
 
 TEST_CASE("listener: a hand-off that throws loses that connection only; accepting goes on") {
   asio::io_context io;

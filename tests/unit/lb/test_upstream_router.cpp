@@ -19,21 +19,16 @@
 
 #include "lb/cluster.hpp"
 #include "lb/upstream_router.hpp"
+#include "support/run_loop.hpp"
 
 namespace lb = userkey::lb;
 namespace engine = userkey::lb::engine;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
+using userkey::test::run_until;
 
 namespace {
-
-void run_until(asio::io_context& io, const std::function<bool()>& done) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  io.restart();
-  while (!done() && std::chrono::steady_clock::now() < give_up) io.run_one_for(100ms);
-  REQUIRE(done());
-}
 
 // One upstream that never answers, and what a loop needs to route to it.
 struct RouterFixture {
