@@ -191,12 +191,12 @@ if [ "$idle" -gt 0 ]; then
   echo "|---|---:|---:|---:|---:|---:|---:|"
   for name in "${fronts[@]}"; do
     python3 bench/idle.py --port "$(front_port "$name")" --pid "$(front_pid "$name")" --conns "$idle" \
-      --load "$idle_load" --json "$work/idle-$name.json"
+      --load "$idle_load" --json "$work/idle-$name.json" || { echo "run.sh: idle.py failed on $name" >&2; continue; }
     python3 - "$name" "$work/idle-$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))
 load = r.get("load") or {}
-per = r["per_connection_kib"]
+per = r["per_connection_kib"] if r["per_connection_kib"] is not None else float("nan")
 print(f"| {sys.argv[1]} | {r['rss_before_kib']} KiB | {r['rss_idle_kib']} KiB | "
       f"{per:.2f} KiB | {r['answered_200']} | {load.get('rss_peak_kib', '-')} KiB | {load.get('rps', 0):.0f} |")
 PY
