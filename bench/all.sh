@@ -53,6 +53,10 @@ else
     results=bench/results/$stamp.json md=docs/benchmarks.md svg=docs/benchmarks readme=README.md
   fi
 fi
+# BENCH_DURATION / BENCH_ROUNDS override the per-point time and rounds (the
+# report records what was used).
+duration=${BENCH_DURATION:-$duration}
+rounds=${BENCH_ROUNDS:-$rounds}
 mkdir -p "$(dirname "$results")" "$svg"
 parts=$(mktemp -d)
 trap 'rm -rf "$parts"' EXIT
