@@ -92,10 +92,12 @@ export USERKEY_BIN=$bin
 
 # --- the measurements ------------------------------------------------------------
 commands=()
-run() {  # the command is recorded for the report, then run
+failed=()
+run() {  # the command is recorded for the report, then run; a failed part is
+         # reported at the end, the other parts still run and are rendered
   commands+=("$*")
   log "$*"
-  "$@"
+  "$@" || { log "FAILED: $*"; failed+=("$1 $2 $3"); }
 }
 run bench/run.sh --threads 1 --duration "$duration" --rounds "$rounds" --settle "$settle" --conns "$front_conns" \
   --idle "$idle" --idle-load "$idle_load" --json "$parts/fronts-1.json" >"$parts/fronts-1.md"
@@ -108,11 +110,17 @@ run python3 bench/stack.py --bin "$bin" --duration "$duration" --rounds "$rounds
 
 # --- the report ----------------------------------------------------------------------
 elapsed=$(($(date +%s) - started))
-report_cmd=(python3 bench/report.py collect --out "$results" --fronts "$parts/fronts-1.json" "$parts/fronts-2.json"
-            --stack "$parts/stack.json" --bin "$bin" --elapsed "$elapsed" --quick "$quick")
+report_cmd=(python3 bench/report.py collect --out "$results" --bin "$bin" --elapsed "$elapsed" --quick "$quick"
+            --fronts)
+for f in "$parts/fronts-1.json" "$parts/fronts-2.json"; do [ -f "$f" ] && report_cmd+=("$f"); done
+[ -f "$parts/stack.json" ] && report_cmd+=(--stack "$parts/stack.json")
 for c in "${commands[@]}"; do report_cmd+=(--command "$c"); done
 "${report_cmd[@]}"
 render=(python3 bench/report.py render "$results" --md "$md" --svg-dir "$svg")
-[ -n "$readme" ] && render+=(--readme "$readme")
+[ -n "$readme" ] && [ ${#failed[@]} -eq 0 ] && render+=(--readme "$readme")
 "${render[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  log "these parts failed (their sections are missing from the report): ${failed[*]}"
+  exit 1
+fi
 log "done in $(($(date +%s) - started)) s: $results, $md"
