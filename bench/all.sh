@@ -95,7 +95,8 @@ commands=()
 failed=()
 run() {  # the command is recorded for the report, then run; a failed part is
          # reported at the end, the other parts still run and are rendered
-  commands+=("$*")
+  local shown="$*"
+  commands+=("${shown//$parts/\$PARTS}")
   log "$*"
   "$@" || { log "FAILED: $*"; failed+=("$1 $2 $3"); }
 }
