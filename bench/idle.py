@@ -86,9 +86,11 @@ async def measure(args):
     await asyncio.sleep(args.settle)
     after = benchlib.rss_kib(pids)
     ok = statuses.get(200, 0)
-    result = {"connections": args.conns, "answered_200": ok, "statuses": {str(k): v for k, v in statuses.items()},
+    # Every connection that got an answer (a 502 too) is held open and idle.
+    result = {"connections": args.conns, "answered_200": ok, "held_open": len(held),
+              "statuses": {str(k): v for k, v in statuses.items()},
               "open_seconds": round(opened_s, 2), "rss_before_kib": before, "rss_idle_kib": after,
-              "per_connection_kib": (after - before) / ok if ok else None}
+              "per_connection_kib": (after - before) / len(held) if held else None}
     if args.load:
         peak = [after]
         done = threading.Event()
@@ -98,13 +100,16 @@ async def measure(args):
                 peak[0] = max(peak[0], benchlib.rss_kib(pids))
                 done.wait(0.2)
 
-        sampler = threading.Thread(target=sample)
+        sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         loop = asyncio.get_running_loop()
         url = f"http://127.0.0.1:{args.port}{args.path}"
-        wrk = await loop.run_in_executor(None, lambda: benchlib.run_wrk(url, args.load_conns, f"{args.load}s", pids))
-        done.set()
-        sampler.join()
+        try:
+            wrk = await loop.run_in_executor(
+                None, lambda: benchlib.run_wrk(url, args.load_conns, f"{args.load:g}s", pids))
+        finally:
+            done.set()
+            sampler.join()
         await asyncio.sleep(0.2)
         result["load"] = {"conns": args.load_conns, "seconds": args.load, "rss_peak_kib": peak[0],
                           "rss_after_kib": benchlib.rss_kib(pids), "idle_still_open": still_open(held), **wrk}
@@ -120,7 +125,8 @@ def main():
     ap.add_argument("--pid", type=int, action="append", required=True, help="the front's process (repeatable)")
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--path", default="/?user_id=1")
-    ap.add_argument("--parallel", type=int, default=256, help="connections being opened at once")
+    ap.add_argument("--parallel", type=int, default=64,
+                    help="connections being opened at once (nginx's max_conns has no queue: more would see 502s)")
     ap.add_argument("--settle", type=float, default=1.5, help="seconds idle before reading the RSS")
     ap.add_argument("--load", type=float, default=0, help="then this many seconds of wrk load")
     ap.add_argument("--load-conns", type=int, default=64)
