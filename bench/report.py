@@ -595,7 +595,7 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
         w(f"## Memory per idle client connection ({n:,} connections)\n")
         w(f"On each front as started (1 thread / worker each, before any load): {n:,} keep-alive connections "
           f"opened, one request each, then left idle; the front's RSS (all its processes) before and after, "
-          f"divided by the connections answered. Then wrk -c64 for {idle.get('load_seconds')} s while they stay "
+          f"divided by the connections held open (answered, any status). Then wrk -c64 for {idle.get('load_seconds')} s while they stay "
           f"open: the front's peak RSS.\n")
         w("| front | RSS before | RSS, idle | per idle connection | answered 200 | still open | "
           "RSS peak, idle + load | req/s under load | errors under load |")
