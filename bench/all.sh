@@ -35,6 +35,7 @@ done
 [ "${BENCH_QUICK:-0}" = 1 ] && quick=1
 export PATH=$PATH:/usr/sbin:/usr/local/go/bin
 started=$(date +%s)
+log() { echo "bench: [$(($(date +%s) - started)) s] $*" >&2; }
 stamp=$(date -u +%Y-%m-%dT%H%MZ)
 
 if [ $quick -eq 1 ]; then
@@ -55,12 +56,18 @@ else
 fi
 # BENCH_DURATION / BENCH_ROUNDS override the per-point time and rounds (the
 # report records what was used).
+# 10,000 idle connections, or as many as the file-descriptor limit lets
+# HAProxy hold (it takes two per connection; 9,500 with a hard limit of 20,000).
+fd_cap=$(( ($(ulimit -Hn) / 2 - 300) / 500 * 500 ))
+if [ "$idle" -gt "$fd_cap" ]; then
+  log "idle connections: $fd_cap, not $idle (ulimit -Hn $(ulimit -Hn); HAProxy needs 2 descriptors per connection)"
+  idle=$fd_cap
+fi
 duration=${BENCH_DURATION:-$duration}
 rounds=${BENCH_ROUNDS:-$rounds}
 mkdir -p "$(dirname "$results")" "$svg"
 parts=$(mktemp -d)
 trap 'rm -rf "$parts"' EXIT
-log() { echo "bench: [$(($(date +%s) - started)) s] $*" >&2; }
 
 # --- what the run needs ------------------------------------------------------
 if [ -z "${BENCH_NO_INSTALL:-}" ]; then

@@ -112,6 +112,7 @@ def collect(args):
         "machine": machine(),
         "versions": versions(args.bin),
         "commands": ["make bench" + (" BENCH_QUICK=1" if int(args.quick) else "")] + (args.command or []),
+        "notes": args.note or [],
         "fronts": fronts,
         "idle": idle,
         "stack": stack.get("stack"),
@@ -559,6 +560,8 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
     mach = data.get("machine", {})
     w(f"Run on {data.get('date', '?')} in {data.get('elapsed_s', '?')} s. Raw results (every round): "
       f"[{os.path.basename(results_rel)}]({results_rel}).\n")
+    for note in data.get("notes") or []:
+        w(f"> {note}\n")
 
     w("## Targets (issue 9)\n")
     w("| target | measured | holds |\n|---|---|---|")
@@ -721,6 +724,7 @@ def main(argv=None):
     c.add_argument("--elapsed", type=int, default=None)
     c.add_argument("--quick", default="0")
     c.add_argument("--command", action="append")
+    c.add_argument("--note", action="append", help="a sentence the report shows under the run's date")
     r = sub.add_parser("render")
     r.add_argument("results")
     r.add_argument("--md", required=True)
