@@ -475,8 +475,9 @@ def headline(data, rel_md="docs/benchmarks.md"):
     text = "; ".join(parts)
     when = data.get("date", "")
     quick = " (a QUICK smoke-test run: 1 s per point, not a scoreboard)" if data.get("quick") else ""
+    partial = " **Incomplete run**: some parts failed, see the notes in the report." if data.get("notes") else ""
     return (f"Latest `make bench` ({when}, {data.get('machine', {}).get('nproc', '?')} cores, everything on one "
-            f"machine){quick}: {text}. Tables, plots and method: [{rel_md}]({rel_md}).")
+            f"machine){quick}: {text}.{partial} Tables, plots and method: [{rel_md}]({rel_md}).")
 
 
 def render(args):
