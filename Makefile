@@ -6,6 +6,9 @@
 #                    end-to-end, fault battery, packaging, docs, compose)
 #   make test-sanitizers  the suite under ASan+UBSan, the concurrency-heavy tests under TSan
 #   make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench       the scoreboard (<= 20 min): userkey-lb vs HAProxy vs nginx, the whole stack
+#                    vs the seed's, the backend alone, idle memory -> docs/benchmarks.md
+#                    (BENCH_QUICK=1: a ~3 minute smoke test that writes into bench/out/ only)
 PRESET ?= default
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.local/bin
 
@@ -56,5 +59,9 @@ demo-mongo: build
 	USERKEY_NEED_FERRETDB=1 scripts/install-deps.sh
 	scripts/demo.sh mongo
 
+BENCH_QUICK ?= 0
+bench:
+	BENCH_QUICK=$(BENCH_QUICK) bench/all.sh
+
 clean:
-	rm -rf build build-release build-asan build-tsan build-fuzz .demo
+	rm -rf build build-release build-asan build-tsan build-fuzz .demo bench/out
