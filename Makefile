@@ -1,13 +1,18 @@
 # The two commands of the README, and a few more.
 #   make demo        three backends + the lb on the embedded dump
 #   make demo-mongo  the same topology on a local FerretDB seeded from dump/
-#   make test        every test (unit, integration on FerretDB, end-to-end)
+#   make test        everything CI runs: make check, make test-sanitizers, make fuzz
+#   make check       the suite in the default build (unit, integration on FerretDB,
+#                    end-to-end, fault battery, packaging, docs, compose)
 #   make test-sanitizers  the suite under ASan+UBSan, the concurrency-heavy tests under TSan
 #   make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench       the scoreboard (<= 20 min): userkey-lb vs HAProxy vs nginx, the whole stack
+#                    vs the seed's, the backend alone, idle memory -> docs/benchmarks.md
+#                    (BENCH_QUICK=1: a ~3 minute smoke test that writes into bench/out/ only)
 PRESET ?= default
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.local/bin
 
-.PHONY: all build deps test-deps test test-sanitizers fuzz demo demo-mongo bench clean
+.PHONY: all build deps test-deps test check test-sanitizers fuzz demo demo-mongo bench clean
 
 all: build
 
@@ -21,10 +26,17 @@ build: deps
 	cmake --preset $(PRESET) -DUSERKEY_BUILD_TESTS=OFF >/dev/null
 	cmake --build --preset $(PRESET)
 
-test: test-deps
+# Each stage prints when it ends, so a CI log shows where its minutes went.
+STAMP = @echo "== $@ done at $$(date -u +%T) UTC"
+
+test: check test-sanitizers fuzz
+	$(STAMP)
+
+check: test-deps
 	cmake --preset $(PRESET) -DUSERKEY_BUILD_TESTS=ON >/dev/null
 	cmake --build --preset $(PRESET)
 	ctest --preset $(PRESET)
+	$(STAMP)
 
 test-sanitizers: test-deps
 	cmake --preset asan >/dev/null
@@ -33,10 +45,12 @@ test-sanitizers: test-deps
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan --target tsan_tests
 	ctest --preset tsan
+	$(STAMP)
 
 FUZZ_SECONDS ?= 60
 fuzz: test-deps
 	scripts/run-fuzzers.sh $(FUZZ_SECONDS)
+	$(STAMP)
 
 demo: build
 	scripts/demo.sh embedded
@@ -45,5 +59,9 @@ demo-mongo: build
 	USERKEY_NEED_FERRETDB=1 scripts/install-deps.sh
 	scripts/demo.sh mongo
 
+BENCH_QUICK ?= 0
+bench:
+	BENCH_QUICK=$(BENCH_QUICK) bench/all.sh
+
 clean:
-	rm -rf build build-release build-asan build-tsan build-fuzz .demo
+	rm -rf build build-release build-asan build-tsan build-fuzz .demo bench/out

@@ -6,7 +6,18 @@
 #
 #   bench/run.sh [--duration 10s] [--conns "16 64 256 1024"] [--rounds 3] [--threads N]
 #                [--policy round_robin] [--max-conns 64] [--settle 6]
-#                [--baseline-lb PATH]
+#                [--baseline-lb PATH] [--idle N [--idle-load SECONDS]] [--json FILE]
+#
+# --threads N gives every front the same resources: userkey-lb --threads N,
+# HAProxy nbthread N, nginx worker_processes N.
+#
+# --idle N first measures each front's memory per idle keep-alive client
+# connection (bench/idle.py: N connections, one request each, then idle; the
+# front's RSS delta / N) and, with --idle-load, the front's peak RSS while
+# those N stay open and wrk loads it for that many seconds.
+#
+# --json FILE also writes every round, the medians, the idle figures and the
+# fronts' exact configurations as JSON (bench/report.py reads it).
 #
 # --baseline-lb adds a fourth front, "lb-baseline": another userkey-lb binary
 # (e.g. one built from an older commit) with the same flags, so a change to
@@ -29,6 +40,9 @@ upstream_cap=64
 settle=6
 rounds=3
 baseline_lb=""
+idle=0
+idle_load=0
+json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -39,6 +53,9 @@ while [ $# -gt 0 ]; do
     --settle) settle=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --baseline-lb) baseline_lb=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
+    --idle-load) idle_load=$2; shift 2 ;;
+    --json) json_out=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +67,17 @@ for tool in wrk haproxy nginx; do
 done
 export PATH=$PATH:/usr/sbin
 
-ulimit -n 65536 2>/dev/null || true
+# Every front (and bench/idle.py) may hold --idle client connections at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
+# Client connections each front admits: the idle ones, wrk's and some room.
+# HAProxy reserves two descriptors per connection (maxsock = 2 x maxconn +
+# a few) and will not start beyond `ulimit -n`, so --idle must stay below
+# about nofile / 2 - 256 (9,700 with the 20,000 of this machine).
+front_max=$((idle + 256)); [ "$front_max" -lt 4096 ] && front_max=4096
+if [ $((2 * front_max + 100)) -gt "$nofile" ]; then
+  echo "run.sh: --idle $idle needs more than the $nofile file descriptors allowed (ulimit -Hn): HAProxy takes 2 per connection" >&2; exit 1
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -74,15 +101,16 @@ for p in "${backends[@]}"; do wait_port "$p"; done
 lb_port=$(free_port)
 lb_args=()
 for p in "${backends[@]}"; do lb_args+=(--upstream "127.0.0.1:$p,max_conns=$upstream_cap"); done
-"$bin/userkey-lb" --listen "127.0.0.1:$lb_port" --admin off --threads "$lb_threads" --policy "$policy" \
-  --access-log false "${lb_args[@]}" >"$work/lb.log" 2>&1 &
+lb_cmd=("$bin/userkey-lb" --listen "127.0.0.1:$lb_port" --admin off --threads "$lb_threads" --policy "$policy"
+        --access-log false --max-connections "$front_max" "${lb_args[@]}")
+"${lb_cmd[@]}" >"$work/lb.log" 2>&1 &
 pids+=($!)
 lb_pid=$!
 bl_port="" bl_pid=""
 if [ -n "$baseline_lb" ]; then
   bl_port=$(free_port)
   "$baseline_lb" --listen "127.0.0.1:$bl_port" --admin off --threads "$lb_threads" --policy "$policy" \
-    --access-log false "${lb_args[@]}" >"$work/lb-baseline.log" 2>&1 &
+    --access-log false --max-connections "$front_max" "${lb_args[@]}" >"$work/lb-baseline.log" 2>&1 &
   pids+=($!)
   bl_pid=$!
 fi
@@ -90,8 +118,8 @@ fi
 # HAProxy: same caps (maxconn per server queues the rest), keep-alive reuse.
 ha_port=$(free_port)
 {
-  echo "global"; echo "  maxconn 8000"; echo "  nbthread $lb_threads"
-  echo "defaults"; echo "  mode http"; echo "  timeout connect 1s"; echo "  timeout client 30s"
+  echo "global"; echo "  maxconn $front_max"; echo "  nbthread $lb_threads"
+  echo "defaults"; echo "  mode http"; echo "  maxconn $front_max"; echo "  timeout connect 1s"; echo "  timeout client 30s"
   echo "  timeout server 30s"; echo "  timeout queue 2s"; echo "  option http-keep-alive"
   echo "frontend fe"; echo "  bind 127.0.0.1:$ha_port"; echo "  default_backend be"
   echo "backend be"; echo "  balance roundrobin"; echo "  http-reuse always"
@@ -105,8 +133,8 @@ ha_pid=$!
 ng_port=$(free_port)
 mkdir -p "$work/nginx"
 {
-  echo "worker_processes $lb_threads; pid $work/nginx.pid; error_log $work/nginx-error.log;"
-  echo "events { worker_connections 8192; }"
+  echo "worker_processes $lb_threads; worker_rlimit_nofile $nofile; pid $work/nginx.pid; error_log $work/nginx-error.log;"
+  echo "events { worker_connections $((front_max + 512)); }"  # clients + upstream connections
   echo "http { access_log off;"
   echo "  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;"
   echo "  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;"
@@ -122,38 +150,9 @@ ng_pid=$!
 
 for p in "$lb_port" "$ha_port" "$ng_port" $bl_port; do wait_port "$p"; done
 
-cpu_ticks() {  # pid -> user+system clock ticks of it and its children processes
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1"); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-
-run_wrk() {  # port conns pid -> "rps p50_ms p99_ms errors cpu_us_per_request"
-  local out before after
-  before=$(cpu_ticks "$3")
-  out=$(wrk -t2 -c"$2" -d"$duration" --timeout 5s --latency "http://127.0.0.1:$1/?user_id=1" 2>&1)
-  after=$(cpu_ticks "$3")
-  python3 - "$out" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
-import re, sys
-t = sys.argv[1]
-ticks, hz = int(sys.argv[2]), int(sys.argv[3])
-def ms(label):
-    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, t, re.M)
-    if not m: return float("nan")
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-errs = 0
-m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
-if m: errs += sum(int(x) for x in m.groups())
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-if m: errs += int(m.group(1))
-total = int(re.search(r"(\d+) requests in", t).group(1))
-cpu_us = ticks / hz * 1e6 / total if total else float("nan")
-print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errs} {cpu_us:.1f}")
-PY
+run_wrk() {  # port conns pid -> "rps p50_ms p99_ms errors cpu_us_per_request timeouts"
+  # (CPU: user+system of the front's processes, children included, per request)
+  python3 bench/benchlib.py wrk "http://127.0.0.1:$1/?user_id=1" "$2" "$duration" "$3"
 }
 
 # One point's rounds -> medians per front (errors: the median round's count
@@ -182,12 +181,38 @@ for name in ("haproxy", "userkey-lb", "lb-baseline", "nginx"):
           f"{ratio(rps, ha[0])} | {ratio(p99, ha[2])} | {ratio(cpu, ha[4])} |")
 PY
 
+# Memory per idle client connection, on the fronts as started (before any
+# load), one after the other; each front's idle connections are closed before
+# the next is measured.
+fronts=(haproxy userkey-lb nginx)
+[ -n "$baseline_lb" ] && fronts+=(lb-baseline)
+front_port() { case $1 in haproxy) echo "$ha_port" ;; userkey-lb) echo "$lb_port" ;; nginx) echo "$ng_port" ;; lb-baseline) echo "$bl_port" ;; esac; }
+front_pid() { case $1 in haproxy) echo "$ha_pid" ;; userkey-lb) echo "$lb_pid" ;; nginx) echo "$ng_pid" ;; lb-baseline) echo "$bl_pid" ;; esac; }
+if [ "$idle" -gt 0 ]; then
+  echo "## Memory per idle keep-alive client connection ($idle connections, one request each, then idle)"
+  echo
+  echo "| front | RSS before | RSS with $idle idle | per connection | answered | RSS peak, idle + wrk -c64 ${idle_load}s | req/s under load |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for name in "${fronts[@]}"; do
+    python3 bench/idle.py --port "$(front_port "$name")" --pid "$(front_pid "$name")" --conns "$idle" \
+      --load "$idle_load" --json "$work/idle-$name.json" || { echo "run.sh: idle.py failed on $name" >&2; continue; }
+    python3 - "$name" "$work/idle-$name.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[2]))
+load = r.get("load") or {}
+per = r["per_connection_kib"] if r["per_connection_kib"] is not None else float("nan")
+print(f"| {sys.argv[1]} | {r['rss_before_kib']} KiB | {r['rss_idle_kib']} KiB | "
+      f"{per:.2f} KiB | {r['answered_200']} | {load.get('rss_peak_kib', '-')} KiB | {load.get('rps', 0):.0f} |")
+PY
+    sleep "$settle"
+  done
+  echo
+fi
+
 echo "# userkey-lb vs HAProxy vs nginx — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -d$duration, median of $rounds interleaved rounds, lb/haproxy/nginx threads=$lb_threads, max_conns=$upstream_cap per upstream"
 echo
 echo "| conns | front | req/s | p50 ms | p99 ms | errors | CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | CPU vs HAProxy |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-fronts=(haproxy userkey-lb nginx)
-[ -n "$baseline_lb" ] && fronts+=(lb-baseline)
 nf=${#fronts[@]}
 turn=0
 for c in $conns; do
@@ -199,7 +224,7 @@ for c in $conns; do
     order=("${fronts[@]:$((turn % nf))}" "${fronts[@]:0:$((turn % nf))}")
     turn=$((turn + 1))
     for name in "${order[@]}"; do
-      case $name in haproxy) p=$ha_port; pid=$ha_pid ;; userkey-lb) p=$lb_port; pid=$lb_pid ;; nginx) p=$ng_port; pid=$ng_pid ;; lb-baseline) p=$bl_port; pid=$bl_pid ;; esac
+      p=$(front_port "$name"); pid=$(front_pid "$name")
       # Let the backends close the idle keep-alive connections the previous
       # front left (their keep-alive timeout is 5 s): thread-per-connection
       # backends spend CPU polling idle connections, which would be charged
@@ -209,6 +234,7 @@ for c in $conns; do
       wrk -t2 -c"$c" -d1s "http://127.0.0.1:$p/?user_id=1" >/dev/null 2>&1 || true
       line="$name $(run_wrk "$p" "$c" "$pid")"
       echo "$line" >>"$results"
+      echo "$c $round $line" >>"$work/rounds"
       echo "conns=$c round=$round $line" >&2
     done
   done
@@ -224,4 +250,18 @@ if [ -n "$baseline_lb" ]; then
   for c in $conns; do
     python3 "$work/summary.py" baseline "$c" "$work/results-$c"
   done
+fi
+
+if [ -n "$json_out" ]; then
+  idle_args=()
+  for name in "${fronts[@]}"; do
+    [ -f "$work/idle-$name.json" ] && idle_args+=("idle_$name""_file=$work/idle-$name.json")
+  done
+  python3 bench/benchlib.py fronts-json "$work/rounds" "$json_out" threads="$lb_threads" duration="$duration" \
+    rounds="$rounds" max_conns="$upstream_cap" settle="$settle" policy="$policy" idle_connections="$idle" \
+    idle_load_seconds="$idle_load" haproxy_cfg_file="$work/haproxy.cfg" nginx_conf_file="$work/nginx.conf" \
+    lb_command="${lb_cmd[*]}" backend_command="$bin/userkey-backend --listen 127.0.0.1:PORT --name backend-N --dump dump --access-log false --threads 1024" \
+    wrk_command="wrk -t2 -cCONNS -d$duration --timeout 5s --latency http://127.0.0.1:PORT/?user_id=1" \
+    "${idle_args[@]}"
+  echo "results: $json_out" >&2
 fi

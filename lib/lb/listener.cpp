@@ -6,13 +6,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "worker.hpp"
-
 namespace userkey::lb::engine {
 
-Listener::Listener(Worker& home, std::span<const std::unique_ptr<Worker>> loops, ProxyStats& stats,
-                   spdlog::logger& log)
-    : home_(home), loops_(loops), stats_(stats), log_(log), acceptor_(home.io()) {}
+Listener::Listener(asio::io_context& io, HandOff hand_off, ProxyStats& stats, spdlog::logger& log)
+    : io_(io), hand_off_(std::move(hand_off)), stats_(stats), log_(log), acceptor_(io) {}
 
 error_code Listener::listen(const tcp::endpoint& endpoint) {
   error_code ec;
@@ -28,7 +25,7 @@ std::uint16_t Listener::port() const {
   return acceptor_.local_endpoint(ec).port();
 }
 
-void Listener::start() { asio::co_spawn(home_.io(), accept_loop(), asio::detached); }
+void Listener::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
 
 // An exception out of one connection's hand-off (it should not happen; an
 // allocation failure could) loses that connection, never the listener: it is
@@ -41,7 +38,7 @@ awaitable<void> Listener::pause_after(const std::exception_ptr& error) {
   } catch (...) {
     log_.error("accept loop: unknown exception; accepting again shortly");
   }
-  Timer pause(home_.io());
+  Timer pause(io_);
   pause.expires_after(std::chrono::milliseconds(50));
   error_code ec;
   co_await pause.async_wait(nothrow(ec));
@@ -56,9 +53,9 @@ void Listener::close() {
   const auto endpoint = acceptor_.local_endpoint(ec);
   acceptor_.non_blocking(true, ec);
   for (int i = 0; !ec && i < 4096; ++i) {
-    Socket more(home_.io());
+    Socket more(io_);
     acceptor_.accept(more, ec);
-    if (!ec) dispatch(std::move(more), next_, endpoint.protocol());
+    if (!ec) dispatch(std::move(more), endpoint.protocol());
   }
   acceptor_.close(ec);
 }
@@ -70,29 +67,29 @@ awaitable<void> Listener::accept_loop() {
   for (;;) {
     std::exception_ptr error;
     try {
-      Socket sock(home_.io());
+      Socket sock(io_);
       co_await acceptor_.async_accept(sock, nothrow(ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
         // Out of descriptors or similar: back off instead of spinning.
         if (!backing_off_) log_.warn("accept failed: {}; pausing accepts briefly", ec.message());
         backing_off_ = true;
-        Timer pause(home_.io());
+        Timer pause(io_);
         pause.expires_after(std::chrono::milliseconds(50));
         co_await pause.async_wait(nothrow(ec));
         continue;
       }
       if (backing_off_) log_.info("accepting connections again");
       backing_off_ = false;
-      dispatch(std::move(sock), next_, protocol);
+      dispatch(std::move(sock), protocol);
       // Then take what else is waiting in the backlog, up to a batch, without
       // going back through the event queue for each: under load a burst of
       // new connections would otherwise be accepted one per loop turn.
       for (int batch = 1; batch < kAcceptBatch; ++batch) {
-        Socket more(home_.io());
+        Socket more(io_);
         acceptor_.accept(more, ec);
         if (ec) break;  // would_block: the backlog is empty
-        dispatch(std::move(more), next_, protocol);
+        dispatch(std::move(more), protocol);
       }
     } catch (...) {
       error = std::current_exception();  // (no co_await inside a handler)
@@ -102,19 +99,9 @@ awaitable<void> Listener::accept_loop() {
   }
 }
 
-// Starts a session for an accepted connection on the next loop in turn.
-void Listener::dispatch(Socket sock, std::size_t& next, const tcp& protocol) {
+void Listener::dispatch(Socket sock, const tcp& protocol) {
   stats_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-  Worker& target = *loops_[next];
-  next = (next + 1) % loops_.size();
-  if (&target == &home_) {
-    target.start_session(std::move(sock));
-    return;
-  }
-  error_code ec;
-  const auto fd = sock.release(ec);
-  if (ec) return;
-  target.adopt(fd, protocol);
+  hand_off_(std::move(sock), protocol);
 }
 
 }  // namespace userkey::lb::engine

@@ -3,20 +3,20 @@
 // Owns: binding the proxy's address (SO_REUSEADDR, never SO_REUSEPORT, so a
 // second process can never silently share the port), accepting on the first
 // loop in batches (up to 64 per wakeup, without going back through the event
-// queue for each), counting accepted connections and handing each to the
-// next loop in turn, by descriptor when that loop is another one; staying
-// up through accept errors (out of descriptors: logged once, paused and
-// retried) and exceptions (logged, the connection lost, accepting goes on).
+// queue for each), counting accepted connections and handing each to its
+// hand-off; staying up through accept errors (out of descriptors: logged
+// once, paused and retried) and exceptions out of the hand-off (logged, the
+// connection lost, accepting goes on).
 //
-// Leaves to others: serving a connection (worker, downstream_session).
+// Leaves to others: choosing the loop that serves a connection
+// (`hand_to_loops`, worker.hpp), serving it (worker, downstream_session).
 #pragma once
 
 #include "io_types.hpp"
 
 #include <cstdint>
 #include <exception>
-#include <memory>
-#include <span>
+#include <functional>
 
 #include "userkey/lb/proxy_metrics.hpp"
 
@@ -26,13 +26,14 @@ class logger;
 
 namespace userkey::lb::engine {
 
-class Worker;
-
 class Listener {
 public:
-  /// Accepts on `home`'s loop; hands connections to `loops` in turn (they
-  /// and `log` outlive the listener).
-  Listener(Worker& home, std::span<const std::unique_ptr<Worker>> loops, ProxyStats& stats, spdlog::logger& log);
+  /// Takes an accepted connection; called on `io`'s thread. An exception it
+  /// throws loses that connection only.
+  using HandOff = std::function<void(Socket, const tcp&)>;
+
+  /// Accepts on `io` (which, like `stats` and `log`, outlives the listener).
+  Listener(asio::io_context& io, HandOff hand_off, ProxyStats& stats, spdlog::logger& log);
 
   /// Opens, binds and listens (backlog 4096).
   error_code listen(const tcp::endpoint& endpoint);
@@ -48,14 +49,13 @@ private:
 
   awaitable<void> accept_loop();
   awaitable<void> pause_after(const std::exception_ptr& error);
-  void dispatch(Socket sock, std::size_t& next, const tcp& protocol);
+  void dispatch(Socket sock, const tcp& protocol);
 
-  Worker& home_;
-  std::span<const std::unique_ptr<Worker>> loops_;
+  asio::io_context& io_;
+  HandOff hand_off_;
   ProxyStats& stats_;
   spdlog::logger& log_;
   Acceptor acceptor_;
-  std::size_t next_ = 0;      // the loop the next connection goes to
   bool backing_off_ = false;  // accepts are failing (logged once until one succeeds)
 };
 

@@ -113,7 +113,7 @@ bool ProxyServer::start(std::string* error) {
   const engine::EngineContext ctx{im.cfg, im.stats, im.admission, im.cluster, *im.log, im.draining, im.stopped};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n, im.random.next()));
   auto& first = *im.workers.front();
-  im.listener = std::make_unique<engine::Listener>(first, im.workers, im.stats, *im.log);
+  im.listener = std::make_unique<engine::Listener>(first.io(), engine::hand_to_loops(im.workers), im.stats, *im.log);
   if (auto listen_ec = im.listener->listen(tcp::endpoint(addr, im.cfg.listen_port)))
     return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " +
                 listen_ec.message());

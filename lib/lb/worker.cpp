@@ -49,6 +49,21 @@ void Worker::adopt(int fd, const tcp& protocol) {
   });
 }
 
+std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops) {
+  return [loops, next = std::size_t{0}](Socket sock, const tcp& protocol) mutable {
+    Worker& target = *loops[next];
+    const bool home = next == 0;
+    next = (next + 1) % loops.size();
+    if (home) {
+      target.start_session(std::move(sock));
+      return;
+    }
+    error_code ec;
+    const auto fd = sock.release(ec);
+    if (!ec) target.adopt(fd, protocol);
+  };
+}
+
 void Worker::start_housekeeping(bool sweep_rate_limits_here) {
   asio::co_spawn(io_, sweep_idle_connections(), asio::detached);
   asio::co_spawn(io_, sweep_session_deadlines(), asio::detached);

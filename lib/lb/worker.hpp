@@ -17,6 +17,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
 
 #include "admission.hpp"
 #include "cluster.hpp"
@@ -77,5 +80,11 @@ private:
   UpstreamRouter router_;
   SessionContext session_ctx_;
 };
+
+/// The listener's hand-off that spreads accepted connections over `loops`
+/// in turn, starting with the first: the first loop (the accepting one)
+/// serves its own at once, the others adopt theirs by descriptor. `loops`
+/// outlives the function returned.
+std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops);
 
 }  // namespace userkey::lb::engine

@@ -43,7 +43,19 @@ TEST_CASE("a POST that could not connect is retried on another upstream; one tha
   CHECK(st["errors"].get<int>() >= 3);
 }
 
-TEST_CASE("out of descriptors: nothing is held against the upstream, and the lb serves again once clients leave") {
+// Not in the ASan + UBSan build (the asan preset): UBSan's vptr check tests
+// memory through a pipe(2), and with no descriptor left it reports a valid
+// boost::system::error_category as an invalid vptr and stops the lb, so
+// there the test would exercise the sanitizer, not the lb. The default and
+// TSan builds run it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsanUbsan = true;
+#else
+constexpr bool kAsanUbsan = false;
+#endif
+
+TEST_CASE("out of descriptors: nothing is held against the upstream, and the lb serves again once clients leave" *
+          doctest::skip(kAsanUbsan)) {
   Backend b1("backend-1");
   // A child lb with few descriptors: more client connections than it can
   // hold leave it no descriptor for upstream connections or probes.

@@ -14,4 +14,6 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_admission.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_outlier.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_client_table.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_listener.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_upstream_router.cpp
 )

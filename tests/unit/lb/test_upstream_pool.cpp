@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "lb/upstream_pool.hpp"
+#include "support/run_loop.hpp"
 
 namespace lb = userkey::lb;
 namespace engine = userkey::lb::engine;
@@ -26,6 +27,7 @@ namespace asio = boost::asio;
 using engine::UpstreamPool;
 using Failure = UpstreamPool::Failure;
 using namespace std::chrono_literals;
+using userkey::test::run_until;
 
 namespace {
 
@@ -35,14 +37,6 @@ std::shared_ptr<lb::Upstream> make_upstream(std::uint16_t port, std::uint32_t ma
   c.port = port;
   c.max_conns = max_conns;
   return std::make_shared<lb::Upstream>(c, lb::PassiveHealthConfig{});
-}
-
-// Runs the loop until `done` (bounded, so a broken pool fails instead of hanging).
-void run_until(asio::io_context& io, const std::function<bool()>& done) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  io.restart();
-  while (!done() && std::chrono::steady_clock::now() < give_up) io.run_one_for(100ms);
-  REQUIRE(done());
 }
 
 struct Fixture {
