@@ -2,14 +2,23 @@
 //
 // Owns: the admission steps' outcome for the connection and for each request
 // (refusals answered and counted), the connection's accounting
-// (connections_open, the loop's session registry that drain uses), the
-// max_connections cap (503 + close beyond it), the capped read buffer, the
-// read deadlines (idle_timeout for a keep-alive connection's next first
-// byte, header_timeout for a head, body_timeout for a body: 408 when part of
-// a request is in), acting on the codec's decisions, 100 Continue (HTTP/1.1
-// only), reading the body (trailers dropped), keep-alive, the lb's own error
-// replies (no body to a HEAD; a lingering close), writing the relayed
-// response (head and body in one gathered write) and the access log line.
+// (connections_open, the loop's registry of connections that drain and the
+// deadline sweep use), the max_connections cap (503 + close beyond it), the
+// capped read buffer, the deadlines (header_timeout for a head, body_timeout
+// for a body: 408 when part of a request is in; idle_timeout for a
+// keep-alive connection's next first byte; the writes'), acting on the
+// codec's decisions, 100 Continue (HTTP/1.1 only), reading the body
+// (trailers dropped), keep-alive, the lb's own error replies (no body to a
+// HEAD; a lingering close), writing the relayed response (head and body in
+// one gathered write) and the access log line.
+//
+// A connection between requests (or before its first byte) holds no parser,
+// buffer, coroutine or timer: only a ClientConnection (socket, address,
+// counts, deadline) and the readiness wait on its socket. A request's first
+// byte starts a coroutine that serves requests while they keep coming and
+// ends when the connection goes idle again. Deadlines are fields, enforced by
+// the loop's periodic sweep (SessionRegistry::expire): a deadline fires at
+// most one sweep period late (session_sweep_period).
 //
 // Leaves to others: message rules (http1_codec), what may be admitted
 // (admission), the upstream side (upstream_router), accepting (listener).
@@ -18,9 +27,13 @@
 #include "io_types.hpp"
 
 #include <atomic>
-#include <list>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 
+#include "admission.hpp"
 #include "userkey/lb/proxy_config.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 
@@ -30,32 +43,82 @@ class logger;
 
 namespace userkey::lb::engine {
 
-class Admission;
 class UpstreamRouter;
+class SessionRegistry;
+struct SessionContext;
 
-/// The client connections of one loop, so drain can close the idle ones.
-/// Must outlive the loop's coroutines (a session leaves it when it ends).
-class SessionRegistry {
+/// Room for the operation of a connection's readiness wait, so that going
+/// idle allocates nothing (an operation too large for it, or a second one,
+/// goes to the heap).
+struct WaitMemory {
+  alignas(std::max_align_t) unsigned char bytes[128];
+  bool in_use = false;
+};
+
+/// One client connection's lasting state (shared by its readiness wait or
+/// the coroutine serving it; closed when the last holder lets go). Listed in
+/// its loop's SessionRegistry for its whole life.
+class ClientConnection {
 public:
-  struct Entry {
-    Stream* stream;
-    bool busy;             ///< a request is being read or served
-    TimePoint idle_since;  ///< when it last began waiting for a request
-  };
-  using Handle = std::list<Entry>::iterator;
+  /// Counts the connection in connections_open; `open_now` is set to the
+  /// count with it included.
+  ClientConnection(const SessionContext& ctx, Socket sock, std::string client_ip, std::int64_t& open_now);
+  /// Releases the per-IP count and connections_open, then closes the socket.
+  ~ClientConnection();
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
 
-  Handle add(Stream& stream) {
-    entries_.push_front({&stream, false, SteadyClock::now()});
-    return entries_.begin();
+  /// A deadline for what the connection does next: when the sweep finds it
+  /// passed, it cancels the socket's operations and sets timed_out.
+  void deadline_after(std::chrono::milliseconds d) { deadline_at(SteadyClock::now() + d); }
+  void deadline_at(TimePoint t) {
+    deadline = t;
+    timed_out = false;
   }
-  void remove(Handle h) { entries_.erase(h); }
-  /// Cancels the pending read of every connection that has waited for a
-  /// request for `min_idle` or longer (drain: a client that has just had an
-  /// answer may be sending its next request, which is then served).
-  void close_idle(std::chrono::milliseconds min_idle = std::chrono::milliseconds(0));
+  /// Clears the deadline; true when it fired.
+  bool clear_deadline() {
+    deadline = TimePoint::max();
+    const bool fired = timed_out;
+    timed_out = false;
+    return fired;
+  }
+
+  const SessionContext& ctx;  ///< valid while the loop runs (never used by the destructor)
+  Socket socket;
+  std::string client_ip;
+  ConnectionPass pass;  ///< the per-IP count (views client_ip)
+  TimePoint deadline = TimePoint::max();
+  TimePoint idle_since;  ///< when it last began waiting for a request
+  bool busy = true;      ///< a request is being read or served, or a refusal written
+  bool timed_out = false;
+  bool first = true;  ///< no request read yet (its head's time runs from accept)
+  WaitMemory wait_memory;
 
 private:
-  std::list<Entry> entries_;
+  friend class SessionRegistry;
+  SessionRegistry& registry_;
+  ProxyStats& stats_;
+  ClientConnection* prev_ = nullptr;
+  ClientConnection* next_ = nullptr;
+};
+
+/// The client connections of one loop (an intrusive list: listing costs no
+/// allocation). Must outlive the loop's handlers and coroutines (a connection
+/// leaves it when it closes).
+class SessionRegistry {
+public:
+  void add(ClientConnection& c);
+  void remove(ClientConnection& c);
+  /// Cancels the pending wait or read of every connection that has waited
+  /// for a request for `min_idle` or longer (drain: a client that has just
+  /// had an answer may be sending its next request, which is then served).
+  void close_idle(std::chrono::milliseconds min_idle = std::chrono::milliseconds(0));
+  /// Fires every deadline that has passed at `now`: marks the connection
+  /// timed out and cancels its socket's operations.
+  void expire(TimePoint now);
+
+private:
+  ClientConnection* head_ = nullptr;
 };
 
 /// What the sessions of one loop share; everything outlives them.
@@ -70,7 +133,11 @@ struct SessionContext {
   spdlog::logger& log;
 };
 
-/// Serves one accepted connection until it closes (run on `ctx.io`).
-awaitable<void> run_downstream_session(const SessionContext& ctx, Socket sock);
+/// How often a loop should call SessionRegistry::expire for `limits`: a
+/// quarter of the shortest client timeout, within 10-250 ms.
+std::chrono::milliseconds session_sweep_period(const LimitsConfig& limits);
+
+/// Serves one accepted connection until it closes (on `ctx.io`'s thread).
+void start_downstream_session(const SessionContext& ctx, Socket sock);
 
 }  // namespace userkey::lb::engine

@@ -32,9 +32,7 @@ Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, s
       router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped, index, id_prefix),
       session_ctx_{io_, ctx.cfg, ctx.stats, ctx.admission, router_, sessions_, ctx.draining, ctx.log} {}
 
-void Worker::start_session(Socket sock) {
-  asio::co_spawn(io_, run_downstream_session(session_ctx_, std::move(sock)), asio::detached);
-}
+void Worker::start_session(Socket sock) { start_downstream_session(session_ctx_, std::move(sock)); }
 
 void Worker::adopt(int fd, const tcp& protocol) {
   // Each loop touches only its own reactor (which lets it run without I/O
@@ -68,6 +66,7 @@ std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::uniqu
 
 void Worker::start_housekeeping(bool sweep_rate_limits_here) {
   asio::co_spawn(io_, sweep_idle_connections(), asio::detached);
+  asio::co_spawn(io_, sweep_session_deadlines(), asio::detached);
   if (sweep_rate_limits_here) asio::co_spawn(io_, sweep_rate_limits(), asio::detached);
 }
 
@@ -88,6 +87,20 @@ awaitable<void> Worker::sweep_idle_connections() {
     co_await timer.async_wait(nothrow(ec));
     if (ec || ctx_.stopped.load(std::memory_order_relaxed)) co_return;
     pools_.sweep(SteadyClock::now());
+  }
+}
+
+// Fires the client connections' deadlines (header, body, idle, writes): one
+// timer for the loop instead of one per connection, at most a period late.
+awaitable<void> Worker::sweep_session_deadlines() {
+  const auto period = session_sweep_period(ctx_.cfg.limits);
+  Timer timer(io_);
+  for (;;) {
+    timer.expires_after(period);
+    error_code ec;
+    co_await timer.async_wait(nothrow(ec));
+    if (ec || ctx_.stopped.load(std::memory_order_relaxed)) co_return;
+    sessions_.expire(SteadyClock::now());
   }
 }
 

@@ -3,8 +3,9 @@
 // Owns: the io_context (run by one thread, so its reactor runs without I/O
 // locking), the loop's upstream pools and their idle sweep, its router, its
 // client sessions (started here, or adopted from a descriptor another loop
-// accepted) and, on the loop that asks for it, the sweep of idle rate-limit
-// buckets.
+// accepted) and the sweep that enforces their deadlines (one timer per loop,
+// none per connection) and, on the loop that asks for it, the sweep of idle
+// rate-limit buckets.
 //
 // Leaves to others: accepting (listener), a session's work
 // (downstream_session), an upstream's (upstream_router, upstream_pool), the
@@ -66,6 +67,7 @@ public:
 
 private:
   awaitable<void> sweep_idle_connections();
+  awaitable<void> sweep_session_deadlines();
   awaitable<void> sweep_rate_limits();
 
   EngineContext ctx_;

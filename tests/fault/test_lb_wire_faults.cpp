@@ -4,8 +4,8 @@
 // within the configured limits and the lb's RSS stays within a bound derived
 // from them; idle connections beyond max_connections are refused cleanly
 // (503, Connection: close, closed) while the lb keeps serving the ones it has;
-// 10,000 idle connections are all held within max_connections x
-// (max_header_bytes + 4 KiB) of memory.
+// 10,000 idle connections, new or kept alive after a request, are all held
+// at a bounded cost each (a few hundred bytes of RSS).
 #include <doctest/doctest.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -250,10 +251,45 @@ long raise_nofile() {
   return lim.rlim_cur == RLIM_INFINITY ? 1L << 20 : static_cast<long>(lim.rlim_cur);
 }
 
+// One request on a connection the test holds: true when a complete 200 came
+// back (head, then Content-Length bytes of body) within 5 s.
+bool one_request(int fd) {
+  static const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return false;
+  std::string got;
+  char buf[4096];
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    got.append(buf, static_cast<std::size_t>(n));
+    const auto end = got.find("\r\n\r\n");
+    if (end == std::string::npos) continue;
+    std::string head = got.substr(0, end);
+    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    const auto cl = head.find("\r\ncontent-length:");
+    const std::size_t length = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 17));
+    if (got.size() >= end + 4 + length) return got.rfind("HTTP/1.1 200", 0) == 0;
+  }
+  return false;
+}
+
 }  // namespace
 
-TEST_CASE("fault: 10,000 idle client connections are held within max_connections x (max_header_bytes + 4 KiB); the lb keeps serving") {
+// What an idle client connection costs the lb, measured as its RSS growth
+// over n connections: first new ones that have sent nothing, then the same
+// ones after one request each, idle again (keep-alive). Either way an idle
+// connection holds no parser, buffer, coroutine or timer: a few hundred
+// bytes (see downstream_session.hpp).
+TEST_CASE("fault: 10,000 idle client connections, new or kept alive after a request, cost a few hundred bytes each; the lb keeps serving") {
   constexpr long kHeaderBytes = 8192;
+  // Bytes of lb RSS per idle connection, at most: about twice what was
+  // measured (530 bytes new, 532 kept alive; 4.4 KiB each before idle
+  // connections let go of their coroutine, buffer, parser and timers).
+  constexpr long kNewBoundBytes = 1024;
+  constexpr long kKeptBoundBytes = 1024;
   // 10,000 as the issue asks, unless the descriptor limit cannot hold them
   // (both ends live on this machine: the test's sockets and the lb's).
   const long limit = raise_nofile();
@@ -276,14 +312,23 @@ TEST_CASE("fault: 10,000 idle client connections are held within max_connections
     idle.fds.push_back(fd);
   }
   REQUIRE(eventually([&] { return lb.metric("userkey_lb_connections_open") == n; }, 60s));
-  const long rss_held = lb.rss_kib();
-  const long bound_kib = static_cast<long>(n) * (kHeaderBytes / 1024 + 4);
-  MESSAGE(n << " idle connections: lb RSS " << rss_before << " -> " << rss_held << " KiB ("
-            << (rss_held - rss_before) * 1024 / n << " bytes each; bound " << bound_kib << " KiB)");
+  const long rss_new = lb.rss_kib();
+  MESSAGE(n << " new idle connections: lb RSS " << rss_before << " -> " << rss_new << " KiB ("
+            << (rss_new - rss_before) * 1024 / n << " bytes each; bound " << kNewBoundBytes << ")");
+
+  // One request on each, one at a time, then all idle again.
+  int answered = 0;
+  for (int fd : idle.fds) answered += one_request(fd) ? 1 : 0;
+  CHECK(answered == n);
+  CHECK(lb.metric("userkey_lb_connections_open") == n);
+  const long rss_kept = lb.rss_kib();
+  MESSAGE(n << " keep-alive connections idle after one request each: lb RSS " << rss_before << " -> " << rss_kept
+            << " KiB (" << (rss_kept - rss_before) * 1024 / n << " bytes each; bound " << kKeptBoundBytes << ")");
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   MESSAGE("sanitizer build: RSS bound not checked");
 #else
-  CHECK(rss_held - rss_before < bound_kib);
+  CHECK((rss_new - rss_before) * 1024 < n * kNewBoundBytes);
+  CHECK((rss_kept - rss_before) * 1024 < n * kKeptBoundBytes);
 #endif
   // Still serving while they are held, and none of them was refused.
   CHECK(http_get(lb.port, "/healthz").status == 200);
