@@ -75,21 +75,35 @@ struct UpstreamPool::Waiter {
   bool counted = true;
 };
 
+std::optional<std::uint32_t> loop_share(std::uint32_t max_conns, const PoolSettings& s) {
+  const auto loops = std::max<std::size_t>(s.loops, 1);
+  if (max_conns == 0) return 0;
+  if (max_conns < loops) return std::nullopt;
+  return static_cast<std::uint32_t>(max_conns / loops + (s.loop_index < max_conns % loops ? 1 : 0));
+}
+
 UpstreamPool::UpstreamPool(asio::io_context& io, PoolShared& shared, std::shared_ptr<Upstream> upstream,
                            std::shared_ptr<UpstreamStats> stats, tcp::endpoint endpoint)
     : io_(io),
       shared_(shared),
       upstream_(std::move(upstream)),
       stats_(std::move(stats)),
-      endpoint_(std::move(endpoint)) {}
+      endpoint_(std::move(endpoint)),
+      share_(loop_share(upstream_->config().max_conns, shared.settings)) {}
 
 UpstreamPool::~UpstreamPool() {
   auto closing = std::move(idle_);  // their slots come back while the pool is whole
 }
 
 Slot UpstreamPool::try_reserve() {
-  const auto cap = upstream_->config().max_conns;
   auto& open = stats_->open_connections;
+  if (share_) {
+    if (*share_ > 0 && held_ >= *share_) return Slot{};
+    ++held_;
+    open.fetch_add(1, std::memory_order_relaxed);
+    return Slot(this);
+  }
+  const auto cap = upstream_->config().max_conns;
   auto cur = open.load(std::memory_order_relaxed);
   do {
     if (cap > 0 && cur >= cap) return Slot{};
@@ -104,10 +118,10 @@ UpstreamPool::Waiter& UpstreamPool::pop_oldest() {
   return *w;
 }
 
-// With several loops the new head of a queue must start polling for slots
+// On a shared budget the new head of a queue must start polling for slots
 // freed elsewhere: wake it so it re-arms its timer.
 void UpstreamPool::promote_head() {
-  if (shared_.settings.several_loops && !waiters_.empty()) waiters_.front()->timer.cancel();
+  if (!share_ && !waiters_.empty()) waiters_.front()->timer.cancel();
 }
 
 // A slot given up goes to the oldest waiter, if any, else back to the
@@ -120,6 +134,7 @@ void UpstreamPool::give_back() {
     promote_head();
     return;
   }
+  if (share_) --held_;
   stats_->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -176,10 +191,10 @@ awaitable<UpstreamPool::Acquired> UpstreamPool::acquire(bool fresh_only, Failure
   Waiter w(*this);
   const auto deadline = SteadyClock::now() + shared_.settings.queue_timeout;
   for (;;) {
-    // Releases on this loop wake us at once. Slots freed on other loops are
-    // noticed by polling, which only the head of the queue does (and only
-    // with several loops): a thousand sleepers must not spin.
-    const bool poll = shared_.settings.several_loops && waiters_.front() == &w;
+    // Releases on this loop wake us at once. On a shared budget, slots freed
+    // on other loops are noticed by polling, which only the head of the
+    // queue does: a thousand sleepers must not spin.
+    const bool poll = !share_ && waiters_.front() == &w;
     w.timer.expires_at(poll ? std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(20)) : deadline);
     error_code ec;
     co_await w.timer.async_wait(nothrow(ec));

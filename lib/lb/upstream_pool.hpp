@@ -8,12 +8,20 @@
 // each is a Slot object, so it comes back on every path (close, error,
 // exception, a loop torn down with requests in flight).
 //
+// With several loops, each loop's pool owns its share of max_conns (the
+// listener spreads client connections evenly over the loops): a slot freed
+// on a loop goes at once to that loop's queue, and no loop can starve
+// another by holding most of the budget. Only when max_conns is smaller
+// than the number of loops do the loops draw on one shared budget, and the
+// head of each queue then polls for slots other loops free.
+//
 // Leaves to others: which upstream a request goes to and what travels on a
 // connection (upstream_router), where an upstream is (cluster resolves names;
 // a pool gets one endpoint for its life), health and policies.
 //
 // Not thread-safe: a pool belongs to one loop. Only the slot count
-// (UpstreamStats::open_connections) is shared across loops, through atomics.
+// (UpstreamStats::open_connections, the metric and the shared budget) is
+// shared across loops, through atomics.
 #pragma once
 
 #include "io_types.hpp"
@@ -23,6 +31,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -76,10 +85,16 @@ struct PoolSettings {
   std::chrono::milliseconds queue_timeout{2'000};
   /// Requests queued on one loop, all upstreams together.
   std::size_t queue_size = 1024;
-  /// Other loops draw on the same max_conns: the head of a queue polls for
-  /// slots they free (a release on this loop wakes it at once anyway).
-  bool several_loops = false;
+  /// How many loops serve the upstreams, and which one this is: the loop's
+  /// share of an upstream's max_conns is max_conns / loops, the first
+  /// max_conns % loops loops taking one more.
+  std::size_t loops = 1;
+  std::size_t loop_index = 0;
 };
+
+/// This loop's share of `max_conns` (0 = unlimited, so is the result);
+/// nullopt when max_conns < loops: the loops then share one budget.
+std::optional<std::uint32_t> loop_share(std::uint32_t max_conns, const PoolSettings& s);
 
 /// What every pool on one loop shares. Must outlive the loop's coroutines
 /// (a queued request leaves the count when its frame is destroyed).
@@ -143,6 +158,10 @@ private:
   std::shared_ptr<UpstreamStats> stats_;
   tcp::endpoint endpoint_;
   std::deque<Waiter*> waiters_;
+  /// This loop's own budget (0 = unlimited) and what it holds of it; empty
+  /// when the loops share the upstream's whole max_conns (see loop_share).
+  std::optional<std::uint32_t> share_;
+  std::uint32_t held_ = 0;
   bool retired_ = false;
   std::vector<ConnPtr> idle_;  // last member: its slots come back while the rest still exists
 };

@@ -14,13 +14,14 @@ namespace userkey::lb::engine {
 
 namespace {
 
-PoolSettings pool_settings(const ProxyConfig& cfg, std::size_t loops) {
+PoolSettings pool_settings(const ProxyConfig& cfg, std::size_t index, std::size_t loops) {
   PoolSettings s;
   s.connect_timeout = cfg.connect_timeout;
   s.idle_timeout = cfg.upstream_idle_timeout;
   s.queue_timeout = cfg.queue_timeout;
   s.queue_size = cfg.queue_size;
-  s.several_loops = loops > 1;
+  s.loops = loops;
+  s.loop_index = index;
   return s;
 }
 
@@ -28,7 +29,7 @@ PoolSettings pool_settings(const ProxyConfig& cfg, std::size_t loops) {
 
 Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, std::uint64_t id_prefix)
     : ctx_(ctx),
-      pool_shared_{pool_settings(ctx.cfg, loops)},
+      pool_shared_{pool_settings(ctx.cfg, index, loops)},
       router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped, index, id_prefix),
       session_ctx_{io_, ctx.cfg, ctx.stats, ctx.admission, router_, sessions_, ctx.draining, ctx.log} {}
 
@@ -76,7 +77,7 @@ void Worker::run() {
 }
 
 // Closes pooled connections that idled past upstream_idle_timeout, so their
-// slots (counted across loops against max_conns) come back even when this
+// slots (this loop's share of max_conns) come back even when this
 // loop gets no more traffic for that upstream.
 awaitable<void> Worker::sweep_idle_connections() {
   Timer timer(io_);

@@ -348,16 +348,71 @@ TEST_CASE("LoopPools: one pool per upstream; retiring closes idle connections an
   CHECK(pools.get(f.upstream, f.stats, f.endpoint) != p);
 }
 
-TEST_CASE("pool: with several loops, the next queued request polls for slots once the head leaves") {
-  // The one slot is held by another loop's pool of the same upstream; the
-  // head of this pool's queue times out; the request behind it must then
-  // notice the slot the other loop frees, long before its own deadline.
+TEST_CASE("pool: each of several loops owns its share of max_conns") {
+  CHECK(engine::loop_share(0, {.loops = 2}) == 0u);  // unlimited stays unlimited
+  CHECK(engine::loop_share(64, {.loops = 1}) == 64u);
+  CHECK(engine::loop_share(5, {.loops = 2, .loop_index = 0}) == 3u);
+  CHECK(engine::loop_share(5, {.loops = 2, .loop_index = 1}) == 2u);
+  CHECK(engine::loop_share(1, {.loops = 2}) == std::nullopt);  // too few to split: shared
+
+  // max_conns 3 over two loops: this loop (index 1) owns 1, the other 2.
+  // The other loop holding its two cannot keep this one from its own, and
+  // this one's second request waits for this loop's connection, which a
+  // release hands over at once.
+  Fixture f(3, {.loops = 2, .loop_index = 1});
+  asio::io_context other_io;
+  engine::PoolShared other_shared{{.loops = 2, .loop_index = 0}};
+  auto other = std::make_shared<UpstreamPool>(other_io, other_shared, f.upstream, f.stats, f.endpoint);
+  std::vector<UpstreamPool::Acquired> held;
+  asio::co_spawn(
+      other_io,
+      [&]() -> engine::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+          Failure failure = Failure::none;
+          auto a = co_await other->acquire(false, failure);
+          if (!a.conn) break;
+          held.push_back(std::move(a));
+        }
+      },
+      asio::detached);
+  run_until(other_io, [&] { return other->queued() == 1; });
+  CHECK(held.size() == 2);  // its share; the third request queues on its loop
+  CHECK(f.open() == 2);
+
+  auto mine = f.acquire();
+  REQUIRE(mine.conn);
+  CHECK(f.open() == 3);
+  auto second = f.start_acquire();
+  f.io.restart();
+  f.io.poll();
+  REQUIRE(f.pool->queued() == 1);
+  f.pool->release(std::move(mine.conn));
+  run_until(f.io, [&] { return second->result.has_value(); });
+  CHECK(second->result->conn != nullptr);
+  CHECK(second->result->reused);
+  CHECK(f.open() == 3);  // never above max_conns
+  second->result->conn.reset();
+  CHECK(f.open() == 2);
+  held.clear();  // the other loop's queued request gets one of the slots
+  other_io.restart();
+  run_until(other_io, [&] { return held.size() == 1; });
+  CHECK(other->queued() == 0);
+  held.clear();  // before its pool goes
+  CHECK(f.open() == 0);
+  other.reset();
+}
+
+TEST_CASE("pool: on a shared budget, the next queued request polls for slots once the head leaves") {
+  // max_conns 1 over two loops cannot be split. The one slot is held by the
+  // other loop's pool of the same upstream; the head of this pool's queue
+  // times out; the request behind it must then notice the slot the other
+  // loop frees, long before its own deadline.
   engine::PoolSettings s;
-  s.several_loops = true;
+  s.loops = 2;
   s.queue_timeout = 50ms;
   Fixture f(1, s);
   asio::io_context other_io;
-  engine::PoolShared other_shared;
+  engine::PoolShared other_shared{{.loops = 2, .loop_index = 1}};
   auto other = std::make_shared<UpstreamPool>(other_io, other_shared, f.upstream, f.stats, f.endpoint);
   std::optional<UpstreamPool::Acquired> held;
   asio::co_spawn(
