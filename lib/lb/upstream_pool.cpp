@@ -95,6 +95,14 @@ UpstreamPool::~UpstreamPool() {
   auto closing = std::move(idle_);  // their slots come back while the pool is whole
 }
 
+bool UpstreamPool::at_cap() const {
+  if (share_) return *share_ > 0 && held_ >= *share_;
+  const auto cap = upstream_->config().max_conns;
+  return cap > 0 && stats_->open_connections.load(std::memory_order_relaxed) >= cap;
+}
+
+bool UpstreamPool::full() const { return !waiters_.empty() || (idle_.empty() && at_cap()); }
+
 Slot UpstreamPool::try_reserve() {
   auto& open = stats_->open_connections;
   if (share_) {

@@ -141,11 +141,15 @@ public:
   const Upstream& upstream() const { return *upstream_; }
   std::size_t idle_count() const { return idle_.size(); }
   std::size_t queued() const { return waiters_.size(); }
+  /// A request here now would queue: others already wait, or no idle
+  /// connection is left and every slot this loop may use is taken.
+  bool full() const;
 
 private:
   friend class Slot;
   struct Waiter;
 
+  bool at_cap() const;    // no slot left for this loop
   Slot try_reserve();     // empty at max_conns
   void give_back();       // a Slot was given up
   Waiter& pop_oldest();   // the queue is not empty

@@ -124,6 +124,35 @@ bool select_eligible(const Snapshot& s, const std::vector<bool>& tried, bool* el
   return widened;
 }
 
+// A request the policy sends to an upstream that is full on this loop (it
+// would queue) goes to the next eligible one with room instead, as nginx and
+// HAProxy pass over a server at its maxconn; when every one is full, to the
+// shortest queue (the policy's choice on a tie). One queue per upstream then
+// drains about as fast as the others, instead of a request waiting behind a
+// long one while another upstream's queue is short.
+std::size_t UpstreamRouter::spill_over(const Snapshot& s, const bool* elig, std::size_t chosen) {
+  const auto pool_of = [&](std::size_t i) {
+    const auto& e = s.entries[i];
+    return pools_.get(e.upstream, e.stats, e.endpoint);
+  };
+  const auto first = pool_of(chosen);
+  if (!first->full()) return chosen;
+  std::size_t best = chosen;
+  std::size_t best_queue = first->queued();
+  const std::size_t n = s.ptrs.size();
+  for (std::size_t k = 1; k < n; ++k) {
+    const std::size_t i = (chosen + k) % n;  // from the choice on, so no upstream is everyone's fallback
+    if (!elig[i]) continue;
+    const auto p = pool_of(i);
+    if (!p->full()) return i;
+    if (p->queued() < best_queue) {
+      best = i;
+      best_queue = p->queued();
+    }
+  }
+  return best;
+}
+
 // Counters, passive health and the log line for a failed attempt.
 void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome outcome, bool counts,
                             bool will_retry) {
@@ -212,6 +241,7 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
     Candidates cands(s.ptrs, std::span<const bool>(elig, n));
     auto choice = s.policy->choose(cands, info);
     if (!choice || *choice >= n || !elig[*choice]) break;
+    choice = spill_over(s, elig, *choice);
     if (panic && !panic_counted) {
       panic_counted = true;
       stats_.panic_requests.fetch_add(1, std::memory_order_relaxed);

@@ -4,7 +4,8 @@
 // generation moves, retiring the pools of upstreams that left), the request id
 // and the upstream request head, the hash key a policy sees, and the retry
 // loop: choose among eligible, untried upstreams (in panic, when too few are
-// available, passive verdicts are ignored) -> attempt (write, read the
+// available, passive verdicts are ignored; one full on this loop passes the
+// request to one with room, or the shortest queue) -> attempt (write, read the
 // response, skipping 1xx) -> outcome -> retry on another upstream (any
 // request that never reached an upstream; idempotent ones also after no or a
 // timed-out response, at most once after a timeout; up to `retries`) or
@@ -76,6 +77,7 @@ private:
   const Snapshot& refresh();
   void report(const Snapshot& s, const UpstreamEntry& e, Outcome outcome, bool counts, bool will_retry);
   awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head);
+  std::size_t spill_over(const Snapshot& s, const bool* elig, std::size_t chosen);
   Response give_up(Outcome last, unsigned version);
 
   const Cluster& cluster_;

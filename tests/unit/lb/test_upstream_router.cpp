@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,24 +31,29 @@ using userkey::test::run_until;
 
 namespace {
 
-// One upstream that never answers, and what a loop needs to route to it.
+// Upstreams that never answer (`count` of them, on one silent listener
+// each), and what a loop needs to route to them.
 struct RouterFixture {
-  RouterFixture() {
+  explicit RouterFixture(std::size_t count = 1, const std::function<void(lb::ProxyConfig&)>& tune = {}) {
     lb::ProxyConfig cfg;
-    lb::UpstreamConfig u;
-    u.host = "127.0.0.1";
-    u.port = silent.local_endpoint().port();
-    cfg.upstreams.push_back(u);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto& l = listeners.emplace_back(server_io, engine::tcp::endpoint{asio::ip::make_address("127.0.0.1"), 0});
+      lb::UpstreamConfig u;
+      u.host = "127.0.0.1";
+      u.port = l.local_endpoint().port();
+      cfg.upstreams.push_back(u);
+    }
     cfg.resolve_interval = 0ms;
+    if (tune) tune(cfg);
     cluster = std::make_unique<engine::Cluster>(cfg, lb::PolicyRegistry::with_builtins(),
                                                 lb::PolicyContext{&random, &clock}, nullptr,
                                                 std::make_shared<spdlog::logger>("test"));
     snap = cluster->snapshot();
   }
-  lb::Upstream& upstream() const { return *snap->ptrs[0]; }
+  lb::Upstream& upstream(std::size_t i = 0) const { return *snap->ptrs[i]; }
 
   asio::io_context server_io;
-  engine::Acceptor silent{server_io, {asio::ip::make_address("127.0.0.1"), 0}};
+  std::deque<engine::Acceptor> listeners;
   lb::SplitMixRandom random;
   lb::SystemTimeSource clock;
   std::unique_ptr<engine::Cluster> cluster;
@@ -83,4 +89,51 @@ TEST_CASE("router: a request's in-flight count is given back even when its loop 
     // Leaving the block destroys the loop with the request suspended in it.
   }
   CHECK(f.upstream().in_flight() == 0);
+}
+
+TEST_CASE("router: a request the policy sends to a full upstream goes to one with room, else the shortest queue") {
+  // ip_hash sends every request from one client to the same upstream; with
+  // max_conns 1 each, the second request must not queue behind the first
+  // while the other upstream is free.
+  RouterFixture f(2, [](lb::ProxyConfig& cfg) {
+    cfg.policy = "ip_hash";
+    for (auto& u : cfg.upstreams) u.max_conns = 1;
+  });
+  engine::PoolShared shared;
+  {
+    // The requests' buffers outlive the loop, which outlives nothing else
+    // here (the order a Worker and its sessions have).
+    struct Call {
+      std::vector<bool> tried;
+      std::string upstream_name, wire;
+    };
+    std::deque<Call> calls;
+    const std::string client_ip = "127.0.0.1";
+    auto io = std::make_unique<asio::io_context>();
+    engine::LoopPools pools(*io, shared);
+    engine::UpstreamRouter router(*f.cluster, pools, f.stats, f.log, 60s, f.stopped, 0, 0);
+    const auto send = [&] {
+      auto& c = calls.emplace_back();
+      engine::Request req{http::verb::get, "/?user_id=1", 11};
+      req.set(http::field::host, "lb.test");
+      asio::co_spawn(*io, router.forward(std::move(req), client_ip, c.tried, c.upstream_name, c.wire),
+                     asio::detached);
+    };
+    const auto busy = [&] { return f.upstream(0).in_flight() + f.upstream(1).in_flight(); };
+    send();
+    run_until(*io, [&] { return busy() == 1; });
+    send();
+    run_until(*io, [&] { return busy() == 2; });
+    CHECK(f.upstream(0).in_flight() == 1);  // one each: the second passed the full one over
+    CHECK(f.upstream(1).in_flight() == 1);
+
+    // Both full: the third queues where the policy sent it, the fourth on
+    // the other upstream, whose queue is then shorter.
+    send();
+    run_until(*io, [&] { return busy() == 3; });
+    send();
+    run_until(*io, [&] { return busy() == 4; });
+    CHECK(f.upstream(0).in_flight() == 2);
+    CHECK(f.upstream(1).in_flight() == 2);
+  }
 }
