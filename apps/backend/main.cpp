@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<spdlog::logger> log;
   try {
     settings.apply(cfg, cli.given());
-    log = userkey::make_logger("backend", cfg.log_level);
+    log = userkey::make_logger("backend", cfg.log_level, userkey::LogDelivery::async);
   } catch (const std::exception& e) {
     std::cerr << "userkey-backend: " << e.what() << "\n";
     return 2;

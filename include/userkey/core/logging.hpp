@@ -15,8 +15,10 @@ enum class LogDelivery {
   /// connection servers).
   sync,
   /// Lines go through a bounded queue to a writer thread owned by the
-  /// logger, so an event loop never blocks on a slow stderr. When the queue
-  /// is full the oldest queued lines are dropped rather than stall.
+  /// logger, so an event loop never blocks on a slow stderr. The writer
+  /// sends what has collected in one write(2) whenever the queue runs empty
+  /// (so a line is out as soon as the writer is idle). When the queue is
+  /// full the oldest queued lines are dropped rather than stall.
   async,
 };
 
