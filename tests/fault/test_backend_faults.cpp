@@ -193,7 +193,8 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
   std::string kinds;
   for (const char* kind : {"unreachable", "network", "unauthorized", "pool_timeout", "other"})
     kinds += std::string(" ") + kind + "=" +
-             std::to_string(m.value("userkey_backend_db_errors_total", std::string("kind=\"") + kind + "\"").value_or(-1));
+             std::to_string(static_cast<long long>(
+                 m.value("userkey_backend_db_errors_total", std::string("kind=\"") + kind + "\"").value_or(-1)));
   MESSAGE("database errors by kind:" << kinds << "; lookup timeouts: "
           << m.value("userkey_backend_lookup_timeouts_total").value_or(-1));
   CHECK(m.total("userkey_backend_db_errors_total") >= 1.0);
