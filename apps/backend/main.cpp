@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   const std::string name = cfg.name.empty() ? "backend-" + std::to_string(server.port()) : cfg.name;
   auto router = std::make_shared<userkey::Router>(repo, userkey::BackendIdentity{name, server.port()}, log);
   log->info("{} serving http://{}:{}/ from {}", name, cfg.server.host, server.port(), repo->describe());
+  if (cfg.server.admin) log->info("metrics on http://{}:{}/metrics", cfg.server.admin->host, server.admin_port());
 
   userkey::SignalLoopThread signal_loop(
       signals, {.reload = [&] { log->info("SIGHUP ignored (nothing to reload)"); },

@@ -52,35 +52,23 @@ struct RequestLine {
 
 class BackendServer::Server {
 public:
-  Server(const BackendServerConfig& cfg, std::shared_ptr<spdlog::logger> log) : cfg_(cfg), log_(std::move(log)) {}
+  Server(const BackendServerConfig& cfg, std::shared_ptr<spdlog::logger> log, BackendMetrics& metrics)
+      : cfg_(cfg), log_(std::move(log)), metrics_(metrics) {}
 
-  std::uint16_t bind(std::string* error) {
-    error_code ec;
-    tcp::resolver resolver(ioc_);
-    const auto endpoints = resolver.resolve(cfg_.host, std::to_string(cfg_.port),
-                                            tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-    for (const auto& entry : endpoints) {
-      if (ec) break;
-      const auto ep = entry.endpoint();
-      acceptor_.open(ep.protocol(), ec);
-      if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);  // not SO_REUSEPORT
-      if (!ec) acceptor_.bind(ep, ec);
-      if (!ec) acceptor_.listen(cfg_.backlog, ec);
-      if (!ec) return acceptor_.local_endpoint().port();
-      error_code ignored;
-      acceptor_.close(ignored);
-    }
-    if (error)
-      *error = "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + " (" +
-               (ec ? ec.message() : std::string("address not found")) + ")";
-    return 0;
+  /// The listen address; 0 with a message in `error` when it cannot be bound.
+  std::uint16_t bind(std::string* error) { return bind_acceptor(acceptor_, cfg_.host, cfg_.port, "", error); }
+
+  /// The admin address (cfg_.admin set); 0 with a message when it cannot be bound.
+  std::uint16_t bind_admin(std::string* error) {
+    return bind_acceptor(admin_acceptor_, cfg_.admin->host, cfg_.admin->port, "admin address ", error);
   }
 
   bool run(std::shared_ptr<const Router> router) {
     router_ = std::move(router);
     lookups_.emplace(cfg_.threads == 0 ? 1 : cfg_.threads);
     probes_.emplace(1);
-    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+    asio::co_spawn(ioc_, accept_loop(acceptor_, Listener::main), asio::detached);
+    if (admin_acceptor_.is_open()) asio::co_spawn(ioc_, accept_loop(admin_acceptor_, Listener::admin), asio::detached);
     ioc_.run();  // until the acceptor is closed and every connection has ended
     lookups_->join();
     probes_->join();
@@ -93,6 +81,35 @@ public:
   }
 
 private:
+  // Which address a connection came in on: the admin one serves /metrics
+  // and /healthz only.
+  enum class Listener { main, admin };
+  // How a request is answered, decided from its method and path.
+  enum class Route { lookup, readiness, metrics, on_loop, admin_not_found };
+
+  std::uint16_t bind_acceptor(tcp::acceptor& acceptor, const std::string& host, std::uint16_t port,
+                              std::string_view what, std::string* error) {
+    error_code ec;
+    tcp::resolver resolver(ioc_);
+    const auto endpoints =
+        resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    for (const auto& entry : endpoints) {
+      if (ec) break;
+      const auto ep = entry.endpoint();
+      acceptor.open(ep.protocol(), ec);
+      if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);  // not SO_REUSEPORT
+      if (!ec) acceptor.bind(ep, ec);
+      if (!ec) acceptor.listen(cfg_.backlog, ec);
+      if (!ec) return acceptor.local_endpoint().port();
+      error_code ignored;
+      acceptor.close(ignored);
+    }
+    if (error)
+      *error = "cannot listen on " + std::string(what) + host + ":" + std::to_string(port) + " (" +
+               (ec ? ec.message() : std::string("address not found")) + ")";
+    return 0;
+  }
+
   // A connection, as stop() sees it: idle ones are closed, busy ones finish.
   struct Session {
     beast::tcp_stream* stream;
@@ -118,17 +135,18 @@ private:
     stopping_ = true;
     error_code ec;
     acceptor_.close(ec);
+    admin_acceptor_.close(ec);
     for (auto& s : sessions_)
       if (!s.busy) s.stream->socket().cancel(ec);
   }
 
-  asio::awaitable<void> accept_loop() {
+  asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Listener listener) {
     for (;;) {
       tcp::socket sock(ioc_);
       error_code ec;
-      co_await acceptor_.async_accept(sock, nothrow(ec));
+      co_await acceptor.async_accept(sock, nothrow(ec));
       if (!ec) {
-        asio::co_spawn(ioc_, session(std::move(sock)), asio::detached);
+        asio::co_spawn(ioc_, session(std::move(sock), listener), asio::detached);
         continue;
       }
       if (stopping_ || ec == asio::error::operation_aborted) co_return;
@@ -149,7 +167,7 @@ private:
     }
   }
 
-  asio::awaitable<void> session(tcp::socket sock) {
+  asio::awaitable<void> session(tcp::socket sock, Listener listener) {
     error_code ec;
     // Without it, Nagle holds a response's second segment until the client's
     // delayed ACK (~40 ms).
@@ -160,7 +178,7 @@ private:
     sessions_.push_front({&stream});
     const auto self = sessions_.begin();
     try {
-      co_await serve(stream, peer, *self);
+      co_await serve(stream, peer, *self, listener);
     } catch (const std::exception& e) {
       if (log_) log_->error("connection from {} ended by an internal error: {}", peer, e.what());
     }
@@ -169,7 +187,7 @@ private:
     stream.socket().close(ec);
   }
 
-  asio::awaitable<void> serve(beast::tcp_stream& stream, const std::string& peer, Session& self) {
+  asio::awaitable<void> serve(beast::tcp_stream& stream, const std::string& peer, Session& self, Listener listener) {
     beast::flat_buffer buffer;
     std::string head;
     for (std::size_t served = 0;;) {
@@ -187,6 +205,7 @@ private:
         const auto target = parser.get().target();
         if (const int status = detail::status_for_read_error(ec, {target.data(), target.size()})) {
           const HttpResponse refusal = router_->protocol_error(status);
+          metrics_.count_response(status);
           co_await answer_and_close(stream, refusal, head);
         }
         co_return;
@@ -194,6 +213,7 @@ private:
       const auto& req = parser.get();
       if (req.target().size() > detail::kMaxRequestTarget) {
         const HttpResponse refusal = router_->protocol_error(414);
+        metrics_.count_response(414);
         co_await answer_and_close(stream, refusal, head);
         co_return;
       }
@@ -201,7 +221,11 @@ private:
       const auto started = SteadyClock::now();
       RequestLine line{std::string(req.method_string()), std::string(req.target()),
                        std::string(req[http::field::accept])};
-      HttpResponse out = co_await respond(line);
+      const Route route = route_of(line, listener);
+      HttpResponse out = co_await respond(line, route);
+      metrics_.count_response(out.status);
+      if (route == Route::lookup)
+        metrics_.observe_lookup(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started));
       const bool keep_alive = req.keep_alive() && served < cfg_.keep_alive_max_requests && !stopping_;
       const bool head_only = req.method() == http::verb::head;
       head.clear();
@@ -240,14 +264,39 @@ private:
     co_return ec;
   }
 
-  // Routes a request: lookups to the workers, /readyz to the probe thread,
-  // the rest (no repository work) right here on the loop.
-  asio::awaitable<HttpResponse> respond(const RequestLine& line) {
+  Route route_of(const RequestLine& line, Listener listener) const {
     const bool get = line.method == "GET" || line.method == "HEAD";
     const auto path = split_target(line.target).path;
-    if (get && path == "/readyz") co_return co_await readiness();
-    if (!get || path != "/") co_return router_->handle(line.view());
-    co_return co_await lookup(line);
+    // Non-GET methods: the router's 405, on either address.
+    if (!get) return Route::on_loop;
+    if (path == "/metrics" && (listener == Listener::admin || !cfg_.admin)) return Route::metrics;
+    if (listener == Listener::admin) return path == "/healthz" ? Route::on_loop : Route::admin_not_found;
+    if (path == "/readyz") return Route::readiness;
+    if (path == "/") return Route::lookup;
+    return Route::on_loop;
+  }
+
+  // Answers a request: lookups on the workers, /readyz on the probe thread,
+  // the rest (no repository work) right here on the loop.
+  asio::awaitable<HttpResponse> respond(const RequestLine& line, Route route) {
+    switch (route) {
+      case Route::lookup: co_return co_await lookup(line);
+      case Route::readiness: co_return co_await readiness();
+      case Route::metrics: co_return metrics_page();
+      case Route::admin_not_found: co_return router_->protocol_error(404);
+      case Route::on_loop: break;
+    }
+    co_return router_->handle(line.view());
+  }
+
+  // The Prometheus page: this server's counters and the repository's own.
+  HttpResponse metrics_page() const {
+    RepositoryStats repo;
+    router_->repository().collect_stats(repo);
+    HttpResponse res;
+    res.content_type = std::string(kMetricsContentType);
+    res.body = render_backend_metrics(metrics_, repo);
+    return res;
   }
 
   // On a worker, within cfg_.lookup_timeout when there is one: a lookup
@@ -274,6 +323,7 @@ private:
     co_await pending->wake.async_wait(nothrow(ec));
     if (pending->result) co_return std::move(*pending->result);
     pending->abandoned = true;
+    metrics_.count_lookup_timeout();
     HttpResponse late = router_->protocol_error(503);
     late.headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
     co_return late;
@@ -326,7 +376,9 @@ private:
   const BackendServerConfig cfg_;
   std::shared_ptr<spdlog::logger> log_;
   asio::io_context ioc_;
+  BackendMetrics& metrics_;
   tcp::acceptor acceptor_{ioc_};
+  tcp::acceptor admin_acceptor_{ioc_};
   std::optional<asio::thread_pool> lookups_, probes_;
   std::shared_ptr<const Router> router_;
   // Loop thread only:
@@ -338,13 +390,14 @@ private:
 };
 
 BackendServer::BackendServer(BackendServerConfig config, std::shared_ptr<spdlog::logger> log)
-    : config_(std::move(config)), log_(std::move(log)), server_(std::make_unique<Server>(config_, log_)) {}
+    : config_(std::move(config)), log_(std::move(log)), server_(std::make_unique<Server>(config_, log_, metrics_)) {}
 
 BackendServer::~BackendServer() { stop(); }
 
 bool BackendServer::bind(std::string* error) {
   bound_port_ = server_->bind(error);
-  return bound_port_ != 0;
+  if (bound_port_ != 0 && config_.admin) admin_port_ = server_->bind_admin(error);
+  return bound_port_ != 0 && (!config_.admin || admin_port_ != 0);
 }
 
 bool BackendServer::run(std::shared_ptr<const Router> router) {

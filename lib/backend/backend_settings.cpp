@@ -24,6 +24,10 @@ SettingsTable<BackendConfig> make_table() {
   using S = BackendServerConfig;
   SettingsTable<C> t("USERKEY_");
   t.add({.key = "listen", .flag = "--listen", .help = "Address to serve on"}, listen_address(), kinds::host_port());
+  t.add({.key = "admin",
+         .flag = "--admin",
+         .help = "Serve /metrics (Prometheus) on this address only, instead of on --listen; off = on --listen"},
+        field(&C::server, &S::admin), kinds::host_port_or_off());
   t.add({.key = "name", .flag = "--name", .help = "Name shown in responses (default: backend-PORT)"},
         field(&C::name), kinds::text());
   t.add({.key = "dump",

@@ -114,11 +114,17 @@ CacheStats CachingRepository::stats() const {
   st.evictions = evictions_.load(std::memory_order_relaxed);
   st.coalesced = coalesced_.load(std::memory_order_relaxed);
   st.stale = stale_.load(std::memory_order_relaxed);
+  st.capacity = config_.capacity;
   for (auto& s : shards_) {
     std::lock_guard lock(s.mu);
     st.size += s.lru.size();
   }
   return st;
+}
+
+void CachingRepository::collect_stats(RepositoryStats& out) const {
+  out.cache = stats();
+  inner_->collect_stats(out);
 }
 
 }  // namespace userkey

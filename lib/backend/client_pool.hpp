@@ -7,8 +7,12 @@
 // hang lasts. Here at most `max_size` leases exist; a caller waits up to
 // `max_wait` for one and otherwise gets an empty lease (the caller answers
 // "unavailable" at once).
+//
+// in_use() counts the leases alive now (clients checked out), for the
+// backend's /metrics: a relaxed atomic each lease adds to and takes from.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -47,6 +51,10 @@ public:
 
   Lease acquire();
   std::chrono::milliseconds max_wait() const { return max_wait_; }
+  /// Clients checked out now (leases alive).
+  std::uint32_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
+  /// The most clients that can be checked out at once.
+  std::uint32_t max_size() const { return max_size_; }
 
 private:
   void release(mongoc_client_t* client);
@@ -56,6 +64,8 @@ private:
   std::mutex mu_;
   std::condition_variable freed_;
   std::uint32_t free_slots_;
+  const std::uint32_t max_size_;
+  std::atomic<std::uint32_t> in_use_{0};
 };
 
 }  // namespace userkey::detail

@@ -1,5 +1,7 @@
 #include "userkey/backend/mongo_repository.hpp"
 
+#include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -51,23 +53,46 @@ bool auth_refused(const bson_error_t& e) {
 
 constexpr const char* kRefused = "database refused the credentials";
 
-LookupResult classify(const bson_error_t& e) {
-  if (auth_refused(e)) return LookupResult::error(LookupStatus::unauthorized, kRefused);
-  return LookupResult::error(LookupStatus::unavailable, std::string("database unavailable: ") + e.message);
-}
-
-StoreStatus store_failure(const bson_error_t& e) {
-  if (auth_refused(e)) return StoreStatus::error(StoreStatus::Code::unauthorized, kRefused);
-  return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);
+// Which kind of failure a driver error is, for the error counters.
+DatabaseError kind_of(const bson_error_t& e) {
+  if (auth_refused(e)) return DatabaseError::unauthorized;
+  if (e.domain == MONGOC_ERROR_SERVER_SELECTION) return DatabaseError::unreachable;
+  if (e.domain == MONGOC_ERROR_STREAM) return DatabaseError::network;
+  return DatabaseError::other;
 }
 
 // Every pooled client stayed busy for the pool's max_wait: the server is slow
 // or hung, and waiting longer would only queue requests behind it.
 constexpr const char* kNoClient = "no database client became free in time";
 
-StoreStatus no_client() { return StoreStatus::error(StoreStatus::Code::unavailable, kNoClient); }
-
 }  // namespace
+
+// Failed operations by kind: relaxed atomics, read by stats() on a scrape.
+class MongoRepository::ErrorCounters {
+public:
+  void add(DatabaseError e) { counts_[static_cast<std::size_t>(e)].fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t get(DatabaseError e) const { return counts_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed); }
+
+  LookupResult classify(const bson_error_t& e) {
+    const auto kind = kind_of(e);
+    add(kind);
+    if (kind == DatabaseError::unauthorized) return LookupResult::error(LookupStatus::unauthorized, kRefused);
+    return LookupResult::error(LookupStatus::unavailable, std::string("database unavailable: ") + e.message);
+  }
+  StoreStatus store_failure(const bson_error_t& e) {
+    const auto kind = kind_of(e);
+    add(kind);
+    if (kind == DatabaseError::unauthorized) return StoreStatus::error(StoreStatus::Code::unauthorized, kRefused);
+    return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);
+  }
+  StoreStatus no_client() {
+    add(DatabaseError::pool_timeout);
+    return StoreStatus::error(StoreStatus::Code::unavailable, kNoClient);
+  }
+
+private:
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(DatabaseError::count_)> counts_{};
+};
 
 MongoConfig mongo_config_from_env(MongoConfig base, bool uri_given, const EnvLookup& env) {
   auto get = [&](const char* name) -> const char* { return env ? env(name) : std::getenv(name); };
@@ -96,6 +121,7 @@ struct MongoRepository::Impl {
   detail::UriPtr uri;
   std::unique_ptr<detail::BoundedClientPool> pool;
   std::string described;
+  ErrorCounters errors;
 
   detail::CollectionPtr collection(mongoc_client_t* client) const {
     return detail::CollectionPtr(mongoc_client_get_collection(client, cfg.database.c_str(), cfg.collection.c_str()));
@@ -121,7 +147,10 @@ MongoRepository::~MongoRepository() = default;
 LookupResult MongoRepository::find_key(UserId id) {
   if (id < 0) return LookupResult::error(LookupStatus::invalid_id, "user_id must not be negative");
   auto client = impl_->pool->acquire();
-  if (!client.get()) return LookupResult::error(LookupStatus::unavailable, kNoClient);
+  if (!client.get()) {
+    impl_->errors.add(DatabaseError::pool_timeout);
+    return LookupResult::error(LookupStatus::unavailable, kNoClient);
+  }
   auto coll = impl_->collection(client.get());
 
   const std::string as_text = std::to_string(id);
@@ -149,14 +178,14 @@ LookupResult MongoRepository::find_key(UserId id) {
     if ((key = detail::read_user_key(doc))) break;
   }
   bson_error_t err;
-  if (!key && mongoc_cursor_error(cursor.get(), &err)) return classify(err);
+  if (!key && mongoc_cursor_error(cursor.get(), &err)) return impl_->errors.classify(err);
   if (!key) return LookupResult::not_found();
   return LookupResult::found(std::move(*key));
 }
 
 ReadyResult MongoRepository::ready() {
   auto client = impl_->pool->acquire();
-  if (!client.get()) return no_client();
+  if (!client.get()) return impl_->errors.no_client();
   // A count on the collection needs both a server and working credentials,
   // unlike a bare ping, and says whether there is anything to serve.
   auto coll = impl_->collection(client.get());
@@ -165,7 +194,7 @@ ReadyResult MongoRepository::ready() {
   BSON_APPEND_INT64(opts.get(), "limit", 1);
   bson_error_t err;
   const int64_t n = mongoc_collection_count_documents(coll.get(), filter.get(), opts.get(), nullptr, nullptr, &err);
-  if (n < 0) return store_failure(err);
+  if (n < 0) return impl_->errors.store_failure(err);
   // A missing collection counts 0 too: a typo in --db / --collection, or a
   // database nobody restored, would otherwise be "ready" and answer every
   // id with 400 unknown.
@@ -177,9 +206,19 @@ ReadyResult MongoRepository::ready() {
 
 std::string MongoRepository::describe() const { return impl_->described; }
 
+DatabaseStats MongoRepository::stats() const {
+  DatabaseStats st;
+  for (std::size_t i = 0; i < st.errors.size(); ++i) st.errors[i] = impl_->errors.get(static_cast<DatabaseError>(i));
+  st.pool_in_use = impl_->pool->in_use();
+  st.pool_size = impl_->pool->max_size();
+  return st;
+}
+
+void MongoRepository::collect_stats(RepositoryStats& out) const { out.database = stats(); }
+
 StoreStatus MongoRepository::upsert(const UserRecord& r) {
   auto client = impl_->pool->acquire();
-  if (!client.get()) return no_client();
+  if (!client.get()) return impl_->errors.no_client();
   auto coll = impl_->collection(client.get());
   if (r.user_id < 0 || r.user_id > 2147483647)
     return StoreStatus::error(StoreStatus::Code::invalid_id, "user_id out of range (0..2147483647)");
@@ -190,7 +229,7 @@ StoreStatus MongoRepository::upsert(const UserRecord& r) {
   BSON_APPEND_BOOL(opts.get(), "upsert", true);
   bson_error_t err;
   if (!mongoc_collection_replace_one(coll.get(), selector.get(), replacement.get(), opts.get(), nullptr, &err))
-    return store_failure(err);
+    return impl_->errors.store_failure(err);
   return StoreStatus::success();
 }
 
@@ -198,7 +237,7 @@ std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
   std::vector<UserRecord> out;
   auto client = impl_->pool->acquire();
   if (!client.get()) {
-    if (status) *status = no_client();
+    if (status) *status = impl_->errors.no_client();
     return out;
   }
   auto coll = impl_->collection(client.get());
@@ -216,7 +255,7 @@ std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
   }
   bson_error_t err;
   if (mongoc_cursor_error(cursor.get(), &err)) {
-    if (status) *status = store_failure(err);
+    if (status) *status = impl_->errors.store_failure(err);
     return {};
   }
   if (status) *status = StoreStatus::success();
@@ -225,7 +264,7 @@ std::vector<UserRecord> MongoRepository::list(StoreStatus* status) {
 
 StoreStatus MongoRepository::ensure_index() {
   auto client = impl_->pool->acquire();
-  if (!client.get()) return no_client();
+  if (!client.get()) return impl_->errors.no_client();
   mongoc_database_t* db = mongoc_client_get_database(client.get(), impl_->cfg.database.c_str());
   std::unique_ptr<mongoc_database_t, detail::CDeleter<mongoc_database_destroy>> db_owner(db);
   detail::StackBson cmd, reply;
@@ -242,7 +281,7 @@ StoreStatus MongoRepository::ensure_index() {
   bson_append_array_end(cmd.get(), &indexes);
   bson_error_t err;
   bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, reply.get(), &err);
-  if (!ok) return store_failure(err);
+  if (!ok) return impl_->errors.store_failure(err);
   return StoreStatus::success();
 }
 

@@ -516,6 +516,42 @@ def port_of(hostport) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def metrics_address(h: AppHelp, env: dict, flags: dict):
+    """Where an app serves GET /metrics: the lb on --admin (None when off); the
+    backend on --admin when set, else on --listen; userkey-admin nowhere."""
+    admin = setting(h, "--admin", env, flags)
+    off = admin is None or is_off(admin)
+    if h.name == "userkey-lb":
+        return None if off else admin
+    if h.name == "userkey-backend":
+        return setting(h, "--listen", env, flags) if off else admin
+    return None
+
+
+def check_scrape(where: str, h: AppHelp, env: dict, flags: dict, meta, report: Report) -> None:
+    """Prometheus scrape annotations (k8s) or labels (compose) of a service
+    running an app with /metrics: present, and naming the port and path it
+    serves them on, from an address other containers can reach."""
+    address = metrics_address(h, env, flags)
+    if address is None:
+        return
+    meta = env_dict(meta)
+    w = f"{where}/scrape"
+    port = port_of(address)
+    if str(meta.get("prometheus.io/scrape", "")).lower() != "true":
+        report.fail(w, f"{h.name} serves /metrics on port {port}: add prometheus.io/scrape: \"true\", "
+                    f"prometheus.io/port: \"{port}\", prometheus.io/path: /metrics")
+        return
+    given = meta.get("prometheus.io/port")
+    report.check(given is not None and given.isdigit() and int(given) == port, w,
+                 f"prometheus.io/port {given} is where {h.name} serves /metrics",
+                 f"prometheus.io/port is {given!r} but {h.name} serves /metrics on port {port}")
+    path = meta.get("prometheus.io/path", "/metrics")
+    report.check(path == "/metrics", w, "prometheus.io/path /metrics", f"prometheus.io/path is {path!r}, not /metrics")
+    if str(address).startswith("127.") or str(address).startswith("[::1]") or str(address).startswith("localhost:"):
+        report.fail(w, f"{h.name} serves /metrics on {address}: unreachable for a scraper in another container")
+
+
 def upstream_hosts(h: AppHelp, env: dict, flags: dict, command: list) -> list:
     specs = [str(command[i + 1]) for i, a in enumerate(command[:-1]) if a == "--upstream"]
     specs += [str(a).split("=", 1)[1] for a in command if str(a).startswith("--upstream=")]
@@ -626,6 +662,7 @@ def check_compose(compose, compose_dir: str, dockerfile: str | None, apps: dict,
         check_app_env(w, h, env, report)
         effective = {**facts.env, **env}
         check_excludes(w, h, effective, flags, report)
+        check_scrape(w, h, effective, flags, svc.get("labels"), report)
         parsed[name] = (h, effective, flags, argv, svc)
         # The health check must reach the app with a tool the image has.
         tool = next((t for t in ("curl", "wget") if t in " ".join(map(str, test or []))), None)
@@ -746,7 +783,9 @@ def check_k8s(docs: list, apps: dict, report: Report, where: str = "k8s") -> Non
                         "create it with kubectl instead")
     workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
     for wname, wl in workloads.items():
-        pod = (((wl.get("spec") or {}).get("template") or {}).get("spec") or {})
+        template = ((wl.get("spec") or {}).get("template") or {})
+        pod = template.get("spec") or {}
+        annotations = (template.get("metadata") or {}).get("annotations")
         # A helper that re-resolves the lb's upstreams must watch the same list.
         lists = {str(e.get("value")) for c in pod.get("containers") or [] for e in c.get("env") or []
                  if e.get("name") in ("UPSTREAMS", "USERKEY_LB_UPSTREAM")}
@@ -771,6 +810,7 @@ def check_k8s(docs: list, apps: dict, report: Report, where: str = "k8s") -> Non
             if h is None:
                 continue
             check_app_env(w, h, env, report)
+            check_scrape(w, h, env, flags, annotations, report)
             for probe in ("readinessProbe", "livenessProbe"):
                 report.check(bool(ctr.get(probe)), f"{w}/{probe}", "present", f"no {probe}")
             if h.name == "userkey-lb":
@@ -813,6 +853,7 @@ services:
       mongo_user: ${mongo_user:?set mongo_user}
       mongo_pass: ${mongo_pass:?set mongo_pass}
     healthcheck: {test: ["CMD", "curl", "-fsS", "http://127.0.0.1:5000/readyz"]}
+    labels: {prometheus.io/scrape: "true", prometheus.io/port: "5000", prometheus.io/path: /metrics}
     depends_on: {db: {condition: service_healthy}}
   lb:
     image: userkey:test
@@ -821,6 +862,7 @@ services:
       USERKEY_LB_LISTEN: 0.0.0.0:8080
       USERKEY_LB_UPSTREAM: backend-1:5000
     healthcheck: {test: ["CMD", "curl", "-fsS", "http://127.0.0.1:9100/healthz"]}
+    labels: [prometheus.io/scrape=true, prometheus.io/port=9100]
     depends_on: {backend-1: {condition: service_healthy}}
 """
 
@@ -866,6 +908,8 @@ spec:
   serviceName: backend
   replicas: 2
   template:
+    metadata:
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "5000"}
     spec:
       containers:
         - name: backend
@@ -883,6 +927,8 @@ kind: Deployment
 metadata: {name: lb}
 spec:
   template:
+    metadata:
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100", prometheus.io/path: /metrics}
     spec:
       containers:
         - name: lb
@@ -890,6 +936,7 @@ spec:
           command: ["userkey-lb"]
           env:
             - {name: USERKEY_LB_UPSTREAM, value: "backend-0.backend:5000 backend-1.backend:5000"}
+            - {name: USERKEY_LB_ADMIN, value: "0.0.0.0:9100"}
           readinessProbe: {httpGet: {path: /healthz, port: 9100}}
           livenessProbe: {httpGet: {path: /healthz, port: 9100}}
 """
@@ -942,6 +989,16 @@ def self_test(apps: dict) -> int:
          "refuses --dump together with --mongo-uri"),
         ("healthcheck wrong port", _mutate(G, "127.0.0.1:5000/readyz", "127.0.0.1:5001/readyz"), "listens on [5000]"),
         ("loopback listen", _mutate(G, "USERKEY_LB_LISTEN: 0.0.0.0:8080", "USERKEY_LB_LISTEN: 127.0.0.1:8080"), "unreachable"),
+        ("backend not scraped", _mutate(G, '    labels: {prometheus.io/scrape: "true", prometheus.io/port: "5000", '
+                                           'prometheus.io/path: /metrics}\n', ""), "add prometheus.io/scrape"),
+        ("scrape port wrong", _mutate(G, 'prometheus.io/port: "5000"', 'prometheus.io/port: "9100"'),
+         "serves /metrics on port 5000"),
+        ("scrape path wrong", _mutate(G, "prometheus.io/path: /metrics}", "prometheus.io/path: /stats}"), "not /metrics"),
+        ("backend metrics moved by --admin", _mutate(G, '"--cache-ttl", "5s"]', '"--cache-ttl", "5s", "--admin", "0.0.0.0:9200"]'),
+         "serves /metrics on port 9200"),
+        ("lb admin on loopback", _mutate(G, "USERKEY_LB_UPSTREAM: backend-1:5000",
+                                         "USERKEY_LB_UPSTREAM: backend-1:5000\n      USERKEY_LB_ADMIN: 127.0.0.1:9100"),
+         "unreachable for a scraper"),
         ("port 80 without sysctl", _mutate(G, "USERKEY_LB_LISTEN: 0.0.0.0:8080", "USERKEY_LB_LISTEN: 0.0.0.0:80"),
          "cannot bind port 80"),
     ]
@@ -971,6 +1028,10 @@ def self_test(apps: dict) -> int:
         ("k8s no readiness", _mutate(K, "          readinessProbe: {httpGet: {path: /readyz, port: 5000}}\n", ""),
          "no readinessProbe"),
         ("k8s unknown env", _mutate(K, "USERKEY_LISTEN", "USERKEY_PORT"), "does not read USERKEY_PORT"),
+        ("k8s lb not scraped", _mutate(K, '      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100", '
+                                          'prometheus.io/path: /metrics}\n', "      annotations: {}\n"), "add prometheus.io/scrape"),
+        ("k8s backend scrape port", _mutate(K, 'prometheus.io/port: "5000"', 'prometheus.io/port: "5001"'),
+         "serves /metrics on port 5000"),
         ("k8s helper list drift", _mutate(K, "          readinessProbe: {httpGet: {path: /healthz, port: 9100}}\n",
                                           "          readinessProbe: {httpGet: {path: /healthz, port: 9100}}\n"
                                           "        - name: helper\n          image: userkey:test\n          command: [bash, -c, 'true']\n"

@@ -13,6 +13,7 @@
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
+#include "support/prometheus_text.hpp"
 
 using namespace userkey::test;
 using namespace std::chrono_literals;
@@ -70,6 +71,16 @@ RawResponse parse_response(const std::string& raw) {
   const auto len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
   r.body = raw.substr(end + 4, len);
   return r;
+}
+
+/// GET /metrics on `port`, checked as a scraper reads it.
+Exposition scrape(std::uint16_t port) {
+  const auto r = http_get(port, "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.headers.at("content-type").rfind("text/plain; version=0.0.4", 0) == 0);
+  auto e = parse_exposition(r.body);
+  CHECK_MESSAGE(e.errors.empty(), e.error_text() << r.body);
+  return e;
 }
 
 }  // namespace
@@ -192,6 +203,17 @@ TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / m
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["user_key"] == "eight@000000000008");
   CHECK(http_get(b.port, "/readyz").status == 200);
+  CHECK(http_get(b.port, "/?user_id=8").status == 200);  // now from the cache
+  {
+    // In front of MongoDB: the cache's and the database's families too.
+    const auto e = scrape(b.port);
+    CHECK(e.value("userkey_backend_cache_misses_total") >= 1.0);
+    CHECK(e.value("userkey_backend_cache_hits_total") >= 1.0);
+    CHECK(e.value("userkey_backend_cache_entries") >= 1.0);
+    CHECK(e.total("userkey_backend_db_errors_total") == 0.0);
+    CHECK(e.value("userkey_backend_db_pool_in_use") == 0.0);  // nothing in flight
+    CHECK(e.value("userkey_backend_db_pool_size") >= 128.0);  // one client per --threads worker at least
+  }
 
   // Wrong password: 503 with Retry-After, one log line, password never logged.
   auto wrong = creds;
@@ -206,8 +228,78 @@ TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / m
   CHECK(log.find("refused our credentials") != std::string::npos);
   CHECK(log.find("refused our credentials") == log.rfind("refused our credentials"));
   CHECK(log.find("not-the-password-42") == std::string::npos);
+  {
+    // Each refused lookup reached the database (failures are never cached).
+    const auto e = scrape(bad.port);
+    CHECK(e.value("userkey_backend_db_errors_total", "kind=\"unauthorized\"") >= 2.0);
+    CHECK(e.value("userkey_backend_requests_total", "code=\"503\"") >= 2.0);
+    CHECK(e.value("userkey_backend_cache_hits_total") == 0.0);
+  }
   CHECK(run({USERKEY_ADMIN_BIN, "--mongo-uri", db.uri(), "list"}, &out, wrong) == 1);
   CHECK(out.find("refused") != std::string::npos);
+}
+
+TEST_CASE("GET /metrics on the listen port: requests by status and lookup latency move; valid exposition format") {
+  Backend b({"--dump", dump_dir().string(), "--access-log", "false"});
+  const auto before = scrape(b.port);
+  auto count = [](const Exposition& e, int code) {
+    return e.value("userkey_backend_requests_total", "code=\"" + std::to_string(code) + "\"").value_or(-1);
+  };
+  const std::string h = "userkey_backend_lookup_latency_seconds";
+  for (int i = 0; i < 3; ++i) REQUIRE(http_get(b.port, "/?user_id=" + std::to_string(1 + i)).status == 200);
+  REQUIRE(http_get(b.port, "/?user_id=99").status == 400);        // unknown
+  REQUIRE(http_get(b.port, "/?user_id=abc").status == 400);       // invalid
+  REQUIRE(http_get(b.port, "/no/such/path").status == 404);       // not a lookup
+  CHECK(status_of(raw_exchange(b.port, "NONSENSE\r\n\r\n")) == 400);  // refused before routing: counted too
+  CHECK(status_of(raw_exchange(b.port, "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")) ==
+        405);
+
+  const auto after = scrape(b.port);
+  CHECK(count(after, 200) == count(before, 200) + 3 + 1);  // + the first scrape
+  CHECK(count(after, 400) == count(before, 400) + 3);
+  CHECK(count(after, 404) == count(before, 404) + 1);
+  CHECK(count(after, 405) == count(before, 405) + 1);
+  // Five lookups (GET /), each in the histogram; /no/such/path and the scrapes are not lookups.
+  CHECK(*after.value(h + "_count") == *before.value(h + "_count") + 5);
+  CHECK(*after.value(h + "_bucket", "le=\"+Inf\"") == *after.value(h + "_count"));
+  CHECK(*after.value(h + "_sum") > 0);
+  CHECK(*after.value(h + "_bucket", "le=\"2.5\"") == *after.value(h + "_count"));  // none took 2.5 s
+  // The embedded dump has no cache and no database: no such families.
+  CHECK(after.types.count("userkey_backend_cache_hits_total") == 0);
+  CHECK(after.types.count("userkey_backend_db_errors_total") == 0);
+  // HEAD is answered like GET, without the body.
+  const auto head = parse_response(raw_exchange(b.port, "HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+}
+
+TEST_CASE("--admin HOST:PORT serves /metrics there only; the listen port answers /metrics like any unknown path") {
+  const auto admin = free_port();
+  Backend b({"--dump", dump_dir().string(), "--admin", "127.0.0.1:" + std::to_string(admin)});
+  REQUIRE(wait_for_port(admin, 5s));
+  REQUIRE(http_get(b.port, "/?user_id=1").status == 200);
+  const auto moved = http_get(b.port, "/metrics");
+  const auto unknown = http_get(b.port, "/no/such/path");
+  CHECK(moved.status == 404);
+  CHECK(moved.body == unknown.body);
+  CHECK(moved.headers.at("content-type") == unknown.headers.at("content-type"));
+  // The admin port: /metrics and /healthz; no lookups, no readiness.
+  const auto e = scrape(admin);
+  CHECK(e.value("userkey_backend_requests_total", "code=\"200\"") >= 1.0);
+  CHECK(e.value("userkey_backend_requests_total", "code=\"404\"") >= 2.0);
+  CHECK(e.value("userkey_backend_lookup_latency_seconds_count") == 1.0);
+  CHECK(http_get(admin, "/healthz").status == 200);
+  CHECK(http_get(admin, "/?user_id=1").status == 404);
+  CHECK(http_get(admin, "/readyz").status == 404);
+  // The log says where the metrics are.
+  std::this_thread::sleep_for(100ms);
+  CHECK(b.proc.log().find("metrics on http://127.0.0.1:" + std::to_string(admin) + "/metrics") != std::string::npos);
+  // An admin address already in use is a start-up error.
+  std::string out;
+  CHECK(run({USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port()), "--dump", dump_dir().string(),
+             "--admin", b.upstream()},
+            &out) == 1);
+  CHECK(out.find("cannot listen on admin address " + b.upstream()) != std::string::npos);
 }
 
 TEST_CASE("--listen on port 0 takes a free port and reports the real one") {

@@ -20,6 +20,7 @@
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
 #include "support/process.hpp"
+#include "support/prometheus_text.hpp"
 
 using namespace userkey::test;
 using namespace std::chrono_literals;
@@ -140,7 +141,7 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
   load.stop();
   const auto samples = load.samples();
 
-  std::size_t before = 0, during = 0, after = 0;
+  std::size_t before = 0, during = 0, after = 0, answered_503 = 0;
   Clock::duration slowest_503{0}, slowest_healthz{0};
   for (const auto& s : samples) {
     CAPTURE(s.target);
@@ -154,6 +155,7 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
     CHECK((s.status == 200 || s.status == 503));
     CHECK(s.took <= kBound);
     if (s.status == 503) {
+      ++answered_503;
       CHECK(s.retry_after);
       slowest_503 = std::max(slowest_503, s.took);
     }
@@ -181,6 +183,24 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
   CHECK(b.proc.running());
   CHECK(wait_for_status(b.port, "/readyz", 200, 5s));
   CHECK(http_get(b.port, "/?user_id=1").status == 200);
+
+  // /metrics saw the outage: database errors counted (by kind), every 503 the
+  // clients got counted, and no client left checked out of the pool.
+  const auto page = http_get(b.port, "/metrics");
+  REQUIRE(page.status == 200);
+  const auto m = parse_exposition(page.body);
+  CHECK_MESSAGE(m.errors.empty(), m.error_text());
+  std::string kinds;
+  for (const char* kind : {"unreachable", "network", "unauthorized", "pool_timeout", "other"})
+    kinds += std::string(" ") + kind + "=" +
+             std::to_string(static_cast<long long>(
+                 m.value("userkey_backend_db_errors_total", std::string("kind=\"") + kind + "\"").value_or(-1)));
+  MESSAGE("database errors by kind:" << kinds << "; lookup timeouts: "
+          << m.value("userkey_backend_lookup_timeouts_total").value_or(-1));
+  CHECK(m.total("userkey_backend_db_errors_total") >= 1.0);
+  CHECK(m.value("userkey_backend_db_errors_total", "kind=\"unauthorized\"") == 0.0);
+  CHECK(m.value("userkey_backend_requests_total", "code=\"503\"") >= static_cast<double>(answered_503));
+  CHECK(m.value("userkey_backend_db_pool_in_use") == 0.0);
 }
 
 }  // namespace

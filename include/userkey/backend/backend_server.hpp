@@ -23,6 +23,15 @@
 // log line: method, target, status, latency, peer. Nothing else of the
 // request is logged.
 //
+// Metrics: every answer is counted by status, every lookup's latency goes
+// into a histogram (BackendMetrics, metrics()), and `GET /metrics` answers
+// the Prometheus page with those and the repository's own counters
+// (UserRepository::collect_stats). It is served on the listen address, or,
+// when `admin` is set, only on that second address (which answers /metrics
+// and /healthz, 404 to anything else); the listen address then answers
+// /metrics like any unknown path (the router's 404). The page is rendered on
+// the event loop.
+//
 // Thread-safety: run() blocks the calling thread; stop() may be called from
 // any thread (e.g. a signal watcher): it stops accepting, closes idle
 // connections, and lets requests in progress finish; run() then returns.
@@ -32,9 +41,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "userkey/backend/backend_metrics.hpp"
 #include "userkey/backend/router.hpp"
+#include "userkey/core/config_values.hpp"
 
 namespace spdlog {
 class logger;
@@ -56,6 +68,9 @@ struct BackendServerConfig {
   /// timeout, so that a hung store is answered in time however many lookups
   /// queue behind the `threads` workers.
   std::chrono::milliseconds lookup_timeout{0};
+  /// Where /metrics is served instead of the listen address (port 0: any
+  /// free port, see BackendServer::admin_port()); unset: on the listen address.
+  std::optional<HostPort> admin;
 };
 
 class BackendServer {
@@ -65,11 +80,15 @@ public:
   BackendServer(const BackendServer&) = delete;
   BackendServer& operator=(const BackendServer&) = delete;
 
-  /// Binds and listens. Returns false with a message in `error` when the
-  /// address is taken or invalid.
+  /// Binds and listens (on the admin address too, when set). Returns false
+  /// with a message in `error` when an address is taken or invalid.
   bool bind(std::string* error);
   /// The bound port (after bind()).
   std::uint16_t port() const { return bound_port_; }
+  /// The bound admin port (after bind(), when config.admin is set), else 0.
+  std::uint16_t admin_port() const { return admin_port_; }
+  /// What this server has counted (also while it runs).
+  const BackendMetrics& metrics() const { return metrics_; }
   /// Serves `router` until stop(). Requires a successful bind() (so the
   /// router can be given the bound port, e.g. after binding port 0).
   /// Returns false when serving failed (not when stopped); returns at once if
@@ -84,8 +103,10 @@ private:
   std::shared_ptr<const Router> router_;
   BackendServerConfig config_;
   std::shared_ptr<spdlog::logger> log_;
+  BackendMetrics metrics_;  // before server_, which counts into it
   std::unique_ptr<Server> server_;
   std::uint16_t bound_port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
 };

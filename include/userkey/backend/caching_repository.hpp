@@ -34,6 +34,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "userkey/backend/repository_stats.hpp"
 #include "userkey/backend/user_repository.hpp"
 
 namespace userkey {
@@ -43,15 +44,6 @@ struct CacheConfig {
   std::chrono::milliseconds ttl{30'000};          ///< found keys
   std::chrono::milliseconds negative_ttl{2'000};  ///< not-found answers
   std::chrono::milliseconds stale_ttl{300'000};   ///< stale-if-error window past ttl; 0 = off
-};
-
-struct CacheStats {
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
-  std::uint64_t evictions = 0;
-  std::uint64_t coalesced = 0;  ///< misses answered by another caller's query
-  std::uint64_t stale = 0;      ///< expired keys answered because the store failed
-  std::size_t size = 0;
 };
 
 class CachingRepository final : public UserRepository {
@@ -65,7 +57,10 @@ public:
   ReadyResult ready() override { return inner_->ready(); }
   std::string describe() const override;
 
+  /// Its own counters (CacheStats is in repository_stats.hpp).
   CacheStats stats() const;
+  /// stats() as `out.cache`, then the inner repository's.
+  void collect_stats(RepositoryStats& out) const override;
 
 private:
   static constexpr std::size_t kShards = 16;

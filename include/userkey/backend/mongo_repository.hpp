@@ -10,7 +10,9 @@
 // Failure is a value: an unreachable or timed-out server gives
 // LookupStatus::unavailable within the configured timeouts (defaults answer a
 // dead server in well under a second), refused credentials give
-// LookupStatus::unauthorized. Messages never include the password.
+// LookupStatus::unauthorized. Messages never include the password. Every
+// failure is also counted by kind (stats(): unreachable, network,
+// unauthorized, pool_timeout, other), with the clients checked out of the pool.
 //
 // Thread-safety: all members are safe to call concurrently; each call borrows
 // a client from the pool. On first use per process it installs a driver log
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "userkey/backend/bson_file_repository.hpp"
+#include "userkey/backend/repository_stats.hpp"
 #include "userkey/backend/user_repository.hpp"
 
 namespace userkey {
@@ -92,6 +95,12 @@ public:
   ReadyResult ready() override;
   std::string describe() const override;
 
+  /// Failed operations by kind and the client pool's use; counted with
+  /// relaxed atomics, so reading them costs the request path nothing.
+  DatabaseStats stats() const;
+  /// stats() as `out.database`.
+  void collect_stats(RepositoryStats& out) const override;
+
   /// Admin: inserts or replaces user `r.user_id`; ok = written.
   StoreStatus upsert(const UserRecord& r);
   /// Admin: every user, ordered by id; `status`, when given, says whether
@@ -101,6 +110,7 @@ public:
   StoreStatus ensure_index();
 
 private:
+  class ErrorCounters;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -19,6 +19,8 @@
 
 namespace userkey {
 
+struct RepositoryStats;  // repository_stats.hpp
+
 /// One user document: what a dump holds and what an admin write stores.
 struct UserRecord {
   UserId user_id = 0;
@@ -93,6 +95,12 @@ public:
   /// Short description for logs ("bson-file:dump/myusers/users.bson (7 users)").
   /// Never contains credentials.
   virtual std::string describe() const = 0;
+
+  /// Adds what this repository counts about itself (a cache's hits, a
+  /// database's errors and pool) to `out`, for /metrics; a decorator adds its
+  /// own and then asks the repository it wraps. Called on a scrape, never on
+  /// the request path. The default adds nothing.
+  virtual void collect_stats(RepositoryStats& out) const { (void)out; }
 };
 
 }  // namespace userkey

@@ -37,7 +37,7 @@ TEST_CASE("the backend's flags and USERKEY_ environment names, in --help order")
     CHECK(envs.insert(s.env()).second);
     CHECK_FALSE(s.help().empty());
   }
-  CHECK(flags == std::vector<std::string>{"--listen", "--name", "--dump", "--mongo-uri", "--db", "--collection",
+  CHECK(flags == std::vector<std::string>{"--listen", "--admin", "--name", "--dump", "--mongo-uri", "--db", "--collection",
                                           "--mongo-timeout", "--cache-ttl", "--negative-ttl", "--stale-ttl", "--cache-size",
                                           "--threads", "--backlog", "--access-log", "--log-level"});
   CHECK(backend_settings().find("listen")->env() == "USERKEY_LISTEN");
@@ -52,7 +52,7 @@ TEST_CASE("--help shows the defaults of BackendConfig, the exclusion and where c
         "--db TEXT=myusers (Env:USERKEY_DB)", "--collection TEXT=users (Env:USERKEY_COLLECTION)",
         "--mongo-timeout TEXT:DURATION=400ms (Env:USERKEY_MONGO_TIMEOUT)", "--cache-ttl TEXT:DURATION=30s",
         "--negative-ttl TEXT:DURATION=2s", "--stale-ttl TEXT:DURATION=5m (Env:USERKEY_STALE_TTL)", "--cache-size UINT=10000", "--threads UINT:INT in [1 - 4096]=128",
-        "--backlog INT:INT in [1 - 65535]=4096", "--access-log BOOLEAN=true", "--log-level TEXT:{trace,", "mongo_user / mongo_pass"}) {
+        "--backlog INT:INT in [1 - 65535]=4096", "--admin TEXT:HOST:PORT|off=off (Env:USERKEY_ADMIN)", "--access-log BOOLEAN=true", "--log-level TEXT:{trace,", "mongo_user / mongo_pass"}) {
     CAPTURE(line);
     CHECK(help.find(line) != std::string::npos);
   }
@@ -62,6 +62,7 @@ TEST_CASE("the table covers every field and round-trips") {
   const auto& t = backend_settings();
   BackendConfig c;
   c.server.host = "0.0.0.0";
+  c.server.admin = userkey::HostPort{"127.0.0.1", 9200};
   c.name = "b";
   c.dump = "d";
   c.mongo_uri = "mongodb://h/";
@@ -80,6 +81,7 @@ TEST_CASE("the table covers every field and round-trips") {
   BackendConfig back;
   t.apply(back, t.values_of(c));
   CHECK(t.changed(back, c).empty());
+  CHECK(back.server.admin->port == 9200);
   CHECK_THROWS_WITH_AS(t.apply(back, userkey::SettingValues().set("mongo_timeout", "0")),
                        "mongo_timeout: must be greater than zero", userkey::ConfigError);
 }
@@ -118,4 +120,18 @@ TEST_CASE("server_config: a lookup deadline just past --mongo-timeout in front o
   CHECK(userkey::server_config(c).lookup_timeout == 900ms + userkey::kLookupDeadlineMargin);
   c.server.lookup_timeout = 5s;  // one set already is kept
   CHECK(userkey::server_config(c).lookup_timeout == 5s);
+}
+
+TEST_CASE("--admin: off (the default) serves /metrics on --listen; HOST:PORT moves it") {
+  const auto& t = backend_settings();
+  BackendConfig c;
+  CHECK_FALSE(c.server.admin);
+  t.apply(c, userkey::SettingValues().set("admin", "127.0.0.1:9201"));
+  REQUIRE(c.server.admin);
+  CHECK(c.server.admin->host == "127.0.0.1");
+  CHECK(c.server.admin->port == 9201);
+  CHECK(userkey::server_config(c).admin->port == 9201);
+  t.apply(c, userkey::SettingValues().set("admin", "off"));
+  CHECK_FALSE(c.server.admin);
+  CHECK_THROWS_AS(t.apply(c, userkey::SettingValues().set("admin", "nowhere")), userkey::ConfigError);
 }
