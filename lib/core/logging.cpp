@@ -29,6 +29,14 @@ struct AsyncLoggerWithPool {
   std::shared_ptr<spdlog::async_logger> logger;
 };
 
+std::shared_ptr<spdlog::logger> logger_with_sink(const std::string& name, spdlog::sink_ptr sink, LogDelivery delivery) {
+  if (delivery == LogDelivery::async) {
+    auto holder = std::make_shared<AsyncLoggerWithPool>(name, std::move(sink));
+    return std::shared_ptr<spdlog::logger>(holder, holder->logger.get());
+  }
+  return std::make_shared<spdlog::logger>(name, std::move(sink));
+}
+
 }  // namespace
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level,
@@ -36,16 +44,17 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off")
     throw std::invalid_argument("unknown log level '" + level + "' (trace, debug, info, warn, error, critical, off)");
-  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  std::shared_ptr<spdlog::logger> logger;
-  if (delivery == LogDelivery::async) {
-    auto holder = std::make_shared<AsyncLoggerWithPool>(name, std::move(sink));
-    logger = std::shared_ptr<spdlog::logger>(holder, holder->logger.get());
-  } else {
-    logger = std::make_shared<spdlog::logger>(name, std::move(sink));
-  }
+  auto logger = logger_with_sink(name, std::make_shared<spdlog::sinks::stderr_sink_mt>(), delivery);
   logger->set_level(lvl);
   logger->set_pattern(kPattern);
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
+std::shared_ptr<spdlog::logger> make_line_logger(const std::string& name, LogDelivery delivery) {
+  auto logger = logger_with_sink(name, std::make_shared<spdlog::sinks::stdout_sink_mt>(), delivery);
+  logger->set_level(spdlog::level::info);
+  logger->set_pattern("%v");
   logger->flush_on(spdlog::level::info);
   return logger;
 }
