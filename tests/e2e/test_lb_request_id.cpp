@@ -157,10 +157,10 @@ TEST_CASE("request id: the lb's own error replies carry it once the request head
   CHECK(is_generated_id(generated[0]));
   CHECK(none.find("{\"error\":\"no healthy upstream\"}") != std::string::npos);
 
-  // Refused by the framing rules after the head is in: 400 with the id.
-  const auto framing = raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: client-400\r\n"
-                                             "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  // Refused by the Host rules after the head is in: 400 with the id.
+  const auto framing = raw_exchange(lb.port, "GET / HTTP/1.1\r\nX-Request-Id: client-400\r\n\r\n");
   CHECK(status_of(framing) == 400);
+  CHECK(framing.find("missing Host field") != std::string::npos);
   CHECK(header_values(framing, "X-Request-Id") == std::vector<std::string>{"client-400"});
   // A head that could not be read has no id to echo (431).
   const auto huge = raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(9000, 'a') + "\r\n\r\n");
