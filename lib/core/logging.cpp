@@ -20,15 +20,15 @@ constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
 constexpr std::size_t kQueueLines = 8192;
 constexpr std::size_t kBatchBytes = 64 * 1024;
 
-// The async writer thread's sink: lines collect in memory and go to stderr in
+// The async writer thread's sink: lines collect in memory and go to `fd` in
 // one write(2) once the queue behind them is empty (or kBatchBytes are
 // waiting). At rest every line is written as it arrives; under load one
-// system call carries many lines, where stderr's own sink makes one call and
-// one flush per line.
-class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+// system call carries many lines, where spdlog's stdout/stderr sinks make one
+// call and one flush per line.
+class BatchingFdSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
-  explicit BatchingStderrSink(const spdlog::details::thread_pool& pool) : pool_(pool) {}
-  ~BatchingStderrSink() override {
+  BatchingFdSink(int fd, const spdlog::details::thread_pool& pool) : fd_(fd), pool_(pool) {}
+  ~BatchingFdSink() override {
     const std::lock_guard lock(mutex_);
     write_out();
   }
@@ -47,15 +47,16 @@ private:
     const char* p = pending_.data();
     std::size_t left = pending_.size();
     while (left > 0) {
-      const auto n = ::write(STDERR_FILENO, p, left);
+      const auto n = ::write(fd_, p, left);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // stderr is gone: nothing better to do with the lines
+      if (n <= 0) break;  // the stream is gone: nothing better to do with the lines
       p += n;
       left -= static_cast<std::size_t>(n);
     }
     pending_.clear();
   }
 
+  int fd_;
   const spdlog::details::thread_pool& pool_;
   spdlog::memory_buf_t pending_;
 };
@@ -67,13 +68,29 @@ private:
 // line). Destruction drops the logger reference first, then the pool, whose
 // thread writes what is still queued before it stops.
 struct AsyncLoggerWithPool {
-  explicit AsyncLoggerWithPool(const std::string& name)
+  AsyncLoggerWithPool(const std::string& name, int fd)
       : pool(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
-        logger(std::make_shared<spdlog::async_logger>(name, std::make_shared<BatchingStderrSink>(*pool), pool,
+        logger(std::make_shared<spdlog::async_logger>(name, std::make_shared<BatchingFdSink>(fd, *pool), pool,
                                                       spdlog::async_overflow_policy::overrun_oldest)) {}
   std::shared_ptr<spdlog::details::thread_pool> pool;
   std::shared_ptr<spdlog::async_logger> logger;
 };
+
+// Async: no flush_on, as each flush would be one more message through the
+// queue (the sink writes whenever the queue runs empty). Sync: each line is
+// flushed as it is written.
+std::shared_ptr<spdlog::logger> logger_with_sink(const std::string& name, int fd, LogDelivery delivery) {
+  if (delivery == LogDelivery::async) {
+    auto holder = std::make_shared<AsyncLoggerWithPool>(name, fd);
+    return std::shared_ptr<spdlog::logger>(holder, holder->logger.get());
+  }
+  spdlog::sink_ptr sink;
+  if (fd == STDOUT_FILENO) sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  else sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>(name, std::move(sink));
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
 
 }  // namespace
 
@@ -82,18 +99,16 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off")
     throw std::invalid_argument("unknown log level '" + level + "' (trace, debug, info, warn, error, critical, off)");
-  std::shared_ptr<spdlog::logger> logger;
-  if (delivery == LogDelivery::async) {
-    // No flush_on: each flush would be one more message through the queue;
-    // the sink writes whenever the queue runs empty.
-    auto holder = std::make_shared<AsyncLoggerWithPool>(name);
-    logger = std::shared_ptr<spdlog::logger>(holder, holder->logger.get());
-  } else {
-    logger = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->flush_on(spdlog::level::info);
-  }
+  auto logger = logger_with_sink(name, STDERR_FILENO, delivery);
   logger->set_level(lvl);
   logger->set_pattern(kPattern);
+  return logger;
+}
+
+std::shared_ptr<spdlog::logger> make_line_logger(const std::string& name, LogDelivery delivery) {
+  auto logger = logger_with_sink(name, STDOUT_FILENO, delivery);
+  logger->set_level(spdlog::level::info);
+  logger->set_pattern("%v");
   return logger;
 }
 

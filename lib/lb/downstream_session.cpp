@@ -16,7 +16,9 @@
 #include <optional>
 #include <vector>
 
+#include "access_log.hpp"
 #include "http1_codec.hpp"
+#include "request_id.hpp"
 #include "upstream_router.hpp"
 
 namespace userkey::lb::engine {
@@ -107,13 +109,14 @@ bool peeks_head_request(Socket& client) {
 }
 
 // The lb's own answer. `head_request`: headers only (a HEAD response has no
-// body, whatever its Content-Length says).
+// body, whatever its Content-Length says). `request_id`: the request's, when
+// its head was read.
 awaitable<void> write_error(ClientConnection& c, unsigned status, std::string_view message, bool keep_alive,
                             unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
-                            bool head_request = false) {
+                            bool head_request = false, std::string_view request_id = {}) {
   const Response res = http1::make_error_response(status, message, version, retry_after);
   std::string head;
-  http1::serialize_client_response(head, res, version, keep_alive, false);
+  http1::serialize_client_response(head, res, version, keep_alive, false, request_id);
   const std::array<asio::const_buffer, 2> out{
       asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
   c.deadline_after(std::chrono::seconds(5));
@@ -139,10 +142,11 @@ awaitable<void> write_error(ClientConnection& c, unsigned status, std::string_vi
 
 // A request the lb answers itself (or drops), counted; then the connection
 // closes. `head_request`: the request was a HEAD (no body in the answer).
-awaitable<void> answer(ClientConnection& c, const http1::RequestDecision& d, bool head_request) {
+awaitable<void> answer(ClientConnection& c, const http1::RequestDecision& d, bool head_request,
+                       std::string_view request_id = {}) {
   if (d.reason) c.ctx.stats.reject(*d.reason);
   if (d.action == http1::RequestDecision::Action::reject)
-    co_await write_error(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request);
+    co_await write_error(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
 }
 
 // A connection refused before any request is read: answered, then closed.
@@ -173,6 +177,10 @@ awaitable<void> serve(ConnectionPtr conn) {
     beast::flat_buffer buffer(http1::read_buffer_limit(lim));
     std::vector<bool> tried;
     std::string wire;  // serialized heads, reused for every request of this run
+    ForwardReport report;
+    RequestId request_id;
+    std::string log_method, log_target;  // only for the access log line; reused
+    const bool logging = ctx.access_log.enabled();
     for (;;) {
       // (While draining, a request already on its way is still served, with
       // Connection: close; drain closes connections that stay idle.)
@@ -186,7 +194,7 @@ awaitable<void> serve(ConnectionPtr conn) {
       // a keep-alive request's within header_timeout of its first byte.
       c.deadline_at(c.first ? c.idle_since + lim.header_timeout : SteadyClock::now() + lim.header_timeout);
       c.first = false;
-      co_await http::async_read_header(c.socket, buffer, parser, nothrow(ec));
+      std::size_t bytes_in = co_await http::async_read_header(c.socket, buffer, parser, nothrow(ec));
       if (c.clear_deadline()) ec = beast::error::timeout;
       c.busy = true;
       const bool head_request = parser.get().method() == http::verb::head;  // unknown until the request line is in
@@ -195,8 +203,15 @@ awaitable<void> serve(ConnectionPtr conn) {
         co_await answer(c, decision, head_request);
         co_return;
       }
+      // The request's time runs from here (its head is in).
+      const auto started = SteadyClock::now();
+      const auto started_wall = logging ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{};
+      if (ctx.cfg.request_id)
+        take_request_id(parser.get(), ctx.request_ids, request_id);
+      else
+        request_id.clear();
       if (const auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
-        co_await answer(c, framing, head_request);
+        co_await answer(c, framing, head_request, request_id.view());
         co_return;
       }
       const http1::FieldSet head = parser.chunked() ? http1::head_fields(parser.get()) : http1::FieldSet{};
@@ -214,22 +229,21 @@ awaitable<void> serve(ConnectionPtr conn) {
       }
       if (!parser.is_done()) {
         c.deadline_after(lim.body_timeout);
-        co_await http::async_read(c.socket, buffer, parser, nothrow(ec));
+        bytes_in += co_await http::async_read(c.socket, buffer, parser, nothrow(ec));
         if (c.clear_deadline()) ec = beast::error::timeout;
         if (ec) {
           const auto decision = http1::classify_body_error(ec, unparsed(buffer));
-          co_await answer(c, decision, head_request);
+          co_await answer(c, decision, head_request, request_id.view());
           co_return;
         }
       }
       const bool chunked = parser.chunked();
       Request req = parser.release();
       if (chunked) http1::drop_trailers(req, head);
-      // Only kept for the access log line.
-      std::string log_method, log_target;
-      if (ctx.cfg.access_log) {
-        log_method = std::string(req.method_string());
-        log_target = std::string(req.target());
+      // Only kept for the access log line (`req` goes to the router).
+      if (logging) {
+        log_method.assign(req.method_string().data(), req.method_string().size());
+        log_target.assign(req.target().data(), req.target().size());
       }
       const bool keep_alive = req.keep_alive() && !ctx.draining.load(std::memory_order_relaxed);
       const unsigned version = req.version();
@@ -239,24 +253,33 @@ awaitable<void> serve(ConnectionPtr conn) {
       if (const auto refused = ctx.admission.admit_request(c.client_ip)) {
         ctx.stats.reject(refused->reason);
         co_await write_error(c, refused->status, refused->message, keep_alive, version, refused->retry_after,
-                             head_request);
+                             head_request, request_id.view());
         // (A keep-alive refusal that failed to go out ends at the next read.)
       } else {
-        const auto started = SteadyClock::now();
-        std::string upstream_name;
-        Response res = co_await ctx.router.forward(std::move(req), c.client_ip, tried, upstream_name, wire);
-        http1::serialize_client_response(wire, res, version, keep_alive, head_request);
+        Response res =
+            co_await ctx.router.forward(std::move(req), c.client_ip, request_id.view(), tried, report, wire);
+        http1::serialize_client_response(wire, res, version, keep_alive, head_request, request_id.view());
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(wire), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
         c.deadline_after(ctx.cfg.upstream_timeout);
-        co_await asio::async_write(c.socket, out, nothrow(ec));
+        const std::size_t bytes_out = co_await asio::async_write(c.socket, out, nothrow(ec));
         if (c.clear_deadline()) ec = asio::error::timed_out;
         written = !ec;
-        if (ctx.cfg.access_log) {
-          const auto us =
-              std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started).count();
-          ctx.log.info("{} {} {} {} {}us upstream={}", c.client_ip, log_method, log_target, res.result_int(), us,
-                       upstream_name.empty() ? "-" : upstream_name);
+        if (logging) {
+          AccessRecord r;
+          r.time = started_wall;
+          r.client = c.client_ip;
+          r.method = log_method;
+          r.target = log_target;
+          r.status = res.result_int();
+          r.bytes_in = bytes_in;
+          r.bytes_out = bytes_out;
+          r.duration = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started);
+          r.upstream_time = report.upstream_time;
+          r.upstream = report.upstream;
+          r.request_id = request_id.view();
+          r.retries = report.retries;
+          ctx.access_log.write(r);
         }
       }
       if (!written || !keep_alive) co_return;

@@ -8,9 +8,11 @@
 // for a body: 408 when part of a request is in; idle_timeout for a
 // keep-alive connection's next first byte; the writes'), acting on the
 // codec's decisions, 100 Continue (HTTP/1.1 only), reading the body
-// (trailers dropped), keep-alive, the lb's own error replies (no body to a
-// HEAD; a lingering close), writing the relayed response (head and body in
-// one gathered write) and the access log line.
+// (trailers dropped), the request id (kept or made once the head is in;
+// echoed on every answer to that request, the lb's own included),
+// keep-alive, the lb's own error replies (no body to a HEAD; a lingering
+// close), writing the relayed response (head and body in one gathered
+// write) and what the access log line says.
 //
 // A connection between requests (or before its first byte) holds no parser,
 // buffer, coroutine or timer: only a ClientConnection (socket, address,
@@ -45,6 +47,8 @@ namespace userkey::lb::engine {
 
 class UpstreamRouter;
 class SessionRegistry;
+class RequestIdGenerator;
+class AccessLog;
 struct SessionContext;
 
 /// Room for the operation of a connection's readiness wait, so that going
@@ -131,6 +135,8 @@ struct SessionContext {
   SessionRegistry& sessions;
   const std::atomic<bool>& draining;
   spdlog::logger& log;
+  RequestIdGenerator& request_ids;  ///< the loop's (used when cfg.request_id)
+  AccessLog& access_log;            ///< the loop's
 };
 
 /// How often a loop should call SessionRegistry::expire for `limits`: a

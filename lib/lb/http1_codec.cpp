@@ -259,7 +259,6 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   out += " HTTP/1.1\r\n";
   const HopByHop hop(req.base());
   bool has_xff = false;
-  bool has_request_id = false;
   bool has_host = false;
   for (const auto& f : req.base()) {
     const auto name = f.name_string();
@@ -270,7 +269,7 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
     }
     if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
     if (f.name() == http::field::expect) continue;  // the lb already has the whole body
-    if (iequal(name, "X-Request-Id")) has_request_id = true;
+    if (!request_id.empty() && iequal(name, "X-Request-Id")) continue;  // ours replaces it
     if (f.name() == http::field::host) has_host = true;
     append_sv(out, name);
     out += ": ";
@@ -297,7 +296,7 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   out += "\r\n";
   append_header(out, "X-Real-IP", client_ip);
   append_header(out, "X-Forwarded-Proto", "http");
-  if (!has_request_id) append_header(out, "X-Request-Id", request_id);
+  if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
   if (!req.body().empty() || req.has_content_length()) {
     out += "Content-Length: ";
     out += std::to_string(req.body().size());
@@ -307,7 +306,7 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
 }
 
 void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
-                               bool head_request) {
+                               bool head_request, std::string_view request_id) {
   out.clear();
   out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(res.result_int());
@@ -317,6 +316,7 @@ void serialize_client_response(std::string& out, const Response& res, unsigned c
   const HopByHop hop(res.base());
   for (const auto& f : res.base()) {
     if (hop.skip(f.name(), f.name_string())) continue;
+    if (!request_id.empty() && iequal(f.name_string(), "X-Request-Id")) continue;  // ours replaces it
     append_sv(out, f.name_string());
     out += ": ";
     append_sv(out, f.value());
@@ -334,6 +334,7 @@ void serialize_client_response(std::string& out, const Response& res, unsigned c
     }
     out += "\r\n";
   }
+  if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
   if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
   if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
   out += "\r\n";

@@ -5,7 +5,7 @@
 // (status, message, rejection reason), which headers are hop-by-hop, the
 // request head sent upstream and the response head sent to the client (both
 // written by hand into a reused buffer), the lb's own error responses,
-// request ids and which methods are idempotent. decide_request() runs the
+// where the request id goes and which methods are idempotent. decide_request() runs the
 // same rules over raw bytes, the entry point for a fuzzer.
 //
 // Leaves to others: reading and writing sockets, deadlines, counting
@@ -144,10 +144,11 @@ private:
 /// The request as sent upstream, head only, into `out` (cleared first):
 /// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to (the
 /// client's X-Forwarded-For fields joined in order into one list first),
-/// X-Real-IP and X-Forwarded-Proto set, X-Request-Id added unless the client
-/// sent one, a Host added when the client (HTTP/1.0) sent none (the
-/// absolute-form target's authority, or empty), framed by Content-Length,
-/// HTTP/1.1 keep-alive.
+/// X-Real-IP and X-Forwarded-Proto set, a Host added when the client
+/// (HTTP/1.0) sent none (the absolute-form target's authority, or empty),
+/// framed by Content-Length, HTTP/1.1 keep-alive. A non-empty `request_id`
+/// replaces the client's X-Request-Id fields; an empty one leaves them as
+/// they are.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
                                 std::string_view request_id);
 
@@ -155,22 +156,15 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
 /// hop-by-hop headers dropped, framed by Content-Length (re-framed when the
 /// upstream sent chunks or closed), the Connection header the client's
 /// version needs. `head_request`: the answer to a HEAD keeps the upstream's
-/// Content-Length for the body not sent.
+/// Content-Length for the body not sent. A non-empty `request_id` replaces
+/// the response's X-Request-Id fields.
 void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
-                               bool head_request);
+                               bool head_request, std::string_view request_id = {});
 
 /// The lb's own answer: {"error":"<message>"} as JSON, Server: userkey-lb,
 /// Retry-After when `retry_after` is positive.
 Response make_error_response(unsigned status, std::string_view message, unsigned version,
                              std::chrono::seconds retry_after = std::chrono::seconds(0));
-
-/// A request id: 32 lower-case hex digits of `hi` then `lo`, NUL-terminated.
-inline void format_request_id(char (&out)[33], std::uint64_t hi, std::uint64_t lo) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, hi >>= 4) out[i] = kHex[hi & 15];
-  for (int i = 31; i >= 16; --i, lo >>= 4) out[i] = kHex[lo & 15];
-  out[32] = '\0';
-}
 
 /// Methods a failed attempt may be retried with on another upstream.
 inline bool idempotent(boost::beast::http::verb v) {

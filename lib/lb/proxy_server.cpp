@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "admin_server.hpp"
+#include "userkey/core/logging.hpp"
 #include "admission.hpp"
 #include "cluster.hpp"
 #include "health_checker.hpp"
@@ -57,6 +58,9 @@ std::vector<std::string> system_resolve(const std::string& host, std::uint16_t p
 struct ProxyServer::Impl {
   ProxyConfig cfg;
   std::shared_ptr<spdlog::logger> log;
+  // JSON access log lines: standard output, as they are.
+  std::shared_ptr<spdlog::logger> json_access_log =
+      cfg.access_log && cfg.access_log_format == AccessLogFormat::json ? make_line_logger("access") : nullptr;
   SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
   SystemTimeSource clock;
   ProxyStats stats;
@@ -110,8 +114,9 @@ bool ProxyServer::start(std::string* error) {
   error_code ec;
   auto addr = asio::ip::make_address(im.cfg.listen_host, ec);
   if (ec) return fail("listen address '" + im.cfg.listen_host + "' is not an IP address");
-  const engine::EngineContext ctx{im.cfg, im.stats, im.admission, im.cluster, *im.log, im.draining, im.stopped};
-  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n, im.random.next()));
+  const engine::EngineContext ctx{im.cfg,      im.stats,    im.admission, im.cluster, *im.log, im.json_access_log.get(),
+                                  im.draining, im.stopped};
+  for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
   im.listener = std::make_unique<engine::Listener>(first.io(), engine::hand_to_loops(im.workers), im.stats, *im.log);
   if (auto listen_ec = im.listener->listen(tcp::endpoint(addr, im.cfg.listen_port)))

@@ -58,6 +58,18 @@ ValueKind<std::string> url_path() {
   });
 }
 
+ValueKind<AccessLogFormat> access_log_format() {
+  ValueKind<AccessLogFormat> k;
+  k.type_name = "TEXT:{text,json}";
+  k.parse = [](std::string_view t) {
+    if (t == "text") return AccessLogFormat::text;
+    if (t == "json") return AccessLogFormat::json;
+    throw ValueError("must be one of text, json; got '" + std::string(t) + "'");
+  };
+  k.format = [](const AccessLogFormat& f) { return std::string(f == AccessLogFormat::json ? "json" : "text"); };
+  return k;
+}
+
 Field<ProxyConfig, HostPort> listen_address() {
   return {[](const ProxyConfig& c) { return HostPort{c.listen_host, c.listen_port}; },
           [](ProxyConfig& c, HostPort hp) {
@@ -221,6 +233,14 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::resolve_interval), duration);
   t.add({.key = "access_log", .flag = "--access-log", .help = "One log line per request (true/false)"},
         field(&C::access_log), kinds::boolean());
+  t.add({.key = "access_log_format",
+         .flag = "--access-log-format",
+         .help = "text (the log line) or json (one object per line on stdout)"},
+        field(&C::access_log_format), access_log_format());
+  t.add({.key = "request_id",
+         .flag = "--request-id",
+         .help = "Keep a well-formed X-Request-Id or make one; send it upstream and echo it (on/off)"},
+        field(&C::request_id), kinds::boolean());
   t.add({.key = "log_level", .flag = "--log-level", .help = "Log level"}, field(&C::log_level), kinds::log_level());
   return t;
 }

@@ -11,6 +11,8 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/admin_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/admission.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cluster.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/request_id.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/access_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/downstream_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/health_checker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/listener.cpp

@@ -186,15 +186,16 @@ void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome o
             will_retry ? "will retry on another upstream if one is eligible" : "not retrying");
 }
 
-awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
-                                            std::string& upstream_name, std::string& wire) {
+awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::string_view request_id,
+                                            std::vector<bool>& tried, ForwardReport& summary, std::string& wire) {
   refresh();
   const auto snap_ref = snap_;  // keeps this configuration alive for the request
   const Snapshot& s = *snap_ref;
   const unsigned version = req.version();
+  summary.upstream.clear();
+  summary.upstream_time = std::chrono::microseconds(-1);
+  summary.retries = 0;
 
-  char request_id[33];
-  http1::format_request_id(request_id, id_prefix_, ++request_counter_ + (static_cast<std::uint64_t>(index_) << 56));
   http1::serialize_upstream_request(wire, req, client_ip, request_id);
 
   auto header = [&req](std::string_view name) -> std::string_view {
@@ -234,6 +235,13 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
   bool timed_out = false;
   bool panic_counted = false;
   Outcome last = Outcome::ok;
+  std::uint32_t tries = 0;
+  TimePoint first_try{};
+  // Sets the summary's upstream time and retries once an attempt ends.
+  auto account = [&](TimePoint end) {
+    summary.upstream_time = std::chrono::duration_cast<std::chrono::microseconds>(end - first_try);
+    summary.retries = tries - 1;
+  };
   for (;;) {
     std::size_t count = 0;
     const bool panic = select_eligible(s, tried, elig, count, SteadyClock::now());
@@ -251,16 +259,19 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
     Upstream& up = *e.upstream;
     e.stats->requests.fetch_add(1, std::memory_order_relaxed);
     const auto t0 = SteadyClock::now();
+    if (tries++ == 0) first_try = t0;
     Attempt a;
     {
       const Upstream::InFlight counted(up);
       a = co_await attempt(e, req, wire);
     }
+    const auto t1 = SteadyClock::now();
+    account(t1);
     if (a.outcome == Outcome::ok) {
-      up.report_success(SteadyClock::now());
-      e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0));
+      up.report_success(t1);
+      e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0));
       e.stats->count_status(a.response.result_int());
-      upstream_name = up.address();
+      summary.upstream = up.address();
       co_return std::move(a.response);
     }
     last = a.outcome;

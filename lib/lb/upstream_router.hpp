@@ -1,8 +1,8 @@
 // One request's way to an upstream and back, on one event loop.
 //
 // Owns: the loop's cached configuration snapshot (refreshed when the cluster's
-// generation moves, retiring the pools of upstreams that left), the request id
-// and the upstream request head, the hash key a policy sees, and the retry
+// generation moves, retiring the pools of upstreams that left), the upstream
+// request head, the hash key a policy sees, and the retry
 // loop: choose among eligible, untried upstreams (in panic, when too few are
 // available, passive verdicts are ignored; one full on this loop passes the
 // request to one with room, or the shortest queue) -> attempt (write, read the
@@ -46,26 +46,34 @@ namespace userkey::lb::engine {
 bool select_eligible(const Snapshot& s, const std::vector<bool>& tried, bool* elig, std::size_t& count,
                      TimePoint now);
 
+/// How forward() went, for the access log. Reused from request to request
+/// (forward() resets it).
+struct ForwardReport {
+  std::string upstream;  ///< the upstream that answered; empty: none did (the lb's own reply)
+  /// From the first attempt's start to the last one's end (pool wait,
+  /// connect, exchange, retries); negative when no upstream was tried.
+  std::chrono::microseconds upstream_time{-1};
+  std::uint32_t retries = 0;  ///< attempts after the first
+};
+
 class UpstreamRouter {
 public:
-  /// `loop_index` and `id_prefix` make this loop's request ids unique.
   UpstreamRouter(const Cluster& cluster, LoopPools& pools, ProxyStats& stats, spdlog::logger& log,
-                 std::chrono::milliseconds upstream_timeout, const std::atomic<bool>& stopped, std::size_t loop_index,
-                 std::uint64_t id_prefix)
+                 std::chrono::milliseconds upstream_timeout, const std::atomic<bool>& stopped)
       : cluster_(cluster),
         pools_(pools),
         stats_(stats),
         log_(log),
         upstream_timeout_(upstream_timeout),
-        stopped_(stopped),
-        index_(loop_index),
-        id_prefix_(id_prefix) {}
+        stopped_(stopped) {}
 
   /// The upstream's response to `req`, or the lb's own 502 / 503 / 504.
-  /// `tried` and `wire` are the session's reusable buffers; `upstream_name`
-  /// is set to the upstream that answered.
-  awaitable<Response> forward(Request req, const std::string& client_ip, std::vector<bool>& tried,
-                              std::string& upstream_name, std::string& wire);
+  /// `request_id` goes upstream in X-Request-Id in place of the client's
+  /// (empty: the client's fields go as they are). `tried` and `wire` are the
+  /// session's reusable buffers; `summary` says how it went. Everything
+  /// passed by reference must outlive the coroutine.
+  awaitable<Response> forward(Request req, const std::string& client_ip, std::string_view request_id,
+                              std::vector<bool>& tried, ForwardReport& summary, std::string& wire);
 
 private:
   enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };
@@ -86,9 +94,6 @@ private:
   spdlog::logger& log_;
   std::chrono::milliseconds upstream_timeout_;
   const std::atomic<bool>& stopped_;
-  std::size_t index_;
-  std::uint64_t id_prefix_;
-  std::uint64_t request_counter_ = 0;
   std::shared_ptr<const Snapshot> snap_;  // cached; refreshed on a new generation
 };
 

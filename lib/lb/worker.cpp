@@ -27,11 +27,13 @@ PoolSettings pool_settings(const ProxyConfig& cfg, std::size_t index, std::size_
 
 }  // namespace
 
-Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, std::uint64_t id_prefix)
+Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops)
     : ctx_(ctx),
       pool_shared_{pool_settings(ctx.cfg, index, loops)},
-      router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped, index, id_prefix),
-      session_ctx_{io_, ctx.cfg, ctx.stats, ctx.admission, router_, sessions_, ctx.draining, ctx.log} {}
+      router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped),
+      access_log_(ctx.cfg.access_log, ctx.cfg.access_log_format, ctx.log, ctx.json_access_log),
+      session_ctx_{io_,     ctx.cfg, ctx.stats,          ctx.admission, router_, sessions_, ctx.draining,
+                   ctx.log, request_ids_, access_log_} {}
 
 void Worker::start_session(Socket sock) { start_downstream_session(session_ctx_, std::move(sock)); }
 

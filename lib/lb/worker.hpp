@@ -2,6 +2,7 @@
 //
 // Owns: the io_context (run by one thread, so its reactor runs without I/O
 // locking), the loop's upstream pools and their idle sweep, its router, its
+// request id generator and access log (per loop: no lock on either), its
 // client sessions (started here, or adopted from a descriptor another loop
 // accepted) and the sweep that enforces their deadlines (one timer per loop,
 // none per connection) and, on the loop that asks for it, the sweep of idle
@@ -21,9 +22,11 @@
 #include <memory>
 #include <span>
 
+#include "access_log.hpp"
 #include "admission.hpp"
 #include "cluster.hpp"
 #include "downstream_session.hpp"
+#include "request_id.hpp"
 #include "upstream_pool.hpp"
 #include "upstream_router.hpp"
 #include "userkey/lb/proxy_config.hpp"
@@ -38,14 +41,16 @@ struct EngineContext {
   Admission& admission;
   const Cluster& cluster;
   spdlog::logger& log;
+  /// Where JSON access log lines go (null: to `log`).
+  spdlog::logger* json_access_log;
   const std::atomic<bool>& draining;
   const std::atomic<bool>& stopped;
 };
 
 class Worker {
 public:
-  /// `loops`: how many loops share the upstreams' max_conns.
-  Worker(const EngineContext& ctx, std::size_t index, std::size_t loops, std::uint64_t id_prefix);
+  /// Loop `index` of `loops`, which split each upstream's max_conns.
+  Worker(const EngineContext& ctx, std::size_t index, std::size_t loops);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -78,6 +83,8 @@ private:
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   LoopPools pools_{io_, pool_shared_};
   UpstreamRouter router_;
+  RequestIdGenerator request_ids_;
+  AccessLog access_log_;
   SessionContext session_ctx_;
 };
 

@@ -132,7 +132,7 @@ TEST_CASE("round_robin: 9 requests reach each of 3 backends exactly 3 times, in 
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["user_key"] == "one@5cdb5896d7c8");
   CHECK(http_get(lb.port, "/?user_id=99").status == 400);
-  CHECK(r.headers.count("x-request-id") == 0);  // not added to responses
+  CHECK(r.headers.count("x-request-id") == 1);  // echoed to the client
 
   // Metrics and status.
   auto metrics = http_get(lb.admin, "/metrics").body;

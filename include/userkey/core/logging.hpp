@@ -29,4 +29,9 @@ enum class LogDelivery {
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level = "info",
                                             LogDelivery delivery = LogDelivery::sync);
 
+/// A logger called `name` that writes each message as it is, one per line,
+/// to standard output, at level info: for lines read by machines (the lb's
+/// JSON access log), which carry their own time and fields.
+std::shared_ptr<spdlog::logger> make_line_logger(const std::string& name, LogDelivery delivery = LogDelivery::async);
+
 }  // namespace userkey

@@ -13,6 +13,11 @@
 
 namespace userkey::lb {
 
+/// How an access log line is written: `text`, the space-separated line of
+/// the main log (client, method, target, status, time, upstream, request
+/// id); `json`, one JSON object per line on standard output.
+enum class AccessLogFormat { text, json };
+
 struct LimitsConfig {
   /// Per-client-IP token bucket: requests per second and burst; rate 0 = off.
   double rate = 0;
@@ -86,7 +91,15 @@ struct ProxyConfig {
   std::string admin_host = "127.0.0.1";
   std::uint16_t admin_port = 9100;
 
+  /// One line per request, in `access_log_format`.
   bool access_log = true;
+  AccessLogFormat access_log_format = AccessLogFormat::text;
+  /// Request ids: a client's X-Request-Id is kept when it is well-formed
+  /// (one field, 1-128 characters of [A-Za-z0-9._:-]) and replaced by a
+  /// fresh one otherwise; the id goes upstream, back to the client (the
+  /// lb's own error replies included) and into the access log. Off: the
+  /// client's X-Request-Id fields pass through untouched and none is added.
+  bool request_id = true;
   std::string log_level = "info";
 };
 

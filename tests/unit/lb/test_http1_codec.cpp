@@ -192,7 +192,7 @@ TEST_CASE("upstream request: hop-by-hop headers and Connection-named tokens are 
         "\r\n");
 }
 
-TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client's proxy headers replaced") {
+TEST_CASE("upstream request: X-Forwarded-For appended, client's proxy headers and X-Request-Id replaced") {
   const auto req = parse_request(
       "PUT /k HTTP/1.1\r\n"
       "Host: lb\r\n"
@@ -204,7 +204,18 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client
       "\r\n"
       "abc");
   std::string out = "left over from the previous request";
-  http1::serialize_upstream_request(out, req, "192.0.2.7", "ignored");
+  http1::serialize_upstream_request(out, req, "192.0.2.7", "the-session-s-id");
+  CHECK(out ==
+        "PUT /k HTTP/1.1\r\n"
+        "Host: lb\r\n"
+        "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\n"
+        "X-Real-IP: 192.0.2.7\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "X-Request-Id: the-session-s-id\r\n"
+        "Content-Length: 3\r\n"
+        "\r\n");
+  // Request ids off (no id): the client's field goes as it is, none is added.
+  http1::serialize_upstream_request(out, req, "192.0.2.7", "");
   CHECK(out ==
         "PUT /k HTTP/1.1\r\n"
         "Host: lb\r\n"
@@ -214,6 +225,24 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept, client
         "X-Forwarded-Proto: http\r\n"
         "Content-Length: 3\r\n"
         "\r\n");
+}
+
+TEST_CASE("client response: the request id replaces the upstream's, on relayed and own answers") {
+  const auto res = parse_response(
+      "HTTP/1.1 200 OK\r\n"
+      "X-Request-Id: upstream-made\r\n"
+      "Content-Length: 2\r\n"
+      "\r\n"
+      "ok");
+  std::string out;
+  http1::serialize_client_response(out, res, 11, true, false, "abc.123");
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Request-Id: abc.123\r\n\r\n");
+  http1::serialize_client_response(out, res, 11, true, false);  // ids off: the upstream's as it is
+  CHECK(out == "HTTP/1.1 200 OK\r\nX-Request-Id: upstream-made\r\nContent-Length: 2\r\n\r\n");
+  const auto own = http1::make_error_response(503, "no healthy upstream", 11, std::chrono::seconds(1));
+  http1::serialize_client_response(out, own, 11, false, false, "abc.123");
+  CHECK(out.find("\r\nX-Request-Id: abc.123\r\n") != std::string::npos);
+  CHECK(out.find("Connection: close") != std::string::npos);
 }
 
 TEST_CASE("upstream request: a chunked body goes upstream with a Content-Length") {
@@ -290,13 +319,7 @@ TEST_CASE("the lb's own error response") {
   CHECK(out.rfind("HTTP/1.0 400 Bad Request\r\n", 0) == 0);
 }
 
-TEST_CASE("request ids and idempotent methods") {
-  char id[33];
-  http1::format_request_id(id, 0x0123456789abcdefULL, 0xfedcba9876543210ULL);
-  CHECK(std::string_view(id) == "0123456789abcdeffedcba9876543210");
-  http1::format_request_id(id, 0, 1);
-  CHECK(std::string_view(id) == "00000000000000000000000000000001");
-
+TEST_CASE("idempotent methods") {
   for (auto v : {http::verb::get, http::verb::head, http::verb::options, http::verb::put, http::verb::delete_,
                  http::verb::trace})
     CHECK(http1::idempotent(v));

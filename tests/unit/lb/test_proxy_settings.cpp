@@ -64,6 +64,8 @@ lb::ProxyConfig everything_changed() {
   c.drain_timeout = 1s;
   c.resolve_interval = 0s;
   c.access_log = false;
+  c.access_log_format = lb::AccessLogFormat::json;
+  c.request_id = false;
   c.log_level = "warn";
   return c;
 }
@@ -94,7 +96,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 38);
+  CHECK(keys.size() == 40);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
@@ -215,3 +217,20 @@ TEST_CASE("docker/lb.example.toml spells out every setting") {
   }
 }
 #endif
+
+TEST_CASE("access_log_format is text or json; request_id is a boolean (on/off)") {
+  const auto& t = lb::proxy_settings();
+  lb::ProxyConfig c;
+  CHECK(c.access_log_format == lb::AccessLogFormat::text);
+  CHECK(c.request_id);
+  t.apply(c, userkey::SettingValues().set("access_log_format", "json").set("request_id", "off"));
+  CHECK(c.access_log_format == lb::AccessLogFormat::json);
+  CHECK_FALSE(c.request_id);
+  CHECK(t.values_of(c).find("access_log_format")->front() == "json");
+  t.apply(c, userkey::SettingValues().set("request_id", "on"));
+  CHECK(c.request_id);
+  CHECK_THROWS_AS(t.apply(c, userkey::SettingValues().set("access_log_format", "xml")), userkey::ConfigError);
+  CHECK_THROWS_AS(t.apply(c, userkey::SettingValues().set("access_log_format", "JSON")), userkey::ConfigError);
+  CHECK(t.find("access_log_format")->env() == "USERKEY_LB_ACCESS_LOG_FORMAT");
+  CHECK(t.find("request_id")->env() == "USERKEY_LB_REQUEST_ID");
+}

@@ -75,14 +75,15 @@ TEST_CASE("router: a request's in-flight count is given back even when its loop 
     // The order a Worker has: the loop, then its pools and router.
     auto io = std::make_unique<asio::io_context>();
     engine::LoopPools pools(*io, shared);
-    engine::UpstreamRouter router(*f.cluster, pools, f.stats, f.log, 60s, f.stopped, 0, 0);
+    engine::UpstreamRouter router(*f.cluster, pools, f.stats, f.log, 60s, f.stopped);
     // The session's buffers, which outlive its requests (forward() keeps references).
     const std::string client_ip = "127.0.0.1";
     std::vector<bool> tried;
-    std::string upstream_name, wire;
+    engine::ForwardReport report;
+    std::string wire;
     engine::Request req{http::verb::get, "/?user_id=1", 11};
     req.set(http::field::host, "lb.test");
-    asio::co_spawn(*io, router.forward(std::move(req), client_ip, tried, upstream_name, wire), asio::detached);
+    asio::co_spawn(*io, router.forward(std::move(req), client_ip, "id", tried, report, wire), asio::detached);
     run_until(*io, [&] { return f.upstream().in_flight() == 1; });
     io->run_for(50ms);  // on to the write and the wait for an answer
     CHECK(f.upstream().in_flight() == 1);
@@ -105,18 +106,19 @@ TEST_CASE("router: a request the policy sends to a full upstream goes to one wit
     // here (the order a Worker and its sessions have).
     struct Call {
       std::vector<bool> tried;
-      std::string upstream_name, wire;
+      engine::ForwardReport report;
+      std::string wire;
     };
     std::deque<Call> calls;
     const std::string client_ip = "127.0.0.1";
     auto io = std::make_unique<asio::io_context>();
     engine::LoopPools pools(*io, shared);
-    engine::UpstreamRouter router(*f.cluster, pools, f.stats, f.log, 60s, f.stopped, 0, 0);
+    engine::UpstreamRouter router(*f.cluster, pools, f.stats, f.log, 60s, f.stopped);
     const auto send = [&] {
       auto& c = calls.emplace_back();
       engine::Request req{http::verb::get, "/?user_id=1", 11};
       req.set(http::field::host, "lb.test");
-      asio::co_spawn(*io, router.forward(std::move(req), client_ip, c.tried, c.upstream_name, c.wire),
+      asio::co_spawn(*io, router.forward(std::move(req), client_ip, "id", c.tried, c.report, c.wire),
                      asio::detached);
     };
     const auto busy = [&] { return f.upstream(0).in_flight() + f.upstream(1).in_flight(); };
