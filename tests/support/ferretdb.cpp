@@ -2,7 +2,12 @@
 
 #include <signal.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 namespace userkey::test {
 
@@ -24,7 +29,43 @@ void FerretDb::start() {
 
 void FerretDb::stop() { proc_.kill(); }
 
-void FerretDb::pause() { proc_.signal(SIGSTOP); }
+namespace {
+
+/// True once every thread of `pid` is stopped ('T' in /proc/PID/task/*/stat).
+bool all_threads_stopped(pid_t pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  bool any = false;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;  // the thread just exited
+    // The state follows the command name, which is in parentheses and may
+    // itself hold spaces or parentheses: read after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) return false;
+    const char state = line[close + 2];
+    if (state != 'T' && state != 't') return false;
+    any = true;
+  }
+  return !ec && any;
+}
+
+}  // namespace
+
+// kill(2) only queues SIGSTOP: a thread that is running on another core goes
+// on until it next enters the kernel, and a query already on its way can
+// still be answered. Tests that "hang the database" then race it, so wait
+// until every thread really is stopped.
+void FerretDb::pause() {
+  proc_.signal(SIGSTOP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!all_threads_stopped(proc_.pid())) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("FerretDB did not stop within 5 s of SIGSTOP");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 
 void FerretDb::resume() { proc_.signal(SIGCONT); }
 
