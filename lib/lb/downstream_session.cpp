@@ -121,6 +121,7 @@ struct PlainLayer {
   static constexpr std::string_view forwarded_proto = "http";
   static Socket& stream(Connection& c) { return c.socket; }
   static bool holds_input(Connection&) { return false; }
+  static void settle(error_code&) {}
 };
 
 // TLS: the connection's TLS stream. Client bytes can wait above the socket:
@@ -135,6 +136,13 @@ struct TlsLayer {
   static bool holds_input(Connection& c) {
     SSL* ssl = c.stream.native_handle();
     return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+  }
+  // A read's error as the codec should judge it: a client that closed
+  // without close_notify (most do), or whose TLS broke, is gone (end of
+  // stream), not a bad request to answer over a stream that no longer works.
+  static void settle(error_code& ec) {
+    if (ec == asio::ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category())
+      ec = asio::error::eof;
   }
 };
 
@@ -292,6 +300,7 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
       c.deadline_at(c.first ? c.idle_since + lim.header_timeout : SteadyClock::now() + lim.header_timeout);
       c.first = false;
       std::size_t bytes_in = co_await http::async_read_header(stream, buffer, parser, nothrow(ec));
+      Layer::settle(ec);
       if (c.clear_deadline()) ec = beast::error::timeout;
       c.busy = true;
       const bool head_request = parser.get().method() == http::verb::head;  // unknown until the request line is in
@@ -327,6 +336,7 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
       if (!parser.is_done()) {
         c.deadline_after(lim.body_timeout);
         bytes_in += co_await http::async_read(stream, buffer, parser, nothrow(ec));
+        Layer::settle(ec);
         if (c.clear_deadline()) ec = beast::error::timeout;
         if (ec) {
           const auto decision = http1::classify_body_error(ec, unparsed(buffer));

@@ -93,7 +93,6 @@ constexpr auto tls_part = [](auto& c) -> auto& { return c.tls; };
 
 ValueKind<std::string> file_path() { return kinds::text("FILE"); }
 
-
 // ---------------------------------------------------------------------------
 // The table, in --help order
 // ---------------------------------------------------------------------------

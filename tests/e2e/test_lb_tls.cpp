@@ -154,8 +154,10 @@ TEST_CASE("TLS: curl with --cacert gets the backend's answer over HTTPS (TLS 1.2
   REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
   const std::string by_ip = "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1";
   const std::string by_name = "https://localhost:" + std::to_string(tls_port) + "/?user_id=1";
-  for (const auto& [url, extra] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& call : std::vector<std::pair<std::string, std::string>>{
            {by_ip, ""}, {by_name, ""}, {by_ip, "--tlsv1.2 --tls-max 1.2"}, {by_ip, "--tlsv1.3"}}) {
+    const std::string& url = call.first;
+    const std::string& extra = call.second;
     CAPTURE(url);
     CAPTURE(extra);
     const auto r = curl(certs, url, extra);
@@ -166,7 +168,8 @@ TEST_CASE("TLS: curl with --cacert gets the backend's answer over HTTPS (TLS 1.2
   // Several requests on one TLS connection (curl reuses it for the second URL).
   const auto two = curl(certs, by_ip, "'" + by_ip + "' -v");
   CHECK_MESSAGE(contains(two.output, "Re-using existing connection"), two.output);
-  CHECK_MESSAGE(contains(two.output, "ALPN: server accepted http/1.1"), two.output);
+  CHECK_MESSAGE((contains(two.output, "server accepted http/1.1") || contains(two.output, "server accepted to use http/1.1")),
+                two.output);
   // The plain listener goes on beside it.
   const auto plain = http_get(lb.port, "/?user_id=1");
   CHECK(plain.status == 200);
