@@ -10,6 +10,7 @@
 #include <boost/beast/http/read.hpp>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -106,9 +107,14 @@ namespace {
 class TlsClientConnection : public ClientConnection {
 public:
   TlsClientConnection(const SessionContext& c, Socket sock, std::string ip, std::int64_t& open_now,
-                      asio::ssl::context& tls)
-      : ClientConnection(c, std::move(sock), std::move(ip), open_now), stream(socket, tls) {}
+                      std::shared_ptr<TlsContext> tls)
+      : ClientConnection(c, std::move(sock), std::move(ip), open_now),
+        tls_context(std::move(tls)),
+        stream(socket, tls_context->get()) {}
 
+  // The context this connection was made with: a reload gives new
+  // connections another one, this one keeps its own.
+  std::shared_ptr<TlsContext> tls_context;
   TlsStream stream;
   bool handshake_done = false;
 };
@@ -122,6 +128,7 @@ struct PlainLayer {
   static Socket& stream(Connection& c) { return c.socket; }
   static bool holds_input(Connection&) { return false; }
   static void settle(error_code&) {}
+  static std::string_view version(Connection&) { return {}; }
 };
 
 // TLS: the connection's TLS stream. Client bytes can wait above the socket:
@@ -144,6 +151,8 @@ struct TlsLayer {
     if (ec == asio::ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category())
       ec = asio::error::eof;
   }
+  // The negotiated version ("TLSv1.3"): a static string of OpenSSL's.
+  static std::string_view version(Connection& c) { return SSL_get_version(c.stream.native_handle()); }
 };
 
 template <class Layer>
@@ -221,6 +230,21 @@ awaitable<void> answer(typename Layer::Connection& c, const http1::RequestDecisi
     co_await write_error<Layer>(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
 }
 
+// Why a handshake failed, from its error: OpenSSL's reason when it gave one
+// (it names "http request" when the first bytes were plain HTTP), else the
+// socket's.
+TlsFailure classify_handshake_error(const error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) return TlsFailure::plain_http;
+    return TlsFailure::protocol;
+  }
+  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe || ec == asio::error::operation_aborted)
+    return TlsFailure::closed;
+  return TlsFailure::protocol;
+}
+
 // The TLS handshake of a new connection, within the deadline of its first
 // head (header_timeout from accept), so a client that never starts or never
 // finishes it is cut like a slow head. False: the connection ends (timed
@@ -233,10 +257,14 @@ awaitable<bool> handshake(TlsClientConnection& c) {
   const bool timed_out = c.clear_deadline();
   c.busy = false;
   if (timed_out || ec) {
+    const TlsFailure why = timed_out ? TlsFailure::timeout : classify_handshake_error(ec);
+    c.ctx.stats.tls_failed(why);
     // (OpenSSL's reason names no secret; the client's address is in the line.)
-    c.ctx.log.debug("TLS handshake with {} failed: {}", c.client_ip, timed_out ? "timed out" : ec.message());
+    c.ctx.log.debug("TLS handshake with {} failed ({}): {}", c.client_ip, to_string(why),
+                    timed_out ? "timed out" : ec.message());
     co_return false;
   }
+  c.ctx.stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   c.handshake_done = true;
   co_return true;
 }
@@ -269,6 +297,9 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
     // came with it, wait for the request idle (its deadline still runs from
     // accept).
     if (!c.handshake_done) {
+      // Closed without a byte sent (a TCP health check, a port scan): no
+      // handshake was tried, none failed.
+      if (error_code ec; c.socket.available(ec) == 0 || ec) co_return;
       if (!co_await handshake(c)) co_return;
       error_code ec;
       if (!input_waiting<Layer>(c, ec)) {
@@ -386,6 +417,7 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
           r.upstream = report.upstream;
           r.request_id = request_id.view();
           r.retries = report.retries;
+          r.tls = Layer::version(c);
           ctx.access_log.write(r);
         }
       }
@@ -453,7 +485,15 @@ struct RequestReady {
 
   void operator()(const error_code& ec) {
     auto& ready = *conn;
-    if (ready.clear_deadline() || ec) return;  // idle too long, drained, or gone
+    const bool timed_out = ready.clear_deadline();
+    if (timed_out || ec) {  // idle too long, drained, or gone
+      if constexpr (Layer::secure) {
+        // A TLS client that connected and never sent its hello: a handshake
+        // that timed out.
+        if (timed_out && !ready.handshake_done) ready.ctx.stats.tls_failed(TlsFailure::timeout);
+      }
+      return;
+    }
     try {
       asio::co_spawn(ready.ctx.io, serve<Layer>(conn), asio::detached);
     } catch (const std::exception& e) {
@@ -483,7 +523,7 @@ void wait_for_request(ConnPtr<Layer> conn) {
 template <class Layer>
 ConnPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::string ip, std::int64_t& open) {
   if constexpr (Layer::secure)
-    return std::make_shared<TlsClientConnection>(ctx, std::move(sock), std::move(ip), open, *ctx.tls);
+    return std::make_shared<TlsClientConnection>(ctx, std::move(sock), std::move(ip), open, ctx.tls->current());
   else
     return std::make_shared<ClientConnection>(ctx, std::move(sock), std::move(ip), open);
 }

@@ -23,13 +23,16 @@
 // most one sweep period late (session_sweep_period).
 //
 // A connection from the TLS listener is the same ClientConnection with a
-// TLS layer over its socket (made at accept from the process's TlsContext):
+// TLS layer over its socket, made at accept from the TlsContext current then
+// (a certificate reload does not touch open connections):
 // the session code is one template over how it reaches the client's bytes
 // (the socket, or the TLS stream), so plain connections carry nothing of
 // TLS. Its first serve does the handshake, bounded by the head's deadline
 // (header_timeout from accept); then the connection goes idle like any
 // other (a readiness wait on the socket, taken only when OpenSSL holds no
 // unread input), and X-Forwarded-Proto: https goes with its requests.
+// Handshakes, and failed ones by why, are counted (ProxyStats); a client
+// that closes before sending a byte tried none.
 //
 // Leaves to others: message rules (http1_codec), what may be admitted
 // (admission), the upstream side (upstream_router), accepting (listener),
@@ -53,12 +56,9 @@ namespace spdlog {
 class logger;
 }
 
-namespace boost::asio::ssl {
-class context;
-}
-
 namespace userkey::lb::engine {
 
+class TlsContextStore;
 class UpstreamRouter;
 class SessionRegistry;
 class RequestIdGenerator;
@@ -151,7 +151,7 @@ struct SessionContext {
   spdlog::logger& log;
   RequestIdGenerator& request_ids;  ///< the loop's (used when cfg.request_id)
   AccessLog& access_log;            ///< the loop's
-  asio::ssl::context* tls;          ///< the process's TLS server context; null without a TLS listener
+  const TlsContextStore* tls;       ///< the TLS context new connections get; null without a TLS listener
 };
 
 /// How a listener's clients reach the lb: plain TCP, or TLS over it.

@@ -61,8 +61,9 @@ std::vector<std::string> system_resolve(const std::string& host, std::uint16_t p
 struct ProxyServer::Impl {
   ProxyConfig cfg;
   // Built first: unusable certificate or key files fail the constructor.
-  std::unique_ptr<engine::TlsContext> tls =
-      cfg.tls.listen_host.empty() ? nullptr : std::make_unique<engine::TlsContext>(cfg.tls.cert_file, cfg.tls.key_file);
+  std::unique_ptr<engine::TlsContextStore> tls =
+      cfg.tls.listen_host.empty() ? nullptr
+                                  : std::make_unique<engine::TlsContextStore>(cfg.tls.cert_file, cfg.tls.key_file);
   std::shared_ptr<spdlog::logger> log;
   // JSON access log lines: standard output, as they are.
   std::shared_ptr<spdlog::logger> json_access_log =
@@ -90,6 +91,7 @@ struct ProxyServer::Impl {
         admission(cfg.limits),
         cluster(cfg, std::move(r), PolicyContext{&random, &clock}, std::move(res), log) {
     cluster.set_listener([this](const std::shared_ptr<const engine::Snapshot>& snap) { health.start(snap); });
+    if (tls) stats.tls_certificate_expiry.store(tls->current()->expires(), std::memory_order_relaxed);
   }
 
   std::string metrics_text() const { return render_metrics_text(stats, *cluster.snapshot(), SteadyClock::now()); }
@@ -122,7 +124,7 @@ bool ProxyServer::start(std::string* error) {
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
   const engine::EngineContext ctx{im.cfg,     im.stats,   im.admission,
                                   im.cluster, *im.log,    im.json_access_log.get(),
-                                  im.draining, im.stopped, im.tls ? &im.tls->get() : nullptr};
+                                  im.draining, im.stopped, im.tls.get()};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
   // Each listener accepts on the first loop; they differ only in how their
@@ -173,6 +175,21 @@ std::uint16_t ProxyServer::tls_port() const { return impl_->bound_tls_port; }
 std::uint16_t ProxyServer::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void ProxyServer::reload(const ProxyConfig& config) {
+  auto& im = *impl_;
+  // The certificate and key are read again (files replaced in place, or new
+  // paths); new connections get them, open ones keep what they have. Files
+  // that do not load leave the running pair serving.
+  if (im.tls && !config.tls.listen_host.empty()) {
+    try {
+      im.tls->reload(config.tls.cert_file, config.tls.key_file);
+      im.stats.tls_certificate_expiry.store(im.tls->current()->expires(), std::memory_order_relaxed);
+      im.stats.tls_reloads.fetch_add(1, std::memory_order_relaxed);
+      im.log->info("TLS certificate reloaded from {}", config.tls.cert_file);
+    } catch (const std::exception& e) {
+      im.stats.tls_reload_failures.fetch_add(1, std::memory_order_relaxed);
+      im.log->error("TLS certificate reload failed, keeping the running one: {}", e.what());
+    }
+  }
   impl_->cluster.reload(config);
   impl_->log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
 }

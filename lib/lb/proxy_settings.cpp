@@ -223,9 +223,14 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         optional_address(tls_part, &Tls::listen_host, &Tls::listen_port), kinds::host_port_or_off());
   t.add({.key = "tls.cert",
          .flag = "--tls-cert",
-         .help = "PEM certificate chain for --tls-listen: the server's certificate first, then intermediates"},
+         .help = "PEM certificate chain for --tls-listen: the server's certificate first, then intermediates; "
+                 "reread on SIGHUP (new connections get it, a file that does not load keeps the running one)",
+         .reloadable = true},
         field(&C::tls, &Tls::cert_file), file_path());
-  t.add({.key = "tls.key", .flag = "--tls-key", .help = "PEM private key of --tls-cert (unencrypted)"},
+  t.add({.key = "tls.key",
+         .flag = "--tls-key",
+         .help = "PEM private key of --tls-cert (unencrypted); reread on SIGHUP with it",
+         .reloadable = true},
         field(&C::tls, &Tls::key_file), file_path());
 
   // Upstream connections, queueing, lifecycle

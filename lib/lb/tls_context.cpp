@@ -3,12 +3,14 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "userkey/core/settings.hpp"
@@ -106,6 +108,41 @@ TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file
     fail("tls.key", key_file, "does not belong to the certificate in '" + cert_file + "'");
   ERR_clear_error();
   apply_policy(ctx_.native_handle());
+  if (const X509* leaf = SSL_CTX_get0_certificate(ctx_.native_handle()); leaf != nullptr) {
+    std::tm when{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &when) == 1) expires_ = static_cast<std::int64_t>(::timegm(&when));
+  }
+}
+
+}  // namespace userkey::lb::engine
+
+namespace userkey::lb::engine {
+
+bool TlsContext::adopt_ticket_keys(TlsContext& older) {
+  // OpenSSL's ticket keys: a 16-byte name, a 32-byte HMAC key and a 32-byte
+  // AES key, read and written as one block.
+  unsigned char keys[80];
+  const bool ok = SSL_CTX_get_tlsext_ticket_keys(older.ctx_.native_handle(), keys, sizeof keys) == 1 &&
+                  SSL_CTX_set_tlsext_ticket_keys(ctx_.native_handle(), keys, sizeof keys) == 1;
+  OPENSSL_cleanse(keys, sizeof keys);
+  ERR_clear_error();
+  return ok;
+}
+
+TlsContextStore::TlsContextStore(const std::string& cert_file, const std::string& key_file)
+    : current_(std::make_shared<TlsContext>(cert_file, key_file)) {}
+
+std::shared_ptr<TlsContext> TlsContextStore::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+void TlsContextStore::reload(const std::string& cert_file, const std::string& key_file) {
+  auto next = std::make_shared<TlsContext>(cert_file, key_file);  // throws: the running one stays
+  auto running = current();
+  next->adopt_ticket_keys(*running);
+  std::lock_guard lock(mu_);
+  current_ = std::move(next);
 }
 
 }  // namespace userkey::lb::engine

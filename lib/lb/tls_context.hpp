@@ -9,9 +9,11 @@
 // certificate serves them all). Loading fails with a ConfigError that names
 // the setting and the file, never anything read from the key.
 //
-// Thread-safety: built on one thread before the loops start; from then on
-// every loop makes its connections' SSL objects from it concurrently, which
-// OpenSSL allows (the context is not changed after construction).
+// Thread-safety: a TlsContext is built on one thread and never changed
+// after; every loop makes its connections' SSL objects from it concurrently,
+// which OpenSSL allows. TlsContextStore holds the one new connections get
+// and replaces it on reload (SIGHUP): a connection keeps the context it was
+// made with for its whole life, so a reload drops none.
 //
 // Leaves to others: accepting (listener, like any connection), the
 // handshake and the encrypted stream (downstream_session, per connection).
@@ -22,6 +24,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace userkey::lb::engine {
@@ -42,8 +47,38 @@ public:
 
   asio::ssl::context& get() { return ctx_; }
 
+  /// When the (leaf) certificate expires, Unix seconds.
+  std::int64_t expires() const { return expires_; }
+
+  /// Makes `older`'s session-ticket keys this context's too, so a client's
+  /// ticket from before a reload still resumes after it. False when OpenSSL
+  /// refused (then tickets from before are not honoured: a full handshake).
+  bool adopt_ticket_keys(TlsContext& older);
+
 private:
   asio::ssl::context ctx_;
+  std::int64_t expires_ = 0;
+};
+
+/// The TLS context new connections are made with, replaceable while the
+/// proxy runs. Any thread.
+class TlsContextStore {
+public:
+  /// Loads the first context: throws ConfigError as TlsContext does.
+  TlsContextStore(const std::string& cert_file, const std::string& key_file);
+
+  /// The context for a new connection; the caller keeps it for the
+  /// connection's life.
+  std::shared_ptr<TlsContext> current() const;
+
+  /// Reads `cert_file` and `key_file` again (or new paths) and, when they
+  /// load, makes new connections use them (keeping the ticket keys). When
+  /// they do not, throws ConfigError and the running context stays.
+  void reload(const std::string& cert_file, const std::string& key_file);
+
+private:
+  mutable std::mutex mu_;
+  std::shared_ptr<TlsContext> current_;
 };
 
 }  // namespace userkey::lb::engine

@@ -47,7 +47,7 @@ struct EngineContext {
   const std::atomic<bool>& stopped;
   /// The TLS server context the TLS listener's connections are made with;
   /// null without one.
-  asio::ssl::context* tls;
+  const TlsContextStore* tls;
 };
 
 class Worker {

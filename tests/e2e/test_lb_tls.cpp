@@ -7,16 +7,21 @@
 // TLS only (--listen off), and the start-up errors for unusable files.
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "support/backend_process.hpp"
 #include "support/lb_process.hpp"
@@ -65,6 +70,9 @@ struct Certificates {
   fs::path other_key = dir.path() / "other.key";
   fs::path encrypted_key = dir.path() / "encrypted.key";
   fs::path garbage = dir.path() / "garbage.pem";
+  // A second leaf from the same CA, for a certificate reload.
+  fs::path chain2 = dir.path() / "chain2.pem";
+  fs::path key2 = dir.path() / "leaf2.key";
 
   Certificates() {
     const auto d = dir.path();
@@ -82,6 +90,10 @@ struct Certificates {
              "cat " + q(d / "leaf.pem") + " " + q(ca) + " > " + q(chain),
              "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + q(other_key),
              "openssl pkey -in " + q(key) + " -aes256 -passout pass:secret -out " + q(encrypted_key),
+             "openssl req " + ec + " -keyout " + q(key2) + " -out " + q(d / "leaf2.csr") + " -subj /CN=reloaded",
+             "openssl x509 -req -in " + q(d / "leaf2.csr") + " -CA " + q(ca) + " -CAkey " + q(d / "ca.key") +
+                 " -set_serial 3 -days 2 -extfile " + q(d / "leaf.ext") + " -out " + q(d / "leaf2.pem"),
+             "cat " + q(d / "leaf2.pem") + " " + q(ca) + " > " + q(chain2),
          }) {
       const auto r = run(cmd);
       REQUIRE_MESSAGE(r.status == 0, cmd << "\n" << r.output);
@@ -296,4 +308,172 @@ TEST_CASE("TLS: unusable settings or files stop the start with exit code 2 and a
     CHECK_MESSAGE(contains(text, "invalid configuration"), text);
     CHECK_FALSE(contains(text, "PRIVATE KEY"));  // nothing read from a key file is ever printed
   }
+}
+
+namespace {
+
+// The subject curl -v printed for the server's certificate.
+std::string served_subject(const Certificates& certs, std::uint16_t port) {
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(port) + "/?user_id=1", "-v -o /dev/null");
+  const auto at = r.output.find("subject: ");
+  return at == std::string::npos ? r.output : r.output.substr(at, r.output.find('\n', at) - at);
+}
+
+// A Python `ssl` client that keeps one connection: it verifies against the
+// test CA, sends a request, writes the answer's status to `ready`, waits for
+// the file `go`, then sends a second request on the same connection and
+// prints both statuses, the certificate's CN and the TLS version.
+constexpr const char* kPythonClient = R"PY(
+import os, socket, ssl, sys, time
+ca, port, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        f = tls.makefile("rb")
+        def ask():
+            tls.sendall(b"GET /?user_id=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status = f.readline().split()[1].decode()
+            length = 0
+            while True:
+                line = f.readline().strip()
+                if not line:
+                    break
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            body = f.read(length).decode()
+            return status, body
+        first = ask()
+        with open(ready, "w") as out:
+            out.write(first[0])
+        deadline = time.time() + 20
+        while not os.path.exists(go) and time.time() < deadline:
+            time.sleep(0.02)
+        second = ask()
+        cn = dict(x[0] for x in tls.getpeercert()["subject"])["commonName"]
+        print("first=%s second=%s cn=%s version=%s alpn=%s key=%s" % (first[0], second[0], cn, tls.version(),
+              tls.selected_alpn_protocol(), "one@5cdb5896d7c8" in second[1]))
+)PY";
+
+}  // namespace
+
+TEST_CASE("TLS: SIGHUP reloads the certificate for new connections, an open one goes on; a bad file keeps the "
+          "running one") {
+  Certificates certs;
+  QuietBackend backend;
+  // The files the lb is configured with, replaced in place as a renewal would.
+  const auto live_chain = certs.dir.path() / "live.pem";
+  const auto live_key = certs.dir.path() / "live.key";
+  fs::copy_file(certs.chain, live_chain);
+  fs::copy_file(certs.key, live_key);
+  const auto tls_port = free_port();
+  LbProcess lb({"--upstream", backend.upstream(), "--tls-listen", "127.0.0.1:" + std::to_string(tls_port),
+                "--tls-cert", live_chain.string(), "--tls-key", live_key.string()});
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  CHECK(contains(served_subject(certs, tls_port), "CN=localhost"));
+
+  // Python's ssl module holds a keep-alive connection made before the reload.
+  const auto script = certs.dir.path() / "client.py";
+  std::ofstream(script) << kPythonClient;
+  const auto ready = certs.dir.path() / "ready";
+  const auto go = certs.dir.path() / "go";
+  ChildProcess python({"/usr/bin/python3", script.string(), certs.ca.string(), std::to_string(tls_port), ready.string(),
+                       go.string()},
+                      certs.dir.path() / "python.log");
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  while (!fs::exists(ready) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+  REQUIRE_MESSAGE(fs::exists(ready), python.log());
+
+  fs::copy_file(certs.chain2, live_chain, fs::copy_options::overwrite_existing);
+  fs::copy_file(certs.key2, live_key, fs::copy_options::overwrite_existing);
+  lb.proc.signal(SIGHUP);
+  const auto reloaded_by = std::chrono::steady_clock::now() + 10s;
+  while (lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") < 1 && std::chrono::steady_clock::now() < reloaded_by)
+    std::this_thread::sleep_for(20ms);
+  CHECK_MESSAGE(lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") == 1, lb.proc.log());
+  // New connections get the new certificate (still verified by the CA).
+  CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
+
+  // The connection from before is served on.
+  std::ofstream(go) << "go";
+  CHECK(python.wait(20s) == 0);
+  const auto said = python.log();
+  CHECK_MESSAGE(contains(said, "first=200 second=200 cn=localhost version=TLSv1.3 alpn=http/1.1 key=True"), said);
+
+  // A renewal gone wrong (a file that is not PEM): the running certificate
+  // stays, and the log says why.
+  std::ofstream(live_chain, std::ios::trunc) << "not a certificate\n";
+  lb.proc.signal(SIGHUP);
+  const auto failed_by = std::chrono::steady_clock::now() + 10s;
+  while (lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") < 1 &&
+         std::chrono::steady_clock::now() < failed_by)
+    std::this_thread::sleep_for(20ms);
+  CHECK(lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") == 1);
+  CHECK_MESSAGE(contains(lb.proc.log(), "TLS certificate reload failed, keeping the running one: tls.cert: '" +
+                                            live_chain.string() + "': not a usable PEM certificate chain"),
+                lb.proc.log());
+  CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
+  CHECK_FALSE(contains(lb.proc.log(), "PRIVATE KEY"));
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS: handshakes and their failures are counted in /metrics by reason") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream(), "--header-timeout", "500ms"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1");
+  CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
+  raw_exchange(tls_port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 5s);  // plain HTTP
+  raw_exchange(tls_port, "", 5s);                                     // never starts: timed out
+  raw_exchange(tls_port, std::string("\x16\x03\x01\x00\x05hello", 10), 5s);  // a record that is not a hello
+  // A client that offers only what the lb does not (TLS 1.2 with a CBC suite).
+  run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
+      " --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-SHA 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
+  auto failures = [&](const std::string& reason) {
+    return lb.metric("userkey_lb_tls_handshake_failures_total{reason=\"" + reason + "\"}");
+  };
+  CHECK(lb.metric("userkey_lb_tls_handshakes_total") == 1);
+  CHECK(failures("plain_http") == 1);
+  CHECK(failures("timeout") == 1);
+  CHECK(failures("protocol") == 2);
+  CHECK(failures("closed") == 0);
+  // The certificate's expiry (made for two days by the test).
+  const auto expiry = lb.metric("userkey_lb_tls_certificate_expiry_seconds");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(expiry > now + 86400);
+  CHECK(expiry <= now + 2 * 86400 + 60);
+}
+
+TEST_CASE("TLS: the JSON access log names the TLS version of each request, null over plain HTTP") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream(), "--access-log-format", "json"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  CHECK(contains(curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1", "--tlsv1.3").output,
+                 "status=200"));
+  CHECK(contains(curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=2",
+                      "--tlsv1.2 --tls-max 1.2")
+                     .output,
+                 "status=200"));
+  CHECK(http_get(lb.port, "/?user_id=3").status == 200);
+  std::map<std::string, nlohmann::json> by_target;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (by_target.size() < 3 && std::chrono::steady_clock::now() < until) {
+    by_target.clear();
+    std::istringstream lines(lb.proc.log());
+    for (std::string l; std::getline(lines, l);) {
+      if (l.empty() || l.front() != '{') continue;
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (j.is_object() && j.contains("target")) by_target[j["target"].get<std::string>()] = j;
+    }
+    if (by_target.size() < 3) std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_MESSAGE(by_target.size() == 3, lb.proc.log());
+  CHECK(by_target["/?user_id=1"]["tls"] == "TLSv1.3");
+  CHECK(by_target["/?user_id=2"]["tls"] == "TLSv1.2");
+  CHECK(by_target["/?user_id=3"]["tls"].is_null());
 }

@@ -136,12 +136,13 @@ TEST_CASE("defaults and values round-trip through text") {
 
 TEST_CASE("reloadable settings are exactly what ProxyServer::reload applies") {
   // reload(): upstreams, policy, hash key, health (passive and active),
-  // retries and resolve_interval; everything else needs a restart.
+  // retries, resolve_interval and the TLS certificate and key; everything
+  // else needs a restart.
   const std::set<std::string> expected{"upstreams",          "policy",          "hash_key",       "retries",
                                        "resolve_interval",   "health.max_fails", "health.fail_timeout",
                                        "health.active",      "health.path",     "health.interval", "health.timeout",
                                        "health.rise",        "health.fall",     "health.max_ejection_percent",
-                                       "health.panic_threshold_percent"};
+                                       "health.panic_threshold_percent", "tls.cert", "tls.key"};
   std::set<std::string> reloadable;
   for (const auto& s : lb::proxy_settings().settings())
     if (s.reloadable()) reloadable.insert(s.key());
