@@ -89,8 +89,9 @@ def render(bin_dir):
     example = (ROOT / "docker" / "lb.example.toml").read_text()
     out += ["## userkey-lb config file (TOML)", "",
             "Every key, with its default, as in `docker/lb.example.toml`. Unknown keys are errors.",
-            "SIGHUP rereads the file and applies upstreams, policy, hash_key, retries and",
-            "`[health]` without dropping connections; other keys need a restart.", "",
+            "SIGHUP rereads the file and applies upstreams, policy, hash_key, retries,",
+            "`[health]` and the `[tls]` cert and key without dropping connections; other",
+            "keys need a restart.", "",
             "```toml", example.rstrip("\n"), "```", ""]
     return "\n".join(out)
 

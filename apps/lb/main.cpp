@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     cfg = lb::build_proxy_config(file, given);
     log = userkey::make_logger("lb", cfg.log_level, userkey::LogDelivery::async);
     server = std::make_unique<lb::ProxyServer>(cfg, registry, log);
-  } catch (const std::exception& e) {  // ConfigError, or ProxyServer's invalid_argument (unknown policy)
+  } catch (const std::exception& e) {  // ConfigError (also unusable TLS files), or ProxyServer's invalid_argument
     std::cerr << "userkey-lb: invalid configuration: " << e.what() << "\n";
     return 2;
   }
@@ -71,8 +71,12 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> addresses;
   for (const auto& u : cfg.upstreams) addresses.push_back(u.address());
-  log->info("listening on http://{}:{}/ -> {} ({})", url_host(cfg.listen_host), server->port(), join(addresses),
-            cfg.policy);
+  if (!cfg.listen_host.empty())
+    log->info("listening on http://{}:{}/ -> {} ({})", url_host(cfg.listen_host), server->port(), join(addresses),
+              cfg.policy);
+  if (!cfg.tls.listen_host.empty())
+    log->info("listening on https://{}:{}/ (certificate {}) -> {} ({})", url_host(cfg.tls.listen_host),
+              server->tls_port(), cfg.tls.cert_file, join(addresses), cfg.policy);
   if (!cfg.admin_host.empty())
     log->info("admin on http://{}:{}/metrics and /status", url_host(cfg.admin_host), server->admin_port());
 

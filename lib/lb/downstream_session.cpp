@@ -9,6 +9,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include "access_log.hpp"
 #include "http1_codec.hpp"
 #include "request_id.hpp"
+#include "tls_context.hpp"
 #include "upstream_router.hpp"
 
 namespace userkey::lb::engine {
@@ -96,9 +100,73 @@ std::chrono::milliseconds session_sweep_period(const LimitsConfig& limits) {
 
 namespace {
 
-using ConnectionPtr = std::shared_ptr<ClientConnection>;
+// A connection of the TLS listener: its TLS layer runs over the connection's
+// own socket, so the registry's cancels and the deadline sweep reach it like
+// any other. Destroyed before the socket it uses (a member of the derived
+// class).
+class TlsClientConnection : public ClientConnection {
+public:
+  TlsClientConnection(const SessionContext& c, Socket sock, std::string ip, std::int64_t& open_now,
+                      std::shared_ptr<TlsContext> tls)
+      : ClientConnection(c, std::move(sock), std::move(ip), open_now),
+        tls_context(std::move(tls)),
+        stream(socket, tls_context->get()) {}
 
-void wait_for_request(ConnectionPtr conn);
+  // The context this connection was made with: a reload gives new
+  // connections another one, this one keeps its own.
+  std::shared_ptr<TlsContext> tls_context;
+  TlsStream stream;
+  bool handshake_done = false;
+};
+
+// How a session reaches its client's bytes; the session code is written once
+// over these. Plain: the socket itself, nothing held above it.
+struct PlainLayer {
+  using Connection = ClientConnection;
+  static constexpr bool secure = false;
+  static constexpr std::string_view forwarded_proto = "http";
+  static Socket& stream(Connection& c) { return c.socket; }
+  static bool holds_input(Connection&) { return false; }
+  static void settle(error_code&) {}
+  static std::string_view version(Connection&) { return {}; }
+};
+
+// TLS: the connection's TLS stream. Client bytes can wait above the socket:
+// in OpenSSL (decrypted or not), or passed to it by Asio but not read yet
+// (Asio's own input buffer keeps bytes only while that is full, so this
+// sees those too, as far as a connection going idle needs).
+struct TlsLayer {
+  using Connection = TlsClientConnection;
+  static constexpr bool secure = true;
+  static constexpr std::string_view forwarded_proto = "https";
+  static TlsStream& stream(Connection& c) { return c.stream; }
+  static bool holds_input(Connection& c) {
+    SSL* ssl = c.stream.native_handle();
+    return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+  }
+  // A read's error as the codec should judge it: a client that closed
+  // without close_notify (most do), or whose TLS broke, is gone (end of
+  // stream), not a bad request to answer over a stream that no longer works.
+  static void settle(error_code& ec) {
+    if (ec == asio::ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category())
+      ec = asio::error::eof;
+  }
+  // The negotiated version ("TLSv1.3"): a static string of OpenSSL's.
+  static std::string_view version(Connection& c) { return SSL_get_version(c.stream.native_handle()); }
+};
+
+template <class Layer>
+using ConnPtr = std::shared_ptr<typename Layer::Connection>;
+
+template <class Layer>
+void wait_for_request(ConnPtr<Layer> conn);
+
+// Whether a request's bytes are already here (buffered above the socket or
+// readable from it): then it is served without going idle.
+template <class Layer>
+bool input_waiting(typename Layer::Connection& c, error_code& ec) {
+  return Layer::holds_input(c) || (c.socket.available(ec) > 0 && !ec);
+}
 
 // A refusal written before any request is read: when the request is already
 // there and is a HEAD, the answer must have no body.
@@ -108,10 +176,22 @@ bool peeks_head_request(Socket& client) {
   return n == static_cast<ssize_t>(sizeof first) && std::string_view(first, sizeof first) == "HEAD ";
 }
 
+// GCC 12 at -O2 inlines Asio's recycling frame allocator into a coroutine's
+// ramp and then takes the frame's class operator delete for a mismatch with
+// the ::operator new inside it (a false positive; the pair is Asio's own
+// awaitable_frame_base::operator new / delete): first seen in serve(), off
+// for every coroutine of this file since the session became templates.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 // The lb's own answer. `head_request`: headers only (a HEAD response has no
 // body, whatever its Content-Length says). `request_id`: the request's, when
 // its head was read.
-awaitable<void> write_error(ClientConnection& c, unsigned status, std::string_view message, bool keep_alive,
+//
+// The lingering close works on the socket under any layer (a TLS client is
+// not sent close_notify first: the answer is framed, so it is complete).
+template <class Layer>
+awaitable<void> write_error(typename Layer::Connection& c, unsigned status, std::string_view message, bool keep_alive,
                             unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
                             bool head_request = false, std::string_view request_id = {}) {
   const Response res = http1::make_error_response(status, message, version, retry_after);
@@ -121,7 +201,7 @@ awaitable<void> write_error(ClientConnection& c, unsigned status, std::string_vi
       asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
   c.deadline_after(std::chrono::seconds(5));
   error_code ec;
-  co_await asio::async_write(c.socket, out, nothrow(ec));
+  co_await asio::async_write(Layer::stream(c), out, nothrow(ec));
   if (c.clear_deadline()) ec = asio::error::timed_out;
   if (!keep_alive && !ec) {
     // Lingering close: the client may still be sending what we refused (a
@@ -142,16 +222,61 @@ awaitable<void> write_error(ClientConnection& c, unsigned status, std::string_vi
 
 // A request the lb answers itself (or drops), counted; then the connection
 // closes. `head_request`: the request was a HEAD (no body in the answer).
-awaitable<void> answer(ClientConnection& c, const http1::RequestDecision& d, bool head_request,
+template <class Layer>
+awaitable<void> answer(typename Layer::Connection& c, const http1::RequestDecision& d, bool head_request,
                        std::string_view request_id = {}) {
   if (d.reason) c.ctx.stats.reject(*d.reason);
   if (d.action == http1::RequestDecision::Action::reject)
-    co_await write_error(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
+    co_await write_error<Layer>(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
 }
 
-// A connection refused before any request is read: answered, then closed.
-awaitable<void> refuse(ConnectionPtr conn, Refusal refused, bool head_request) {
-  co_await write_error(*conn, refused.status, refused.message, false, 11, refused.retry_after, head_request);
+// Why a handshake failed, from its error: OpenSSL's reason when it gave one
+// (it names "http request" when the first bytes were plain HTTP), else the
+// socket's.
+TlsFailure classify_handshake_error(const error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) return TlsFailure::plain_http;
+    return TlsFailure::protocol;
+  }
+  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe || ec == asio::error::operation_aborted)
+    return TlsFailure::closed;
+  return TlsFailure::protocol;
+}
+
+// The TLS handshake of a new connection, within the deadline of its first
+// head (header_timeout from accept), so a client that never starts or never
+// finishes it is cut like a slow head. False: the connection ends (timed
+// out, not TLS at all, no common version or suite, closed).
+awaitable<bool> handshake(TlsClientConnection& c) {
+  c.busy = true;
+  c.deadline_at(c.idle_since + c.ctx.cfg.limits.header_timeout);
+  error_code ec;
+  co_await c.stream.async_handshake(asio::ssl::stream_base::server, nothrow(ec));
+  const bool timed_out = c.clear_deadline();
+  c.busy = false;
+  if (timed_out || ec) {
+    const TlsFailure why = timed_out ? TlsFailure::timeout : classify_handshake_error(ec);
+    c.ctx.stats.tls_failed(why);
+    // (OpenSSL's reason names no secret; the client's address is in the line.)
+    c.ctx.log.debug("TLS handshake with {} failed ({}): {}", c.client_ip, to_string(why),
+                    timed_out ? "timed out" : ec.message());
+    co_return false;
+  }
+  c.ctx.stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  c.handshake_done = true;
+  co_return true;
+}
+
+// A connection refused before any request is read: answered (a TLS client
+// after its handshake: it could read nothing else), then closed.
+template <class Layer>
+awaitable<void> refuse(ConnPtr<Layer> conn, Refusal refused, bool head_request) {
+  if constexpr (Layer::secure) {
+    if (!co_await handshake(*conn)) co_return;
+  }
+  co_await write_error<Layer>(*conn, refused.status, refused.message, false, 11, refused.retry_after, head_request);
 }
 
 std::string_view unparsed(const beast::flat_buffer& buffer) {
@@ -161,17 +286,28 @@ std::string_view unparsed(const beast::flat_buffer& buffer) {
 // Serves requests while they keep coming; when none is pending (nothing
 // buffered, nothing readable), hands the connection back to a readiness
 // wait and ends, releasing its buffer and parser.
-//
-// GCC 12 at -O2 inlines Asio's recycling frame allocator into this
-// coroutine's ramp and then takes the frame's class operator delete for a
-// mismatch with the ::operator new inside it (a false positive; the pair is
-// Asio's own awaitable_frame_base::operator new / delete).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-awaitable<void> serve(ConnectionPtr conn) {
-  ClientConnection& c = *conn;
+template <class Layer>
+awaitable<void> serve(ConnPtr<Layer> conn) {
+  auto& c = *conn;
   const SessionContext& ctx = c.ctx;
   const auto& lim = ctx.cfg.limits;
+  auto& stream = Layer::stream(c);
+  if constexpr (Layer::secure) {
+    // A new TLS connection: the handshake first. Then, unless the request
+    // came with it, wait for the request idle (its deadline still runs from
+    // accept).
+    if (!c.handshake_done) {
+      // Closed without a byte sent (a TCP health check, a port scan): no
+      // handshake was tried, none failed.
+      if (error_code ec; c.socket.available(ec) == 0 || ec) co_return;
+      if (!co_await handshake(c)) co_return;
+      error_code ec;
+      if (!input_waiting<Layer>(c, ec)) {
+        if (!ec) wait_for_request<Layer>(conn);
+        co_return;
+      }
+    }
+  }
   try {
     // Capped: a head, one chunk-size line or a trailer section must fit.
     beast::flat_buffer buffer(http1::read_buffer_limit(lim));
@@ -194,13 +330,14 @@ awaitable<void> serve(ConnectionPtr conn) {
       // a keep-alive request's within header_timeout of its first byte.
       c.deadline_at(c.first ? c.idle_since + lim.header_timeout : SteadyClock::now() + lim.header_timeout);
       c.first = false;
-      std::size_t bytes_in = co_await http::async_read_header(c.socket, buffer, parser, nothrow(ec));
+      std::size_t bytes_in = co_await http::async_read_header(stream, buffer, parser, nothrow(ec));
+      Layer::settle(ec);
       if (c.clear_deadline()) ec = beast::error::timeout;
       c.busy = true;
       const bool head_request = parser.get().method() == http::verb::head;  // unknown until the request line is in
       if (ec) {
         const auto decision = http1::classify_head_error(ec, parser.got_some());
-        co_await answer(c, decision, head_request);
+        co_await answer<Layer>(c, decision, head_request);
         co_return;
       }
       // The request's time runs from here (its head is in).
@@ -211,7 +348,7 @@ awaitable<void> serve(ConnectionPtr conn) {
       else
         request_id.clear();
       if (const auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
-        co_await answer(c, framing, head_request, request_id.view());
+        co_await answer<Layer>(c, framing, head_request, request_id.view());
         co_return;
       }
       const http1::FieldSet head = parser.chunked() ? http1::head_fields(parser.get()) : http1::FieldSet{};
@@ -224,16 +361,17 @@ awaitable<void> serve(ConnectionPtr conn) {
                                                                 !parser.is_done()) {
         c.deadline_after(lim.header_timeout);
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        co_await asio::async_write(c.socket, asio::buffer(kContinue), nothrow(ec));
+        co_await asio::async_write(stream, asio::buffer(kContinue), nothrow(ec));
         if (c.clear_deadline() || ec) co_return;
       }
       if (!parser.is_done()) {
         c.deadline_after(lim.body_timeout);
-        bytes_in += co_await http::async_read(c.socket, buffer, parser, nothrow(ec));
+        bytes_in += co_await http::async_read(stream, buffer, parser, nothrow(ec));
+        Layer::settle(ec);
         if (c.clear_deadline()) ec = beast::error::timeout;
         if (ec) {
           const auto decision = http1::classify_body_error(ec, unparsed(buffer));
-          co_await answer(c, decision, head_request, request_id.view());
+          co_await answer<Layer>(c, decision, head_request, request_id.view());
           co_return;
         }
       }
@@ -252,17 +390,17 @@ awaitable<void> serve(ConnectionPtr conn) {
       bool written = true;
       if (const auto refused = ctx.admission.admit_request(c.client_ip)) {
         ctx.stats.reject(refused->reason);
-        co_await write_error(c, refused->status, refused->message, keep_alive, version, refused->retry_after,
-                             head_request, request_id.view());
+        co_await write_error<Layer>(c, refused->status, refused->message, keep_alive, version,
+                                    refused->retry_after, head_request, request_id.view());
         // (A keep-alive refusal that failed to go out ends at the next read.)
       } else {
-        Response res =
-            co_await ctx.router.forward(std::move(req), c.client_ip, request_id.view(), tried, report, wire);
+        Response res = co_await ctx.router.forward(std::move(req), c.client_ip, request_id.view(), tried, report,
+                                                   wire, Layer::forwarded_proto);
         http1::serialize_client_response(wire, res, version, keep_alive, head_request, request_id.view());
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(wire), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
         c.deadline_after(ctx.cfg.upstream_timeout);
-        const std::size_t bytes_out = co_await asio::async_write(c.socket, out, nothrow(ec));
+        const std::size_t bytes_out = co_await asio::async_write(stream, out, nothrow(ec));
         if (c.clear_deadline()) ec = asio::error::timed_out;
         written = !ec;
         if (logging) {
@@ -279,6 +417,7 @@ awaitable<void> serve(ConnectionPtr conn) {
           r.upstream = report.upstream;
           r.request_id = request_id.view();
           r.retries = report.retries;
+          r.tls = Layer::version(c);
           ctx.access_log.write(r);
         }
       }
@@ -287,9 +426,9 @@ awaitable<void> serve(ConnectionPtr conn) {
       c.idle_since = SteadyClock::now();
       // The next request is already here (pipelined, or sent at once): serve
       // it in this run. Otherwise go idle, holding none of this.
-      if (buffer.size() == 0 && c.socket.available(ec) == 0) {
+      if (buffer.size() == 0 && !input_waiting<Layer>(c, ec)) {
         if (ec) co_return;
-        wait_for_request(conn);  // (a copy: `c` stays valid should this throw)
+        wait_for_request<Layer>(conn);  // (a copy: `c` stays valid should this throw)
         co_return;
       }
     }
@@ -299,7 +438,6 @@ awaitable<void> serve(ConnectionPtr conn) {
     ctx.log.error("connection from {} ended by an internal error: {}", c.client_ip, e.what());
   }
 }
-#pragma GCC diagnostic pop
 
 // Hands out a connection's WaitMemory (Asio allocates a handler's
 // operation through the handler's associated allocator). The operation is
@@ -337,18 +475,27 @@ private:
 };
 
 // The readiness wait's handler: the connection, and where its operation lives.
+template <class Layer>
 struct RequestReady {
-  ConnectionPtr conn;
+  ConnPtr<Layer> conn;
   WaitMemory* memory;
 
   using allocator_type = WaitAllocator<void>;
   allocator_type get_allocator() const noexcept { return allocator_type(memory); }
 
   void operator()(const error_code& ec) {
-    ClientConnection& ready = *conn;
-    if (ready.clear_deadline() || ec) return;  // idle too long, drained, or gone
+    auto& ready = *conn;
+    const bool timed_out = ready.clear_deadline();
+    if (timed_out || ec) {  // idle too long, drained, or gone
+      if constexpr (Layer::secure) {
+        // A TLS client that connected and never sent its hello: a handshake
+        // that timed out.
+        if (timed_out && !ready.handshake_done) ready.ctx.stats.tls_failed(TlsFailure::timeout);
+      }
+      return;
+    }
     try {
-      asio::co_spawn(ready.ctx.io, serve(conn), asio::detached);
+      asio::co_spawn(ready.ctx.io, serve<Layer>(conn), asio::detached);
     } catch (const std::exception& e) {
       // (Out of memory, say: this connection closes, the loop goes on.)
       ready.ctx.log.error("connection from {} ended by an internal error: {}", ready.client_ip, e.what());
@@ -360,18 +507,29 @@ struct RequestReady {
 // a new connection's first): then a coroutine serves it. Idle too long
 // (the deadline set here), drained, or closed by the client: the last
 // holder lets go and the connection closes.
-void wait_for_request(ConnectionPtr conn) {
-  ClientConnection& c = *conn;
+//
+// (A TLS connection waits on its socket too: its layer holds no unread input
+// when it gets here.)
+template <class Layer>
+void wait_for_request(ConnPtr<Layer> conn) {
+  auto& c = *conn;
   c.busy = false;
   c.deadline_at(c.first ? c.idle_since + c.ctx.cfg.limits.header_timeout
                         : c.idle_since + c.ctx.cfg.limits.idle_timeout);
   WaitMemory* memory = &c.wait_memory;
-  c.socket.async_wait(tcp::socket::wait_read, RequestReady{std::move(conn), memory});
+  c.socket.async_wait(tcp::socket::wait_read, RequestReady<Layer>{std::move(conn), memory});
 }
 
-}  // namespace
+template <class Layer>
+ConnPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::string ip, std::int64_t& open) {
+  if constexpr (Layer::secure)
+    return std::make_shared<TlsClientConnection>(ctx, std::move(sock), std::move(ip), open, ctx.tls->current());
+  else
+    return std::make_shared<ClientConnection>(ctx, std::move(sock), std::move(ip), open);
+}
 
-void start_downstream_session(const SessionContext& ctx, Socket sock) {
+template <class Layer>
+void start_session(const SessionContext& ctx, Socket sock) {
   error_code ec;
   const auto remote = sock.remote_endpoint(ec);
   if (ec) return;
@@ -379,8 +537,8 @@ void start_downstream_session(const SessionContext& ctx, Socket sock) {
   if (ip_addr.is_v6() && ip_addr.to_v6().is_v4_mapped()) ip_addr = ip_addr.to_v6().to_v4();
   sock.set_option(tcp::no_delay(true), ec);
   std::int64_t open = 0;
-  auto conn = std::make_shared<ClientConnection>(ctx, std::move(sock), ip_addr.to_string(), open);
-  ClientConnection& c = *conn;
+  auto conn = make_connection<Layer>(ctx, std::move(sock), ip_addr.to_string(), open);
+  auto& c = *conn;
   const auto cap = ctx.cfg.limits.max_connections;
   std::optional<Refusal> refused;
   if (cap > 0 && open > static_cast<std::int64_t>(cap))
@@ -390,17 +548,30 @@ void start_downstream_session(const SessionContext& ctx, Socket sock) {
   if (refused) {
     // Answered before any request is read, then closed.
     ctx.stats.reject(refused->reason);
-    const bool head_request = peeks_head_request(c.socket);
-    asio::co_spawn(ctx.io, refuse(std::move(conn), *refused, head_request), asio::detached);
+    const bool head_request = !Layer::secure && peeks_head_request(c.socket);
+    asio::co_spawn(ctx.io, refuse<Layer>(std::move(conn), *refused, head_request), asio::detached);
     return;
   }
-  // The request is often in already: serve it without waiting.
+  // The request (a TLS client's hello) is often in already: serve it without
+  // waiting.
   c.busy = false;
-  if (c.socket.available(ec) > 0 && !ec) {
-    asio::co_spawn(ctx.io, serve(std::move(conn)), asio::detached);
+  if (input_waiting<Layer>(c, ec)) {
+    asio::co_spawn(ctx.io, serve<Layer>(std::move(conn)), asio::detached);
     return;
   }
-  wait_for_request(std::move(conn));
+  wait_for_request<Layer>(std::move(conn));
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+void start_downstream_session(const SessionContext& ctx, Socket sock, ClientTransport transport) {
+  if (transport == ClientTransport::plain)
+    start_session<PlainLayer>(ctx, std::move(sock));
+  else if (ctx.tls != nullptr)
+    start_session<TlsLayer>(ctx, std::move(sock));
+  // (else: a TLS listener without a context is the facade's bug; the
+  // connection closes.)
 }
 
 }  // namespace userkey::lb::engine

@@ -22,8 +22,21 @@
 // the loop's periodic sweep (SessionRegistry::expire): a deadline fires at
 // most one sweep period late (session_sweep_period).
 //
+// A connection from the TLS listener is the same ClientConnection with a
+// TLS layer over its socket, made at accept from the TlsContext current then
+// (a certificate reload does not touch open connections):
+// the session code is one template over how it reaches the client's bytes
+// (the socket, or the TLS stream), so plain connections carry nothing of
+// TLS. Its first serve does the handshake, bounded by the head's deadline
+// (header_timeout from accept); then the connection goes idle like any
+// other (a readiness wait on the socket, taken only when OpenSSL holds no
+// unread input), and X-Forwarded-Proto: https goes with its requests.
+// Handshakes, and failed ones by why, are counted (ProxyStats); a client
+// that closes before sending a byte tried none.
+//
 // Leaves to others: message rules (http1_codec), what may be admitted
-// (admission), the upstream side (upstream_router), accepting (listener).
+// (admission), the upstream side (upstream_router), accepting (listener),
+// the TLS policy and certificate (tls_context).
 #pragma once
 
 #include "io_types.hpp"
@@ -45,6 +58,7 @@ class logger;
 
 namespace userkey::lb::engine {
 
+class TlsContextStore;
 class UpstreamRouter;
 class SessionRegistry;
 class RequestIdGenerator;
@@ -137,13 +151,19 @@ struct SessionContext {
   spdlog::logger& log;
   RequestIdGenerator& request_ids;  ///< the loop's (used when cfg.request_id)
   AccessLog& access_log;            ///< the loop's
+  const TlsContextStore* tls;       ///< the TLS context new connections get; null without a TLS listener
 };
+
+/// How a listener's clients reach the lb: plain TCP, or TLS over it.
+enum class ClientTransport { plain, tls };
 
 /// How often a loop should call SessionRegistry::expire for `limits`: a
 /// quarter of the shortest client timeout, within 10-250 ms.
 std::chrono::milliseconds session_sweep_period(const LimitsConfig& limits);
 
 /// Serves one accepted connection until it closes (on `ctx.io`'s thread).
-void start_downstream_session(const SessionContext& ctx, Socket sock);
+/// `tls` needs `ctx.tls` (without it the connection is closed).
+void start_downstream_session(const SessionContext& ctx, Socket sock,
+                              ClientTransport transport = ClientTransport::plain);
 
 }  // namespace userkey::lb::engine

@@ -251,7 +251,7 @@ bool HopByHop::skip(http::field name, beast::string_view name_string) const {
 }
 
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id) {
+                                std::string_view request_id, std::string_view forwarded_proto) {
   out.clear();
   append_sv(out, req.method_string());
   out += ' ';
@@ -295,7 +295,7 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   out.append(client_ip);
   out += "\r\n";
   append_header(out, "X-Real-IP", client_ip);
-  append_header(out, "X-Forwarded-Proto", "http");
+  append_header(out, "X-Forwarded-Proto", forwarded_proto);
   if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
   if (!req.body().empty() || req.has_content_length()) {
     out += "Content-Length: ";

@@ -144,13 +144,14 @@ private:
 /// The request as sent upstream, head only, into `out` (cleared first):
 /// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to (the
 /// client's X-Forwarded-For fields joined in order into one list first),
-/// X-Real-IP and X-Forwarded-Proto set, a Host added when the client
+/// X-Real-IP and X-Forwarded-Proto (`forwarded_proto`: "http", or "https"
+/// for a request that came over TLS) set, a Host added when the client
 /// (HTTP/1.0) sent none (the absolute-form target's authority, or empty),
 /// framed by Content-Length, HTTP/1.1 keep-alive. A non-empty `request_id`
 /// replaces the client's X-Request-Id fields; an empty one leaves them as
 /// they are.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id);
+                                std::string_view request_id, std::string_view forwarded_proto = "http");
 
 /// The response head as sent to the client, into `out` (cleared first):
 /// hop-by-hop headers dropped, framed by Content-Length (re-framed when the

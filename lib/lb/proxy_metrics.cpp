@@ -45,6 +45,17 @@ std::string_view to_string(Rejection r) {
   return "unknown";
 }
 
+std::string_view to_string(TlsFailure f) {
+  switch (f) {
+    case TlsFailure::timeout: return "timeout";
+    case TlsFailure::plain_http: return "plain_http";
+    case TlsFailure::protocol: return "protocol";
+    case TlsFailure::closed: return "closed";
+    case TlsFailure::count_: break;
+  }
+  return "unknown";
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 
@@ -77,6 +88,25 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   for (std::size_t i = 0; i < stats.rejections.size(); ++i)
     line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
          num(stats.rejections[i].load()));
+  line("# HELP userkey_lb_tls_handshakes_total TLS handshakes completed on the TLS listener.");
+  line("# TYPE userkey_lb_tls_handshakes_total counter");
+  line("userkey_lb_tls_handshakes_total " + num(stats.tls_handshakes.load()));
+  line("# HELP userkey_lb_tls_handshake_failures_total TLS handshakes that did not complete, by reason; the "
+       "connection was closed.");
+  line("# TYPE userkey_lb_tls_handshake_failures_total counter");
+  for (std::size_t i = 0; i < stats.tls_handshake_failures.size(); ++i)
+    line("userkey_lb_tls_handshake_failures_total{reason=\"" + std::string(to_string(static_cast<TlsFailure>(i))) +
+         "\"} " + num(stats.tls_handshake_failures[i].load()));
+  line("# HELP userkey_lb_tls_reloads_total Certificate and key reloads (SIGHUP) by result; failed keeps the "
+       "running certificate.");
+  line("# TYPE userkey_lb_tls_reloads_total counter");
+  line("userkey_lb_tls_reloads_total{result=\"ok\"} " + num(stats.tls_reloads.load()));
+  line("userkey_lb_tls_reloads_total{result=\"failed\"} " + num(stats.tls_reload_failures.load()));
+  if (const auto expiry = stats.tls_certificate_expiry.load(); expiry != 0) {
+    line("# HELP userkey_lb_tls_certificate_expiry_seconds When the served certificate expires (Unix time).");
+    line("# TYPE userkey_lb_tls_certificate_expiry_seconds gauge");
+    line("userkey_lb_tls_certificate_expiry_seconds " + num(expiry));
+  }
 
   struct Family {
     const char* name;

@@ -4,6 +4,8 @@
 //
 // Owns the parts' lifetimes and their order. Leaves all request work to them:
 //   listener            accept on the first loop, hand connections to each loop in turn
+//                       (the plain one and the TLS one, alike)
+//   tls_context         the TLS server context of the TLS listener's connections
 //   worker              one event loop: its sessions, router and upstream pools
 //   downstream_session  one client connection (admission steps, deadlines, keep-alive, replies)
 //   admission           IP filter, per-IP connection cap, rate limit
@@ -34,6 +36,7 @@
 #include "health_checker.hpp"
 #include "listener.hpp"
 #include "proxy_metrics_render.hpp"
+#include "tls_context.hpp"
 #include "worker.hpp"
 
 namespace userkey::lb {
@@ -57,6 +60,10 @@ std::vector<std::string> system_resolve(const std::string& host, std::uint16_t p
 // before what they use.
 struct ProxyServer::Impl {
   ProxyConfig cfg;
+  // Built first: unusable certificate or key files fail the constructor.
+  std::unique_ptr<engine::TlsContextStore> tls =
+      cfg.tls.listen_host.empty() ? nullptr
+                                  : std::make_unique<engine::TlsContextStore>(cfg.tls.cert_file, cfg.tls.key_file);
   std::shared_ptr<spdlog::logger> log;
   // JSON access log lines: standard output, as they are.
   std::shared_ptr<spdlog::logger> json_access_log =
@@ -71,10 +78,12 @@ struct ProxyServer::Impl {
   engine::HealthChecker health{cluster, stopped, *log};
 
   std::vector<std::unique_ptr<engine::Worker>> workers;
-  std::unique_ptr<engine::Listener> listener;
+  std::unique_ptr<engine::Listener> listener;      // plain HTTP; null when off
+  std::unique_ptr<engine::Listener> tls_listener;  // null without TLS
   std::vector<std::thread> threads;
   std::unique_ptr<engine::AdminServer> admin;
   std::uint16_t bound_port = 0;
+  std::uint16_t bound_tls_port = 0;
 
   Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
       : cfg(std::move(c)),
@@ -82,6 +91,7 @@ struct ProxyServer::Impl {
         admission(cfg.limits),
         cluster(cfg, std::move(r), PolicyContext{&random, &clock}, std::move(res), log) {
     cluster.set_listener([this](const std::shared_ptr<const engine::Snapshot>& snap) { health.start(snap); });
+    if (tls) stats.tls_certificate_expiry.store(tls->current()->expires(), std::memory_order_relaxed);
   }
 
   std::string metrics_text() const { return render_metrics_text(stats, *cluster.snapshot(), SteadyClock::now()); }
@@ -92,6 +102,7 @@ struct ProxyServer::Impl {
   void drop_loops() {
     health.detach();
     listener.reset();
+    tls_listener.reset();
     workers.clear();
   }
 };
@@ -111,18 +122,35 @@ bool ProxyServer::start(std::string* error) {
   };
   std::uint32_t n = im.cfg.threads;
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
-  error_code ec;
-  auto addr = asio::ip::make_address(im.cfg.listen_host, ec);
-  if (ec) return fail("listen address '" + im.cfg.listen_host + "' is not an IP address");
-  const engine::EngineContext ctx{im.cfg,      im.stats,    im.admission, im.cluster, *im.log, im.json_access_log.get(),
-                                  im.draining, im.stopped};
+  const engine::EngineContext ctx{im.cfg,     im.stats,   im.admission,
+                                  im.cluster, *im.log,    im.json_access_log.get(),
+                                  im.draining, im.stopped, im.tls.get()};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
-  im.listener = std::make_unique<engine::Listener>(first.io(), engine::hand_to_loops(im.workers), im.stats, *im.log);
-  if (auto listen_ec = im.listener->listen(tcp::endpoint(addr, im.cfg.listen_port)))
-    return fail("cannot listen on " + im.cfg.listen_host + ":" + std::to_string(im.cfg.listen_port) + ": " +
-                listen_ec.message());
-  im.bound_port = im.listener->port();
+  // Each listener accepts on the first loop; they differ only in how their
+  // connections are served.
+  auto open_listener = [&](const std::string& host, std::uint16_t port, engine::ClientTransport transport,
+                           std::unique_ptr<engine::Listener>& out, std::uint16_t& bound) -> std::string {
+    error_code ec;
+    auto addr = asio::ip::make_address(host, ec);
+    if (ec) return "listen address '" + host + "' is not an IP address";
+    out = std::make_unique<engine::Listener>(first.io(), engine::hand_to_loops(im.workers, transport), im.stats,
+                                             *im.log);
+    if (auto listen_ec = out->listen(tcp::endpoint(addr, port)))
+      return "cannot listen on " + host + ":" + std::to_string(port) + ": " + listen_ec.message();
+    bound = out->port();
+    return {};
+  };
+  if (!im.cfg.listen_host.empty()) {
+    auto msg = open_listener(im.cfg.listen_host, im.cfg.listen_port, engine::ClientTransport::plain, im.listener,
+                             im.bound_port);
+    if (!msg.empty()) return fail(std::move(msg));
+  }
+  if (im.tls) {
+    auto msg = open_listener(im.cfg.tls.listen_host, im.cfg.tls.listen_port, engine::ClientTransport::tls,
+                             im.tls_listener, im.bound_tls_port);
+    if (!msg.empty()) return fail(std::move(msg));
+  }
 
   if (!im.cfg.admin_host.empty()) {
     im.admin = std::make_unique<engine::AdminServer>([&im] { return im.metrics_text(); },
@@ -132,7 +160,8 @@ bool ProxyServer::start(std::string* error) {
     if (!im.admin->start(im.cfg.admin_host, im.cfg.admin_port, &admin_error)) return fail(admin_error);
   }
 
-  im.listener->start();
+  if (im.listener) im.listener->start();
+  if (im.tls_listener) im.tls_listener->start();
   for (auto& w : im.workers) w->start_housekeeping(/*sweep_rate_limits=*/w.get() == &first && im.admission.rate_limited());
   im.health.attach(first.io());
   im.health.start(im.cluster.snapshot());
@@ -142,9 +171,25 @@ bool ProxyServer::start(std::string* error) {
 }
 
 std::uint16_t ProxyServer::port() const { return impl_->bound_port; }
+std::uint16_t ProxyServer::tls_port() const { return impl_->bound_tls_port; }
 std::uint16_t ProxyServer::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void ProxyServer::reload(const ProxyConfig& config) {
+  auto& im = *impl_;
+  // The certificate and key are read again (files replaced in place, or new
+  // paths); new connections get them, open ones keep what they have. Files
+  // that do not load leave the running pair serving.
+  if (im.tls && !config.tls.listen_host.empty()) {
+    try {
+      im.tls->reload(config.tls.cert_file, config.tls.key_file);
+      im.stats.tls_certificate_expiry.store(im.tls->current()->expires(), std::memory_order_relaxed);
+      im.stats.tls_reloads.fetch_add(1, std::memory_order_relaxed);
+      im.log->info("TLS certificate reloaded from {}", config.tls.cert_file);
+    } catch (const std::exception& e) {
+      im.stats.tls_reload_failures.fetch_add(1, std::memory_order_relaxed);
+      im.log->error("TLS certificate reload failed, keeping the running one: {}", e.what());
+    }
+  }
   impl_->cluster.reload(config);
   impl_->log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
 }
@@ -153,7 +198,10 @@ void ProxyServer::drain() {
   auto& im = *impl_;
   if (im.workers.empty() || im.stopped.load()) return;
   im.draining.store(true);
-  asio::post(im.workers.front()->io(), [l = im.listener.get()] { l->close(); });
+  asio::post(im.workers.front()->io(), [plain = im.listener.get(), tls = im.tls_listener.get()] {
+    if (plain) plain->close();
+    if (tls) tls->close();
+  });
   // Keep-alive connections that stay idle are closed; one whose client has
   // just had an answer gets a moment, so a request it is sending right now
   // is served (with Connection: close) rather than cut.

@@ -2,6 +2,7 @@
 // userkey/lb/proxy_settings.hpp.
 #include "userkey/lb/proxy_settings.hpp"
 
+#include <optional>
 #include <set>
 
 #include "lb/proxy_settings_internal.hpp"
@@ -70,23 +71,27 @@ ValueKind<AccessLogFormat> access_log_format() {
   return k;
 }
 
-Field<ProxyConfig, HostPort> listen_address() {
-  return {[](const ProxyConfig& c) { return HostPort{c.listen_host, c.listen_port}; },
-          [](ProxyConfig& c, HostPort hp) {
-            c.listen_host = std::move(hp.host);
-            c.listen_port = hp.port;
+// An address that may be off (an empty host), kept as a host and a port
+// member of the part of ProxyConfig that `part` picks (given a const or a
+// mutable ProxyConfig, it returns that part likewise).
+template <class PartOf, class Part>
+Field<ProxyConfig, std::optional<HostPort>> optional_address(PartOf part, std::string Part::*host,
+                                                             std::uint16_t Part::*port) {
+  return {[part, host, port](const ProxyConfig& c) {
+            const Part& p = part(c);
+            return (p.*host).empty() ? std::nullopt : std::optional<HostPort>(HostPort{p.*host, p.*port});
+          },
+          [part, host, port](ProxyConfig& c, std::optional<HostPort> hp) {
+            Part& p = part(c);
+            p.*host = hp ? std::move(hp->host) : std::string();
+            p.*port = hp ? hp->port : 0;
           }};
 }
 
-Field<ProxyConfig, std::optional<HostPort>> admin_address() {
-  return {[](const ProxyConfig& c) {
-            return c.admin_host.empty() ? std::nullopt : std::optional<HostPort>(HostPort{c.admin_host, c.admin_port});
-          },
-          [](ProxyConfig& c, std::optional<HostPort> hp) {
-            c.admin_host = hp ? std::move(hp->host) : std::string();
-            c.admin_port = hp ? hp->port : 0;
-          }};
-}
+constexpr auto whole_config = [](auto& c) -> auto& { return c; };
+constexpr auto tls_part = [](auto& c) -> auto& { return c.tls; };
+
+ValueKind<std::string> file_path() { return kinds::text("FILE"); }
 
 // ---------------------------------------------------------------------------
 // The table, in --help order
@@ -98,11 +103,13 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
   using Active = ActiveHealthConfig;
   using Outlier = OutlierLimits;
   using L = LimitsConfig;
+  using Tls = TlsConfig;
   const auto duration = kinds::duration(false);
   const auto positive_duration = kinds::duration(true);
   SettingsTable<C> t("USERKEY_LB_");
 
-  t.add({.key = "listen", .flag = "--listen", .help = "Address to serve on"}, listen_address(), kinds::host_port());
+  t.add({.key = "listen", .flag = "--listen", .help = "Address to serve plain HTTP on, or off (then --tls-listen)"},
+        optional_address(whole_config, &C::listen_host, &C::listen_port), kinds::host_port_or_off());
   t.add({.key = "upstreams",
          .flag = "--upstream",
          .help = "Backend, repeatable (space-separated in the environment); replaces the file's list",
@@ -120,8 +127,8 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::retries), kinds::whole<u32>(0, kMaxRetries));
   t.add({.key = "threads", .flag = "--threads", .help = "Event-loop threads; 0 = one per core, at most 4"},
         field(&C::threads), kinds::whole<u32>(0, kMaxThreads));
-  t.add({.key = "admin", .flag = "--admin", .help = "Admin endpoint (/metrics, /status), or off"}, admin_address(),
-        kinds::host_port_or_off());
+  t.add({.key = "admin", .flag = "--admin", .help = "Admin endpoint (/metrics, /status), or off"},
+        optional_address(whole_config, &C::admin_host, &C::admin_port), kinds::host_port_or_off());
 
   // [health]: passive, then active
   t.add({.key = "health.max_fails",
@@ -209,6 +216,23 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .help = "Client connections open at once (503 + close beyond); 0 = unlimited"},
         field(&C::limits, &L::max_connections), kinds::whole<u32>());
 
+  // [tls]: TLS termination on a second listener
+  t.add({.key = "tls.listen",
+         .flag = "--tls-listen",
+         .help = "Address to serve HTTPS on (TLS 1.2/1.3), or off; needs --tls-cert and --tls-key"},
+        optional_address(tls_part, &Tls::listen_host, &Tls::listen_port), kinds::host_port_or_off());
+  t.add({.key = "tls.cert",
+         .flag = "--tls-cert",
+         .help = "PEM certificate chain for --tls-listen: the server's certificate first, then intermediates; "
+                 "reread on SIGHUP (new connections get it, a file that does not load keeps the running one)",
+         .reloadable = true},
+        field(&C::tls, &Tls::cert_file), file_path());
+  t.add({.key = "tls.key",
+         .flag = "--tls-key",
+         .help = "PEM private key of --tls-cert (unencrypted); reread on SIGHUP with it",
+         .reloadable = true},
+        field(&C::tls, &Tls::key_file), file_path());
+
   // Upstream connections, queueing, lifecycle
   t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},
         field(&C::connect_timeout), positive_duration);
@@ -275,6 +299,12 @@ void validate(const ProxyConfig& cfg) {
     if (!seen.insert(u.address()).second) invalid(key + ".address", "duplicate upstream '" + u.address() + "'");
   }
   proxy_settings().check(cfg);
+  if (cfg.listen_host.empty() && cfg.tls.listen_host.empty())
+    invalid("listen", "listen and tls.listen are both off: nothing to serve on");
+  if (!cfg.tls.listen_host.empty()) {
+    if (cfg.tls.cert_file.empty()) invalid("tls.cert", "required with tls.listen");
+    if (cfg.tls.key_file.empty()) invalid("tls.key", "required with tls.listen");
+  }
   if (cfg.passive.max_fails > 0) check_positive("health.fail_timeout", cfg.passive.fail_timeout);
   if (cfg.active.enabled) {
     check_positive("health.interval", cfg.active.interval);

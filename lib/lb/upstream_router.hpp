@@ -70,10 +70,13 @@ public:
   /// The upstream's response to `req`, or the lb's own 502 / 503 / 504.
   /// `request_id` goes upstream in X-Request-Id in place of the client's
   /// (empty: the client's fields go as they are). `tried` and `wire` are the
-  /// session's reusable buffers; `summary` says how it went. Everything
-  /// passed by reference must outlive the coroutine.
+  /// session's reusable buffers; `summary` says how it went;
+  /// `forwarded_proto` is the X-Forwarded-Proto sent ("https" for a client
+  /// of the TLS listener). Everything passed by reference must outlive the
+  /// coroutine.
   awaitable<Response> forward(Request req, const std::string& client_ip, std::string_view request_id,
-                              std::vector<bool>& tried, ForwardReport& summary, std::string& wire);
+                              std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
+                              std::string_view forwarded_proto = "http");
 
 private:
   enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };

@@ -32,15 +32,17 @@ Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops)
       pool_shared_{pool_settings(ctx.cfg, index, loops)},
       router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped),
       access_log_(ctx.cfg.access_log, ctx.cfg.access_log_format, ctx.log, ctx.json_access_log),
-      session_ctx_{io_,     ctx.cfg, ctx.stats,          ctx.admission, router_, sessions_, ctx.draining,
-                   ctx.log, request_ids_, access_log_} {}
+      session_ctx_{io_,     ctx.cfg,      ctx.stats,   ctx.admission, router_, sessions_, ctx.draining,
+                   ctx.log, request_ids_, access_log_, ctx.tls} {}
 
-void Worker::start_session(Socket sock) { start_downstream_session(session_ctx_, std::move(sock)); }
+void Worker::start_session(Socket sock, ClientTransport transport) {
+  start_downstream_session(session_ctx_, std::move(sock), transport);
+}
 
-void Worker::adopt(int fd, const tcp& protocol) {
+void Worker::adopt(int fd, const tcp& protocol, ClientTransport transport) {
   // Each loop touches only its own reactor (which lets it run without I/O
   // locking): the descriptor is registered by the loop that will serve it.
-  asio::post(io_, [this, fd, protocol] {
+  asio::post(io_, [this, fd, protocol, transport] {
     Socket adopted(io_);
     error_code e;
     adopted.assign(protocol, fd, e);
@@ -48,22 +50,23 @@ void Worker::adopt(int fd, const tcp& protocol) {
       ::close(fd);
       return;
     }
-    start_session(std::move(adopted));
+    start_session(std::move(adopted), transport);
   });
 }
 
-std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops) {
-  return [loops, next = std::size_t{0}](Socket sock, const tcp& protocol) mutable {
+std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops,
+                                                     ClientTransport transport) {
+  return [loops, transport, next = std::size_t{0}](Socket sock, const tcp& protocol) mutable {
     Worker& target = *loops[next];
     const bool home = next == 0;
     next = (next + 1) % loops.size();
     if (home) {
-      target.start_session(std::move(sock));
+      target.start_session(std::move(sock), transport);
       return;
     }
     error_code ec;
     const auto fd = sock.release(ec);
-    if (!ec) target.adopt(fd, protocol);
+    if (!ec) target.adopt(fd, protocol, transport);
   };
 }
 

@@ -45,6 +45,9 @@ struct EngineContext {
   spdlog::logger* json_access_log;
   const std::atomic<bool>& draining;
   const std::atomic<bool>& stopped;
+  /// The TLS server context the TLS listener's connections are made with;
+  /// null without one.
+  const TlsContextStore* tls;
 };
 
 class Worker {
@@ -56,11 +59,12 @@ public:
 
   asio::io_context& io() { return io_; }
 
-  /// Serves an accepted connection; on this loop's thread.
-  void start_session(Socket sock);
+  /// Serves an accepted connection (of a listener of `transport`); on this
+  /// loop's thread.
+  void start_session(Socket sock, ClientTransport transport);
   /// Hands a descriptor accepted by another loop to this one (from any
   /// thread): this loop adopts it into its own reactor and serves it.
-  void adopt(int fd, const tcp& protocol);
+  void adopt(int fd, const tcp& protocol, ClientTransport transport);
   /// Ends the connections that have waited for a request for `min_idle` or
   /// longer (drain); on this loop's thread.
   void close_idle_sessions(std::chrono::milliseconds min_idle) { sessions_.close_idle(min_idle); }
@@ -90,8 +94,10 @@ private:
 
 /// The listener's hand-off that spreads accepted connections over `loops`
 /// in turn, starting with the first: the first loop (the accepting one)
-/// serves its own at once, the others adopt theirs by descriptor. `loops`
-/// outlives the function returned.
-std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops);
+/// serves its own at once, the others adopt theirs by descriptor. Every
+/// connection of the listener is served as `transport` (a TLS listener is a
+/// listener with this hand-off). `loops` outlives the function returned.
+std::function<void(Socket, const tcp&)> hand_to_loops(std::span<const std::unique_ptr<Worker>> loops,
+                                                     ClientTransport transport = ClientTransport::plain);
 
 }  // namespace userkey::lb::engine

@@ -47,9 +47,25 @@ struct LimitsConfig {
   std::uint32_t max_connections = 10'000;
 };
 
+/// TLS termination: a second listener whose clients speak HTTP/1.1 over TLS
+/// (1.2 or 1.3), served like the plain listener's, with
+/// X-Forwarded-Proto: https on what goes upstream.
+struct TlsConfig {
+  /// Where the TLS listener listens; empty host = no TLS listener.
+  std::string listen_host;
+  std::uint16_t listen_port = 0;
+  /// PEM files: the certificate chain (the server's certificate first, then
+  /// its intermediates) and its private key (unencrypted). Both are required
+  /// with a TLS listener; they are read once, at start.
+  std::string cert_file;
+  std::string key_file;
+};
+
 struct ProxyConfig {
+  /// The plain HTTP listener; empty host = none (then tls.listen is required).
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
+  TlsConfig tls;
   std::vector<UpstreamConfig> upstreams;
   std::string policy = "round_robin";
   std::string hash_key = "query:user_id";

@@ -57,6 +57,16 @@ enum class Rejection : std::size_t {
 };
 std::string_view to_string(Rejection r);
 
+/// Why a client's TLS handshake did not complete.
+enum class TlsFailure : std::size_t {
+  timeout,     // not done within the header timeout (from accept)
+  plain_http,  // the client spoke plain HTTP to the TLS port
+  protocol,    // not TLS, or no version / suite / group in common, or an alert
+  closed,      // the client closed or reset the connection mid-handshake
+  count_
+};
+std::string_view to_string(TlsFailure f);
+
 struct ProxyStats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> retries{0};
@@ -68,7 +78,21 @@ struct ProxyStats {
   std::atomic<std::int64_t> connections_open{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Rejection::count_)> rejections{};
 
+  /// TLS listener: handshakes completed, and those that failed by why.
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TlsFailure::count_)> tls_handshake_failures{};
+  /// Certificate and key reloads (SIGHUP): applied, and refused (the
+  /// running certificate stays).
+  std::atomic<std::uint64_t> tls_reloads{0};
+  std::atomic<std::uint64_t> tls_reload_failures{0};
+  /// When the certificate new connections get expires (Unix seconds); 0:
+  /// no TLS listener.
+  std::atomic<std::int64_t> tls_certificate_expiry{0};
+
   void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void tls_failed(TlsFailure f) {
+    tls_handshake_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace userkey::lb

@@ -9,6 +9,11 @@
 // Idempotent requests that could not connect or got no response are retried
 // on a different upstream; never after a response byte reached the client.
 //
+// TLS: with tls.listen, a second listener whose connections are served the
+// same way over TLS (1.2 / 1.3, ALPN http/1.1, ticket resumption), with
+// X-Forwarded-Proto: https; its certificate and key are read once, when the
+// ProxyServer is built. Either listener may be off, not both.
+//
 // Threads: `threads` event loops. The first accepts and hands connections to
 // each loop in turn; each loop has its own upstream connection pools, so the
 // request path takes no lock. (One listening socket and no SO_REUSEPORT: a
@@ -53,20 +58,24 @@ std::vector<std::string> system_resolve(const std::string& host, std::uint16_t p
 class ProxyServer {
 public:
   /// Throws std::invalid_argument for an unknown policy, a bad hash key or
-  /// CIDR, an empty upstream list or an upstream name that does not resolve.
-  /// `resolver` defaults to system_resolve.
+  /// CIDR, an empty upstream list or an upstream name that does not resolve;
+  /// ConfigError (userkey/core/settings.hpp) when tls.listen is set and
+  /// tls.cert / tls.key cannot be read, are not PEM, or do not belong
+  /// together. `resolver` defaults to system_resolve.
   ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log,
               HostResolver resolver = {});
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  /// Binds the listener (and admin endpoint) and starts serving. Returns
+  /// Binds the listeners (and admin endpoint) and starts serving. Returns
   /// false with a message when an address cannot be bound.
   bool start(std::string* error);
-  /// The bound proxy / admin ports (after start()).
+  /// The bound proxy / admin ports (after start()); 0 for one that is off.
   std::uint16_t port() const;
   std::uint16_t admin_port() const;
+  /// The bound TLS listener's port (after start()); 0 without one.
+  std::uint16_t tls_port() const;
 
   /// Replaces upstreams, policy, hash key, health, retry and resolve_interval
   /// settings (other fields are ignored). Upstreams whose address is

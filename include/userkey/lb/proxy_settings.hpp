@@ -34,7 +34,10 @@ SettingsTable<ProxyConfig> proxy_settings(const std::vector<std::string>& policy
 /// least one upstream with no duplicate address and weights 1..1000, and the
 /// rules between settings (a positive health.fail_timeout when
 /// health.max_fails > 0; positive health.interval and health.timeout when
-/// active checks are on). Throws ConfigError; messages use the file keys.
+/// active checks are on; listen and tls.listen not both off; tls.cert and
+/// tls.key given with tls.listen). Whether those files make a usable TLS
+/// server is checked when ProxyServer is built (it reads them). Throws
+/// ConfigError; messages use the file keys.
 void validate(const ProxyConfig& config);
 
 /// File keys of settings that differ between `running` and `next` but that

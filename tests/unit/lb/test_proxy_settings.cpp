@@ -67,6 +67,10 @@ lb::ProxyConfig everything_changed() {
   c.access_log_format = lb::AccessLogFormat::json;
   c.request_id = false;
   c.log_level = "warn";
+  c.tls.listen_host = "127.0.0.1";
+  c.tls.listen_port = 8443;
+  c.tls.cert_file = "/etc/lb/chain.pem";
+  c.tls.key_file = "/etc/lb/key.pem";
   return c;
 }
 
@@ -96,7 +100,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 40);
+  CHECK(keys.size() == 43);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
@@ -132,12 +136,13 @@ TEST_CASE("defaults and values round-trip through text") {
 
 TEST_CASE("reloadable settings are exactly what ProxyServer::reload applies") {
   // reload(): upstreams, policy, hash key, health (passive and active),
-  // retries and resolve_interval; everything else needs a restart.
+  // retries, resolve_interval and the TLS certificate and key; everything
+  // else needs a restart.
   const std::set<std::string> expected{"upstreams",          "policy",          "hash_key",       "retries",
                                        "resolve_interval",   "health.max_fails", "health.fail_timeout",
                                        "health.active",      "health.path",     "health.interval", "health.timeout",
                                        "health.rise",        "health.fall",     "health.max_ejection_percent",
-                                       "health.panic_threshold_percent"};
+                                       "health.panic_threshold_percent", "tls.cert", "tls.key"};
   std::set<std::string> reloadable;
   for (const auto& s : lb::proxy_settings().settings())
     if (s.reloadable()) reloadable.insert(s.key());
@@ -169,7 +174,7 @@ TEST_CASE("--help lists every setting's flag, type, default and environment name
     std::string expected = s.flag();
     if (!s.info().negating_flag) {
       expected += " " + (s.key() == "policy" ? std::string("TEXT:{round_robin,random}") : s.type_name());
-      if (!d->empty()) expected += "=" + d->front();
+      if (!d->empty() && !d->front().empty()) expected += "=" + d->front();  // (an empty default is not shown)
       if (s.is_list()) expected += " ...";
     }
     expected += " (Env:" + s.env() + ")";
@@ -233,4 +238,41 @@ TEST_CASE("access_log_format is text or json; request_id is a boolean (on/off)")
   CHECK_THROWS_AS(t.apply(c, userkey::SettingValues().set("access_log_format", "JSON")), userkey::ConfigError);
   CHECK(t.find("access_log_format")->env() == "USERKEY_LB_ACCESS_LOG_FORMAT");
   CHECK(t.find("request_id")->env() == "USERKEY_LB_REQUEST_ID");
+}
+
+TEST_CASE("TLS: --tls-listen, --tls-cert, --tls-key (and [tls] in the file); listen may be off, not both") {
+  const auto& t = lb::proxy_settings();
+  CHECK(t.find("tls.listen")->flag() == "--tls-listen");
+  CHECK(t.find("tls.listen")->env() == "USERKEY_LB_TLS_LISTEN");
+  CHECK(t.find("tls.cert")->env() == "USERKEY_LB_TLS_CERT");
+  CHECK(t.find("tls.key")->env() == "USERKEY_LB_TLS_KEY");
+  lb::ProxyConfig c;
+  c.upstreams = {lb::UpstreamConfig{"127.0.0.1", 5001, 1, 0}};
+  CHECK(c.tls.listen_host.empty());  // off by default
+  CHECK(t.values_of(c).find("tls.listen")->front() == "off");
+  t.apply(c, parse({"--tls-listen", "127.0.0.1:8443", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--listen",
+                    "off"}));
+  CHECK(c.tls.listen_host == "127.0.0.1");
+  CHECK(c.tls.listen_port == 8443);
+  CHECK(c.tls.cert_file == "/c.pem");
+  CHECK(c.tls.key_file == "/k.pem");
+  CHECK(c.listen_host.empty());
+  CHECK_NOTHROW(lb::validate(c));
+
+  auto without = [&](auto change) {
+    lb::ProxyConfig d = c;
+    change(d);
+    return d;
+  };
+  CHECK_THROWS_WITH_AS(lb::validate(without([](lb::ProxyConfig& d) { d.tls.cert_file.clear(); })),
+                       doctest::Contains("tls.cert: required with tls.listen"), lb::ConfigError);
+  CHECK_THROWS_WITH_AS(lb::validate(without([](lb::ProxyConfig& d) { d.tls.key_file.clear(); })),
+                       doctest::Contains("tls.key: required with tls.listen"), lb::ConfigError);
+  CHECK_THROWS_WITH_AS(lb::validate(without([](lb::ProxyConfig& d) { d.tls.listen_host.clear(); })),
+                       doctest::Contains("listen: listen and tls.listen are both off"), lb::ConfigError);
+  // Without a TLS listener the files are not needed.
+  CHECK_NOTHROW(lb::validate(without([](lb::ProxyConfig& d) {
+    d.tls = {};
+    d.listen_host = "127.0.0.1";
+  })));
 }

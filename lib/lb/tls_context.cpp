@@ -1,0 +1,148 @@
+// The server side of TLS for one proxy process: see tls_context.hpp.
+#include "tls_context.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "userkey/core/settings.hpp"
+
+namespace userkey::lb::engine {
+
+namespace {
+
+// Mozilla's "intermediate" configuration (v5): these suites for TLS 1.2,
+// OpenSSL's defaults for TLS 1.3 (named here so they cannot drift), and the
+// groups it lists. No server preference: every suite here is strong, and
+// the client knows best whether it has AES hardware.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kTls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
+
+// ALPN: the one protocol the lb speaks, in the wire format (length-prefixed).
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// Sessions resumed from a ticket must have been made by this program.
+constexpr unsigned char kSessionIdContext[] = {'u', 's', 'e', 'r', 'k', 'e', 'y', '-', 'l', 'b'};
+
+[[noreturn]] void fail(const char* key, const std::string& path, const std::string& what) {
+  throw ConfigError(std::string(key) + ": '" + path + "': " + what);
+}
+
+// The reason of the newest error OpenSSL queued on this thread (the queue
+// is emptied): what went wrong, never the data it was reading.
+std::string openssl_reason() {
+  unsigned long last = 0;
+  for (unsigned long code = ERR_get_error(); code != 0; code = ERR_get_error()) last = code;
+  const char* reason = last != 0 ? ERR_reason_error_string(last) : nullptr;
+  return reason != nullptr ? reason : "unknown OpenSSL error";
+}
+
+void check_readable(const char* key, const std::string& path) {
+  std::error_code fs_ec;
+  if (std::filesystem::is_directory(path, fs_ec)) fail(key, path, "is a directory");
+  if (::access(path.c_str(), R_OK) != 0) fail(key, path, std::string("cannot read: ") + std::strerror(errno));
+}
+
+// Picks http/1.1 when the client offers it. A client that offers only
+// other protocols (h2 alone, say) gets no ALPN answer rather than an alert:
+// it may still speak HTTP/1.1.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* offered,
+                unsigned int offered_len, void*) {
+  unsigned char* chosen = nullptr;
+  unsigned char chosen_len = 0;
+  if (SSL_select_next_proto(&chosen, &chosen_len, kAlpnHttp11, sizeof kAlpnHttp11, offered, offered_len) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = chosen;
+  *out_len = chosen_len;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// The policy: versions, suites, groups, ALPN, resumption. Failures here are
+// the program's own (a suite list OpenSSL rejects), not the operator's.
+void apply_policy(SSL_CTX* ctx) {
+  bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+            SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+            SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) == 1 && SSL_CTX_set_ciphersuites(ctx, kTls13Suites) == 1 &&
+            SSL_CTX_set1_groups_list(ctx, kGroups) == 1 && SSL_CTX_set_dh_auto(ctx, 1) == 1 &&
+            SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext) == 1;
+  if (!ok) throw ConfigError("tls: OpenSSL refused the built-in TLS policy: " + openssl_reason());
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
+  // Resumption by tickets only: they hold the session themselves (sealed
+  // with this context's keys), so no per-session state stays in the lb, and
+  // one ticket per TLS 1.3 handshake is enough for a client that reconnects.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, 1);
+}
+
+}  // namespace
+
+TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file)
+    : ctx_(asio::ssl::context::tls_server) {
+  check_readable("tls.cert", cert_file);
+  check_readable("tls.key", key_file);
+  ERR_clear_error();
+  error_code ec;
+  // An encrypted key fails to load rather than prompting on the terminal.
+  ctx_.set_password_callback([](std::size_t, asio::ssl::context::password_purpose) { return std::string(); }, ec);
+  ctx_.use_certificate_chain_file(cert_file, ec);
+  if (ec) fail("tls.cert", cert_file, "not a usable PEM certificate chain (" + ec.message() + ")");
+  ctx_.use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec && ERR_GET_REASON(static_cast<unsigned int>(ec.value())) != X509_R_KEY_VALUES_MISMATCH)
+    fail("tls.key", key_file, "not a usable unencrypted PEM private key (" + ec.message() + ")");
+  if (ec || SSL_CTX_check_private_key(ctx_.native_handle()) != 1)
+    fail("tls.key", key_file, "does not belong to the certificate in '" + cert_file + "'");
+  ERR_clear_error();
+  apply_policy(ctx_.native_handle());
+  if (const X509* leaf = SSL_CTX_get0_certificate(ctx_.native_handle()); leaf != nullptr) {
+    std::tm when{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &when) == 1) expires_ = static_cast<std::int64_t>(::timegm(&when));
+  }
+}
+
+}  // namespace userkey::lb::engine
+
+namespace userkey::lb::engine {
+
+bool TlsContext::adopt_ticket_keys(TlsContext& older) {
+  // OpenSSL's ticket keys: a 16-byte name, a 32-byte HMAC key and a 32-byte
+  // AES key, read and written as one block.
+  unsigned char keys[80];
+  const bool ok = SSL_CTX_get_tlsext_ticket_keys(older.ctx_.native_handle(), keys, sizeof keys) == 1 &&
+                  SSL_CTX_set_tlsext_ticket_keys(ctx_.native_handle(), keys, sizeof keys) == 1;
+  OPENSSL_cleanse(keys, sizeof keys);
+  ERR_clear_error();
+  return ok;
+}
+
+TlsContextStore::TlsContextStore(const std::string& cert_file, const std::string& key_file)
+    : current_(std::make_shared<TlsContext>(cert_file, key_file)) {}
+
+std::shared_ptr<TlsContext> TlsContextStore::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+void TlsContextStore::reload(const std::string& cert_file, const std::string& key_file) {
+  auto next = std::make_shared<TlsContext>(cert_file, key_file);  // throws: the running one stays
+  auto running = current();
+  next->adopt_ticket_keys(*running);
+  std::lock_guard lock(mu_);
+  current_ = std::move(next);
+}
+
+}  // namespace userkey::lb::engine

@@ -1,0 +1,84 @@
+// The server side of TLS for one proxy process.
+//
+// Owns: the OpenSSL server context (asio::ssl::context, an RAII owner of the
+// SSL_CTX) built once from the configured certificate chain and key, and
+// its policy: TLS 1.2 and 1.3 only, the Mozilla "intermediate" cipher
+// suites and groups, ALPN "http/1.1", session resumption by tickets (the
+// ticket keys are OpenSSL's own, made per context, so every loop of the
+// process resumes every other loop's sessions), any SNI name accepted (one
+// certificate serves them all). Loading fails with a ConfigError that names
+// the setting and the file, never anything read from the key.
+//
+// Thread-safety: a TlsContext is built on one thread and never changed
+// after; every loop makes its connections' SSL objects from it concurrently,
+// which OpenSSL allows. TlsContextStore holds the one new connections get
+// and replaces it on reload (SIGHUP): a connection keeps the context it was
+// made with for its whole life, so a reload drops none.
+//
+// Leaves to others: accepting (listener, like any connection), the
+// handshake and the encrypted stream (downstream_session, per connection).
+#pragma once
+
+#include "io_types.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace userkey::lb::engine {
+
+/// A client connection's TLS layer, over the connection's own socket (which
+/// the connection keeps owning: cancelling it reaches the TLS operations).
+using TlsStream = asio::ssl::stream<Socket&>;
+
+class TlsContext {
+public:
+  /// Reads `cert_file` (PEM chain, leaf first) and `key_file` (PEM private
+  /// key, unencrypted: an encrypted one fails, it never prompts) and checks
+  /// that the key belongs to the certificate. Throws ConfigError ("tls.cert:
+  /// ..." / "tls.key: ...") when a file is unreadable or unusable.
+  TlsContext(const std::string& cert_file, const std::string& key_file);
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  asio::ssl::context& get() { return ctx_; }
+
+  /// When the (leaf) certificate expires, Unix seconds.
+  std::int64_t expires() const { return expires_; }
+
+  /// Makes `older`'s session-ticket keys this context's too, so a client's
+  /// ticket from before a reload still resumes after it. False when OpenSSL
+  /// refused (then tickets from before are not honoured: a full handshake).
+  bool adopt_ticket_keys(TlsContext& older);
+
+private:
+  asio::ssl::context ctx_;
+  std::int64_t expires_ = 0;
+};
+
+/// The TLS context new connections are made with, replaceable while the
+/// proxy runs. Any thread.
+class TlsContextStore {
+public:
+  /// Loads the first context: throws ConfigError as TlsContext does.
+  TlsContextStore(const std::string& cert_file, const std::string& key_file);
+
+  /// The context for a new connection; the caller keeps it for the
+  /// connection's life.
+  std::shared_ptr<TlsContext> current() const;
+
+  /// Reads `cert_file` and `key_file` again (or new paths) and, when they
+  /// load, makes new connections use them (keeping the ticket keys). When
+  /// they do not, throws ConfigError and the running context stays.
+  void reload(const std::string& cert_file, const std::string& key_file);
+
+private:
+  mutable std::mutex mu_;
+  std::shared_ptr<TlsContext> current_;
+};
+
+}  // namespace userkey::lb::engine

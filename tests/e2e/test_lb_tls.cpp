@@ -1,0 +1,479 @@
+// End-to-end: TLS termination with real clients. A throwaway CA and a leaf
+// certificate for 127.0.0.1 / localhost are made by the `openssl` command
+// line in a temp dir; userkey-lb serves HTTPS with them in front of a real
+// userkey-backend (or an upstream that echoes X-Forwarded-Proto); curl
+// (--cacert) and `openssl s_client` (TLS 1.2 and 1.3) are the clients.
+// Also: plain HTTP sent to the TLS port, a handshake that never starts,
+// TLS only (--listen off), and the start-up errors for unusable files.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/backend_process.hpp"
+#include "support/lb_process.hpp"
+#include "support/process.hpp"
+
+using namespace userkey::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CommandResult {
+  int status = -1;  ///< the shell's exit status
+  std::string output;  ///< stdout and stderr
+};
+
+// Runs `command` through the shell, output (stdout and stderr) captured.
+CommandResult run(const std::string& command) {
+  struct Closer {
+    int* status;
+    void operator()(FILE* f) const { *status = ::pclose(f); }
+  };
+  CommandResult r;
+  int raw = -1;
+  {
+    std::unique_ptr<FILE, Closer> pipe(::popen(("(" + command + ") 2>&1").c_str(), "r"), Closer{&raw});
+    if (!pipe) return r;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0) r.output.append(buf, n);
+  }
+  r.status = raw >= 0 && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// A CA and a leaf certificate for 127.0.0.1 and localhost signed by it (EC
+// P-256: quick to make), the chain file the lb serves (leaf, then CA), and
+// odd files for the error cases.
+struct Certificates {
+  TempDir dir;
+  fs::path ca = dir.path() / "ca.pem";
+  fs::path chain = dir.path() / "chain.pem";
+  fs::path key = dir.path() / "leaf.key";
+  fs::path other_key = dir.path() / "other.key";
+  fs::path encrypted_key = dir.path() / "encrypted.key";
+  fs::path garbage = dir.path() / "garbage.pem";
+  // A second leaf from the same CA, for a certificate reload.
+  fs::path chain2 = dir.path() / "chain2.pem";
+  fs::path key2 = dir.path() / "leaf2.key";
+
+  Certificates() {
+    const auto d = dir.path();
+    std::ofstream(d / "leaf.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                                     "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n";
+    std::ofstream(garbage) << "this is not PEM\n";
+    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for (const std::string& cmd : {
+             "openssl req -x509 " + ec + " -keyout " + q(d / "ca.key") + " -out " + q(ca) +
+                 " -days 2 -subj '/CN=userkey test CA' -addext basicConstraints=critical,CA:TRUE"
+                 " -addext keyUsage=critical,keyCertSign,cRLSign",
+             "openssl req " + ec + " -keyout " + q(key) + " -out " + q(d / "leaf.csr") + " -subj /CN=localhost",
+             "openssl x509 -req -in " + q(d / "leaf.csr") + " -CA " + q(ca) + " -CAkey " + q(d / "ca.key") +
+                 " -set_serial 2 -days 2 -extfile " + q(d / "leaf.ext") + " -out " + q(d / "leaf.pem"),
+             "cat " + q(d / "leaf.pem") + " " + q(ca) + " > " + q(chain),
+             "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + q(other_key),
+             "openssl pkey -in " + q(key) + " -aes256 -passout pass:secret -out " + q(encrypted_key),
+             "openssl req " + ec + " -keyout " + q(key2) + " -out " + q(d / "leaf2.csr") + " -subj /CN=reloaded",
+             "openssl x509 -req -in " + q(d / "leaf2.csr") + " -CA " + q(ca) + " -CAkey " + q(d / "ca.key") +
+                 " -set_serial 3 -days 2 -extfile " + q(d / "leaf.ext") + " -out " + q(d / "leaf2.pem"),
+             "cat " + q(d / "leaf2.pem") + " " + q(ca) + " > " + q(chain2),
+         }) {
+      const auto r = run(cmd);
+      REQUIRE_MESSAGE(r.status == 0, cmd << "\n" << r.output);
+    }
+  }
+  std::vector<std::string> lb_args(std::uint16_t tls_port) const {
+    return {"--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert", chain.string(), "--tls-key",
+            key.string()};
+  }
+};
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// curl over HTTPS, trusting only the test CA; the body, then a line with the
+// status code and the TLS version curl saw.
+CommandResult curl(const Certificates& certs, const std::string& url, const std::string& extra = {}) {
+  return run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) + " " + extra +
+             " -w '\\nstatus=%{http_code}' '" + url + "'");
+}
+
+// openssl s_client: one request with Connection: close, verified against the
+// test CA, offering ALPN http/1.1; `version` is -tls1_2 or -tls1_3.
+CommandResult s_client(const Certificates& certs, std::uint16_t port, const std::string& version,
+                       const std::string& extra = {}) {
+  return run("printf 'GET /?user_id=1 HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+             "timeout 15 openssl s_client -connect 127.0.0.1:" +
+             std::to_string(port) + " -servername localhost -CAfile " + q(certs.ca) +
+             " -verify_return_error -alpn http/1.1 -ign_eof " + version + " " + extra);
+}
+
+bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+// A backend on the embedded dump, quiet.
+struct QuietBackend : BackendProcess {
+  QuietBackend() : BackendProcess({"--name", "backend-1", "--access-log", "false", "--dump", dump_dir().string()}) {}
+};
+
+// An upstream that answers with the X-Forwarded-Proto it was sent.
+struct ProtoEcho {
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  ProtoEcho() {
+    server.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content("proto=" + req.get_header_value("X-Forwarded-Proto") +
+                          " fields=" + std::to_string(req.get_header_value_count("X-Forwarded-Proto")),
+                      "text/plain");
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~ProtoEcho() {
+    server.stop();
+    thread.join();
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+}  // namespace
+
+TEST_CASE("TLS: curl with --cacert gets the backend's answer over HTTPS (TLS 1.2 and 1.3), by IP and by name") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream()}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  const std::string by_ip = "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1";
+  const std::string by_name = "https://localhost:" + std::to_string(tls_port) + "/?user_id=1";
+  for (const auto& call : std::vector<std::pair<std::string, std::string>>{
+           {by_ip, ""}, {by_name, ""}, {by_ip, "--tlsv1.2 --tls-max 1.2"}, {by_ip, "--tlsv1.3"}}) {
+    const std::string& url = call.first;
+    const std::string& extra = call.second;
+    CAPTURE(url);
+    CAPTURE(extra);
+    const auto r = curl(certs, url, extra);
+    CHECK_MESSAGE(r.status == 0, r.output);
+    CHECK_MESSAGE(contains(r.output, "\"user_key\":\"one@5cdb5896d7c8\""), r.output);
+    CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
+  }
+  // Several requests on one TLS connection (curl reuses it for the second URL).
+  const auto two = curl(certs, by_ip, "'" + by_ip + "' -v");
+  CHECK_MESSAGE(contains(two.output, "Re-using existing connection"), two.output);
+  CHECK_MESSAGE((contains(two.output, "server accepted http/1.1") || contains(two.output, "server accepted to use http/1.1")),
+                two.output);
+  // The plain listener goes on beside it.
+  const auto plain = http_get(lb.port, "/?user_id=1");
+  CHECK(plain.status == 200);
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS: X-Forwarded-Proto is https for requests that came over TLS, http for the others") {
+  Certificates certs;
+  ProtoEcho echo;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", echo.upstream(), "--no-active-health"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  // The client's own X-Forwarded-Proto is replaced, never passed on.
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/", "-H 'X-Forwarded-Proto: http'");
+  CHECK_MESSAGE(contains(r.output, "proto=https fields=1"), r.output);
+  const auto plain = http_get(lb.port, "/", {{"X-Forwarded-Proto", "https"}});
+  CHECK(plain.body == "proto=http fields=1");
+}
+
+TEST_CASE("TLS: openssl s_client connects with TLS 1.2 and 1.3, verifies the chain, gets ALPN http/1.1, resumes") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream()}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  for (const std::string version : {"-tls1_2", "-tls1_3"}) {
+    CAPTURE(version);
+    const std::string expected = version == "-tls1_2" ? "TLSv1.2" : "TLSv1.3";
+    const auto session = certs.dir.path() / ("session" + version + ".pem");
+    const auto first = s_client(certs, tls_port, version, "-sess_out " + q(session));
+    CHECK_MESSAGE(contains(first.output, "Verify return code: 0 (ok)"), first.output);
+    CHECK_MESSAGE(contains(first.output, "New, " + expected), first.output);
+    CHECK_MESSAGE(contains(first.output, "ALPN protocol: http/1.1"), first.output);
+    CHECK_MESSAGE(contains(first.output, "HTTP/1.1 200 OK"), first.output);
+    CHECK_MESSAGE(contains(first.output, "one@5cdb5896d7c8"), first.output);
+    // Session resumption: the ticket of the first connection is taken.
+    const auto again = s_client(certs, tls_port, version, "-sess_in " + q(session));
+    CHECK_MESSAGE(contains(again.output, "Reused, " + expected), again.output);
+    CHECK_MESSAGE(contains(again.output, "HTTP/1.1 200 OK"), again.output);
+  }
+  // SSL 3 / TLS 1.0 / 1.1 are not offered: a client limited to TLS 1.1 fails
+  // (whether its own OpenSSL or the lb says no).
+  const auto old = run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
+                       " --tlsv1.1 --tls-max 1.1 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
+  CHECK(old.status != 0);
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS: plain HTTP sent to the TLS port is closed, and a handshake that never starts is cut by the header "
+          "timeout") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream(), "--header-timeout", "500ms"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+
+  auto started = std::chrono::steady_clock::now();
+  const auto answer = raw_exchange(tls_port, "GET /?user_id=1 HTTP/1.1\r\nHost: a\r\n\r\n", 5s);
+  CHECK(std::chrono::steady_clock::now() - started < 3s);  // closed by the lb, not by our timeout
+  CHECK_FALSE(contains(answer, "HTTP/1.1 200"));
+  CHECK_FALSE(contains(answer, "one@"));
+
+  // Connected, and not a byte sent: closed once the header timeout (500 ms,
+  // swept at most a period late) has passed.
+  started = std::chrono::steady_clock::now();
+  const auto silent = raw_exchange(tls_port, "", 5s);
+  const auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(silent.empty());
+  CHECK(waited >= 400ms);
+  CHECK(waited < 3s);
+
+  // The lb is unharmed: HTTPS and HTTP still served.
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1");
+  CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
+  CHECK(http_get(lb.port, "/?user_id=1").status == 200);
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS only: --listen off serves HTTPS alone") {
+  Certificates certs;
+  QuietBackend backend;
+  TempDir dir;
+  const auto tls_port = free_port();
+  ChildProcess lb(with({USERKEY_LB_BIN, "--listen", "off", "--admin", "off", "--upstream", backend.upstream()},
+                       certs.lb_args(tls_port)),
+                  dir.path() / "lb.log");
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.log());
+  const auto r = curl(certs, "https://localhost:" + std::to_string(tls_port) + "/?user_id=1");
+  CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
+  CHECK(contains(lb.log(), "listening on https://127.0.0.1:" + std::to_string(tls_port)));
+  CHECK_FALSE(contains(lb.log(), "listening on http://"));
+}
+
+TEST_CASE("TLS: unusable settings or files stop the start with exit code 2 and a message naming the setting") {
+  Certificates certs;
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::string listen = "127.0.0.1:" + std::to_string(free_port());
+  const std::vector<Case> cases{
+      {{"--tls-listen", listen, "--tls-key", certs.key.string()}, "tls.cert: required with tls.listen"},
+      {{"--tls-listen", listen, "--tls-cert", certs.chain.string()}, "tls.key: required with tls.listen"},
+      {{"--listen", "off"}, "listen and tls.listen are both off"},
+      {{"--tls-listen", listen, "--tls-cert", (dir.path() / "missing.pem").string(), "--tls-key", certs.key.string()},
+       "tls.cert: '" + (dir.path() / "missing.pem").string() + "': cannot read"},
+      {{"--tls-listen", listen, "--tls-cert", certs.garbage.string(), "--tls-key", certs.key.string()},
+       "tls.cert: '" + certs.garbage.string() + "': not a usable PEM certificate chain"},
+      {{"--tls-listen", listen, "--tls-cert", certs.chain.string(), "--tls-key", certs.other_key.string()},
+       "does not belong to the certificate"},
+      {{"--tls-listen", listen, "--tls-cert", certs.chain.string(), "--tls-key", certs.encrypted_key.string()},
+       "tls.key: '" + certs.encrypted_key.string() + "': not a usable unencrypted PEM private key"},
+      {{"--tls-listen", listen, "--tls-cert", certs.chain.string(), "--tls-key", dir.path().string()},
+       "is a directory"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.says);
+    const auto log = dir.path() / "lb.log";
+    ChildProcess lb(with({USERKEY_LB_BIN, "--admin", "off", "--upstream", "127.0.0.1:1"}, c.args), log);
+    CHECK(lb.wait(10s) == 2);
+    const auto text = lb.log();
+    CHECK_MESSAGE(contains(text, c.says), text);
+    CHECK_MESSAGE(contains(text, "invalid configuration"), text);
+    CHECK_FALSE(contains(text, "PRIVATE KEY"));  // nothing read from a key file is ever printed
+  }
+}
+
+namespace {
+
+// The subject curl -v printed for the server's certificate.
+std::string served_subject(const Certificates& certs, std::uint16_t port) {
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(port) + "/?user_id=1", "-v -o /dev/null");
+  const auto at = r.output.find("subject: ");
+  return at == std::string::npos ? r.output : r.output.substr(at, r.output.find('\n', at) - at);
+}
+
+// A Python `ssl` client that keeps one connection: it verifies against the
+// test CA, sends a request, writes the answer's status to `ready`, waits for
+// the file `go`, then sends a second request on the same connection and
+// prints both statuses, the certificate's CN and the TLS version.
+constexpr const char* kPythonClient = R"PY(
+import os, socket, ssl, sys, time
+ca, port, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        f = tls.makefile("rb")
+        def ask():
+            tls.sendall(b"GET /?user_id=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status = f.readline().split()[1].decode()
+            length = 0
+            while True:
+                line = f.readline().strip()
+                if not line:
+                    break
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            body = f.read(length).decode()
+            return status, body
+        first = ask()
+        with open(ready, "w") as out:
+            out.write(first[0])
+        deadline = time.time() + 20
+        while not os.path.exists(go) and time.time() < deadline:
+            time.sleep(0.02)
+        second = ask()
+        cn = dict(x[0] for x in tls.getpeercert()["subject"])["commonName"]
+        print("first=%s second=%s cn=%s version=%s alpn=%s key=%s" % (first[0], second[0], cn, tls.version(),
+              tls.selected_alpn_protocol(), "one@5cdb5896d7c8" in second[1]))
+)PY";
+
+}  // namespace
+
+TEST_CASE("TLS: SIGHUP reloads the certificate for new connections, an open one goes on; a bad file keeps the "
+          "running one") {
+  Certificates certs;
+  QuietBackend backend;
+  // The files the lb is configured with, replaced in place as a renewal would.
+  const auto live_chain = certs.dir.path() / "live.pem";
+  const auto live_key = certs.dir.path() / "live.key";
+  fs::copy_file(certs.chain, live_chain);
+  fs::copy_file(certs.key, live_key);
+  const auto tls_port = free_port();
+  LbProcess lb({"--upstream", backend.upstream(), "--tls-listen", "127.0.0.1:" + std::to_string(tls_port),
+                "--tls-cert", live_chain.string(), "--tls-key", live_key.string()});
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  CHECK(contains(served_subject(certs, tls_port), "CN=localhost"));
+
+  // Python's ssl module holds a keep-alive connection made before the reload.
+  const auto script = certs.dir.path() / "client.py";
+  std::ofstream(script) << kPythonClient;
+  const auto ready = certs.dir.path() / "ready";
+  const auto go = certs.dir.path() / "go";
+  ChildProcess python({"/usr/bin/python3", script.string(), certs.ca.string(), std::to_string(tls_port), ready.string(),
+                       go.string()},
+                      certs.dir.path() / "python.log");
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  while (!fs::exists(ready) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+  REQUIRE_MESSAGE(fs::exists(ready), python.log());
+
+  fs::copy_file(certs.chain2, live_chain, fs::copy_options::overwrite_existing);
+  fs::copy_file(certs.key2, live_key, fs::copy_options::overwrite_existing);
+  lb.proc.signal(SIGHUP);
+  const auto reloaded_by = std::chrono::steady_clock::now() + 10s;
+  while (lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") < 1 && std::chrono::steady_clock::now() < reloaded_by)
+    std::this_thread::sleep_for(20ms);
+  CHECK_MESSAGE(lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") == 1, lb.proc.log());
+  // New connections get the new certificate (still verified by the CA).
+  CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
+
+  // The connection from before is served on.
+  std::ofstream(go) << "go";
+  CHECK(python.wait(20s) == 0);
+  const auto said = python.log();
+  CHECK_MESSAGE(contains(said, "first=200 second=200 cn=localhost version=TLSv1.3 alpn=http/1.1 key=True"), said);
+
+  // A renewal gone wrong (a file that is not PEM): the running certificate
+  // stays, and the log says why.
+  std::ofstream(live_chain, std::ios::trunc) << "not a certificate\n";
+  lb.proc.signal(SIGHUP);
+  const auto failed_by = std::chrono::steady_clock::now() + 10s;
+  while (lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") < 1 &&
+         std::chrono::steady_clock::now() < failed_by)
+    std::this_thread::sleep_for(20ms);
+  CHECK(lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") == 1);
+  CHECK_MESSAGE(contains(lb.proc.log(), "TLS certificate reload failed, keeping the running one: tls.cert: '" +
+                                            live_chain.string() + "': not a usable PEM certificate chain"),
+                lb.proc.log());
+  CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
+  CHECK_FALSE(contains(lb.proc.log(), "PRIVATE KEY"));
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS: handshakes and their failures are counted in /metrics by reason") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream(), "--header-timeout", "500ms"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  const auto r = curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1");
+  CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
+  raw_exchange(tls_port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 5s);  // plain HTTP
+  raw_exchange(tls_port, "", 5s);                                     // never starts: timed out
+  raw_exchange(tls_port, std::string("\x16\x03\x01\x00\x05hello", 10), 5s);  // a record that is not a hello
+  // A client that offers only what the lb does not (TLS 1.2 with a CBC suite).
+  run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
+      " --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-SHA 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
+  auto failures = [&](const std::string& reason) {
+    return lb.metric("userkey_lb_tls_handshake_failures_total{reason=\"" + reason + "\"}");
+  };
+  CHECK(lb.metric("userkey_lb_tls_handshakes_total") == 1);
+  CHECK(failures("plain_http") == 1);
+  CHECK(failures("timeout") == 1);
+  CHECK(failures("protocol") == 2);
+  CHECK(failures("closed") == 0);
+  // The certificate's expiry (made for two days by the test).
+  const auto expiry = lb.metric("userkey_lb_tls_certificate_expiry_seconds");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(expiry > now + 86400);
+  CHECK(expiry <= now + 2 * 86400 + 60);
+}
+
+TEST_CASE("TLS: the JSON access log names the TLS version of each request, null over plain HTTP") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", backend.upstream(), "--access-log-format", "json"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  CHECK(contains(curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=1", "--tlsv1.3").output,
+                 "status=200"));
+  CHECK(contains(curl(certs, "https://127.0.0.1:" + std::to_string(tls_port) + "/?user_id=2",
+                      "--tlsv1.2 --tls-max 1.2")
+                     .output,
+                 "status=200"));
+  CHECK(http_get(lb.port, "/?user_id=3").status == 200);
+  std::map<std::string, nlohmann::json> by_target;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (by_target.size() < 3 && std::chrono::steady_clock::now() < until) {
+    by_target.clear();
+    std::istringstream lines(lb.proc.log());
+    for (std::string l; std::getline(lines, l);) {
+      if (l.empty() || l.front() != '{') continue;
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (j.is_object() && j.contains("target")) by_target[j["target"].get<std::string>()] = j;
+    }
+    if (by_target.size() < 3) std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_MESSAGE(by_target.size() == 3, lb.proc.log());
+  CHECK(by_target["/?user_id=1"]["tls"] == "TLSv1.3");
+  CHECK(by_target["/?user_id=2"]["tls"] == "TLSv1.2");
+  CHECK(by_target["/?user_id=3"]["tls"].is_null());
+}
