@@ -689,10 +689,6 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
             w(f"What wrk negotiated, from a 1 s handshake run against a separate logging nginx: "
               f"{seen.get('protocol')}, {seen.get('cipher')}, {seen.get('group')}; {seen.get('resumed')} of "
               f"{seen.get('connections')} connections resumed a session.\n")
-        ha = neg.get("haproxy") or {}
-        if ha.get("session_reuse_pct"):
-            w(f"HAProxy's own counter over the whole run: {ha.get('session_reuse_pct')}% of its TLS sessions "
-              f"resumed ({ha.get('ssl_connections')} TLS connections).")
         w("\nThe client shares the 2 cores with the front and the backends, and a TLS 1.3 client does at "
           "least as much public-key work per handshake as the server (an X25519 exchange and an ECDSA P-256 "
           "verification against the server's X25519 exchange and ECDSA signature): compare \"wrk CPU\" with "

@@ -11,10 +11,12 @@
 #               over established TLS connections (bulk AES-GCM records);
 #   handshake   the same with -H 'Connection: close' at ${hs-conns}
 #               connections: every request on a new TCP + TLS connection, a full
-#               handshake each time (wrk never resumes a session: it does not
-#               send close_notify, so OpenSSL drops the session when wrk
-#               reuses its SSL object; the script checks this on a probe and
-#               through HAProxy's own counters).
+#               handshake each time. wrk alone would resume: it reconnects
+#               with the same SSL object, which offers the previous session.
+#               bench/wrk-no-resume.c (built here with cc, LD_PRELOADed into
+#               wrk) drops that session before each handshake; a 1 s run
+#               against a logging nginx at start counts resumed connections
+#               (0 expected) and records it.
 #
 # A throwaway EC P-256 CA and leaf certificate for 127.0.0.1 are made with the
 # openssl CLI in a temporary folder; every front serves the same leaf (no
@@ -63,7 +65,7 @@ while [ $# -gt 0 ]; do
 done
 bin=${USERKEY_BIN:-build/apps}
 export PATH=$PATH:/usr/sbin
-for tool in wrk haproxy nginx openssl; do
+for tool in wrk haproxy nginx openssl cc; do
   command -v "$tool" >/dev/null || { echo "tls.sh: $tool is missing (bench/all.sh installs it)" >&2; exit 1; }
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -106,7 +108,9 @@ MinProtocol = TLSv1.3
 Ciphersuites = TLS_AES_128_GCM_SHA256
 Groups = X25519
 CNF
-client_env=(env OPENSSL_CONF="$work/client-openssl.cnf")
+cc -shared -fPIC -O2 -o "$work/wrk-no-resume.so" bench/wrk-no-resume.c -ldl -lssl ||
+  { echo "tls.sh: cannot build bench/wrk-no-resume.c (cc, libssl-dev)" >&2; exit 1; }
+client_env=(env OPENSSL_CONF="$work/client-openssl.cnf" LD_PRELOAD="$work/wrk-no-resume.so")
 
 # The servers' policy, the same for all three (userkey-lb's built-in one:
 # lib/lb/tls_context.cpp).
@@ -140,7 +144,6 @@ lb_pid=$!
 ha_port=$(free_port)
 {
   echo "global"; echo "  maxconn $front_max"; echo "  nbthread $lb_threads"
-  echo "  stats socket $work/haproxy.sock mode 600 level user"
   echo "  ssl-default-bind-ciphers $tls12_ciphers"
   echo "  ssl-default-bind-ciphersuites $tls13_suites"
   echo "  ssl-default-bind-curves $groups"
@@ -267,24 +270,6 @@ for mode in handshake keepalive; do
   done
 done
 
-# HAProxy's own count of resumed sessions over the whole run (0% expected).
-ha_reuse=$(python3 - "$work/haproxy.sock" <<'PY'
-import socket, sys
-try:
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sys.argv[1])
-    s.sendall(b"show info\n")
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    info = dict(l.split(": ", 1) for l in data.decode().splitlines() if ": " in l)
-    print(f"{info.get('SslFrontendSessionReuse_pct', '?')} {info.get('CumSslConns', info.get('SslFrontendKeyRate', '?'))}")
-except OSError as e:
-    print("? ?")
-PY
-)
-echo "haproxy session_reuse_pct=${ha_reuse%% *} ssl_connections=${ha_reuse##* }" >>"$work/negotiated"
-
 cat >"$work/summary.py" <<'PY'
 import statistics, sys
 rows = {}
@@ -311,13 +296,12 @@ echo "Handshakes: wrk -t2 -c$hs_conns -H 'Connection: close' (a new TCP + TLS co
 echo
 python3 "$work/summary.py" "$work/rounds"
 echo
-echo "    $(tail -1 "$work/negotiated")"
 
 if [ -n "$json_out" ]; then
   python3 bench/benchlib.py tls-json "$work/rounds" "$work/negotiated" "$json_out" threads="$lb_threads" \
     duration="$duration" rounds="$rounds" max_conns="$upstream_cap" settle="$settle" \
     keepalive_conns="$ka_conns" handshake_conns="$hs_conns" \
-    client="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') (OpenSSL $(openssl version | awk '{print $2}')), 2 threads, on the same 2 cores; offers TLS 1.3, TLS_AES_128_GCM_SHA256, X25519 (OPENSSL_CONF); no certificate verification; handshakes: -H 'Connection: close', no session resumption" \
+    client="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') (OpenSSL $(openssl version | awk '{print $2}')), 2 threads, on the same 2 cores; offers TLS 1.3, TLS_AES_128_GCM_SHA256, X25519 (OPENSSL_CONF); no certificate chain verification; handshakes: -H 'Connection: close' with bench/wrk-no-resume.c preloaded, so no session resumption" \
     certificate="EC P-256 leaf for IP 127.0.0.1 signed by a throwaway EC P-256 CA (openssl CLI); the leaf alone is sent" \
     haproxy_cfg_file="$work/haproxy.cfg" nginx_conf_file="$work/nginx.conf" client_openssl_cnf_file="$work/client-openssl.cnf" \
     lb_command="${lb_cmd[*]//$work/\$WORK}" \
