@@ -680,8 +680,8 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
           f"handshakes**: wrk `-c{part.get('handshake_conns')} -H 'Connection: close'`, so each request comes on a "
           f"new TCP connection with a full TLS handshake and is proxied once. **Keep-alive**: wrk "
           f"`-c{part.get('keepalive_conns')}` over established TLS connections. wrk `-d{part.get('duration')}`, "
-          f"{part.get('rounds')} interleaved rounds, the median round shown, errors and timeouts summed over the "
-          f"rounds. CPU is the front's user + system time per request; \"wrk CPU\" is the client's own.\n")
+          f"{part.get('rounds')} interleaved rounds (a different front first each round), each figure the median "
+          f"of its rounds, errors and timeouts summed over the rounds. CPU is the front's user + system time per request; \"wrk CPU\" is the client's own.\n")
         w(f"Client: {part.get('client', '?')}.\n")
         w(tls_table(part) + "\n")
         seen = neg.get("wrk")
