@@ -10,14 +10,16 @@
 #                           only, never into docs/ or bench/results/
 #   bench/all.sh --out DIR  write everything into DIR instead
 #
-# Steps: install what is missing (Debian packages: wrk, nginx-light, haproxy,
+# Steps: install what is missing (Debian packages: wrk, nginx-light, haproxy, openssl,
 # uWSGI + its python3 plugin, Flask, pymongo; the build deps and FerretDB via
 # scripts/install-deps.sh), build the release binaries (cmake --preset
 # release; USERKEY_BIN=DIR uses binaries already built there), then
 #   1. bench/run.sh --threads 1 --idle N: userkey-lb, HAProxy, nginx at one
 #      thread / worker each, memory per idle client connection first;
 #   2. bench/run.sh --threads 2: the same at two each;
-#   3. bench/stack.py: the whole stack against the seed's on one FerretDB,
+#   3. bench/tls.sh --threads 1: the three fronts terminating TLS with the same
+#      certificate: full handshakes/s and keep-alive requests/s over TLS;
+#   4. bench/stack.py: the whole stack against the seed's on one FerretDB,
 #      and the backend alone (dump, MongoDB + cache, no cache, logs on/off,
 #      a constant cpp-httplib server as the yardstick);
 # and bench/report.py collects the parts into one JSON and renders the report.
@@ -72,7 +74,7 @@ trap 'rm -rf "$parts"' EXIT
 # --- what the run needs ------------------------------------------------------
 if [ -z "${BENCH_NO_INSTALL:-}" ]; then
   USERKEY_NEED_FERRETDB=1 scripts/install-deps.sh
-  want=(wrk haproxy uwsgi-core uwsgi-plugin-python3 python3-flask python3-pymongo)
+  want=(wrk haproxy openssl uwsgi-core uwsgi-plugin-python3 python3-flask python3-pymongo)
   command -v nginx >/dev/null || want+=(nginx-light)
   missing=()
   for p in "${want[@]}"; do
@@ -113,6 +115,9 @@ cat "$parts/fronts-1.md" >&2
 run bench/run.sh --threads 2 --duration "$duration" --rounds "$rounds" --settle "$settle" --conns "$front_conns" \
   --json "$parts/fronts-2.json" >"$parts/fronts-2.md"
 cat "$parts/fronts-2.md" >&2
+run bench/tls.sh --threads 1 --duration "$duration" --rounds "$rounds" --settle "$settle" \
+  --json "$parts/tls-1.json" >"$parts/tls-1.md"
+cat "$parts/tls-1.md" >&2
 run python3 bench/stack.py --bin "$bin" --duration "$duration" --rounds "$rounds" --settle "$settle" \
   --stack-conns "$stack_conns" --backend-conns "$backend_conns" --json "$parts/stack.json"
 
@@ -121,6 +126,7 @@ elapsed=$(($(date +%s) - started))
 report_cmd=(python3 bench/report.py collect --out "$results" --bin "$bin" --elapsed "$elapsed" --quick "$quick"
             --fronts)
 for f in "$parts/fronts-1.json" "$parts/fronts-2.json"; do [ -f "$f" ] && report_cmd+=("$f"); done
+[ -f "$parts/tls-1.json" ] && report_cmd+=(--tls "$parts/tls-1.json")
 [ -f "$parts/stack.json" ] && report_cmd+=(--stack "$parts/stack.json")
 for c in "${commands[@]}"; do report_cmd+=(--command "$c"); done
 "${report_cmd[@]}"

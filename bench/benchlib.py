@@ -6,6 +6,10 @@ and from bench/run.sh through its command line:
 
     benchlib.py wrk URL CONNS DURATION [PID...]   one wrk run -> "rps p50 p99 errors cpu_us" (run.sh's format)
     benchlib.py fronts-json ROUNDS_FILE OUT.json KEY=VALUE...   run.sh's rounds -> JSON
+    benchlib.py wrk-tls [--header H] URL CONNS DURATION [PID...]
+        one wrk run -> "rps p50 p99 errors cpu_us timeouts client_cpu_us"
+        (bench/tls.sh; client_cpu_us: wrk's own CPU time per request)
+    benchlib.py tls-json ROUNDS_FILE NEGOTIATED_FILE OUT.json KEY=VALUE...   tls.sh's rounds -> JSON
 
 Standard library only (the system's python3 is enough).
 """
@@ -124,22 +128,30 @@ def parse_wrk(text):
             "errors": errors, "timeouts": timeouts, "requests": int(total.group(1)) if total else 0}
 
 
-def wrk_command(url, conns, duration, script=None, threads=2, timeout="5s"):
+def wrk_command(url, conns, duration, script=None, threads=2, timeout="5s", headers=()):
     cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{duration}", f"--timeout", timeout, "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
     if script:
         cmd += ["-s", script]
     return cmd + [url]
 
 
-def run_wrk(url, conns, duration, pids=(), script=None, threads=2):
+def run_wrk(url, conns, duration, pids=(), script=None, threads=2, headers=()):
     """One wrk run; cpu_us is the CPU time (user+system) of `pids` and their
-    descendants per request answered (nan without pids)."""
+    descendants per request answered (nan without pids); client_cpu_us is
+    wrk's own per request."""
     before = cpu_ticks(pids) if pids else 0
-    out = subprocess.run(wrk_command(url, conns, duration, script, threads), capture_output=True, text=True)
+    kids = os.times()
+    out = subprocess.run(wrk_command(url, conns, duration, script, threads, headers=headers),
+                         capture_output=True, text=True)
+    kids_after = os.times()
     after = cpu_ticks(pids) if pids else 0
     r = parse_wrk(out.stdout + out.stderr)
     hz = os.sysconf("SC_CLK_TCK")
     r["cpu_us"] = ((after - before) / hz * 1e6 / r["requests"]) if pids and r["requests"] else float("nan")
+    client_s = (kids_after.children_user + kids_after.children_system) - (kids.children_user + kids.children_system)
+    r["client_cpu_us"] = client_s * 1e6 / r["requests"] if r["requests"] else float("nan")
     return r
 
 
@@ -152,9 +164,10 @@ def median_of(rounds):
     """Median round per field; errors and timeouts summed over the rounds
     (a median round's count would hide errors in the others)."""
     out = {}
-    for k in ("rps", "p50_ms", "p99_ms", "cpu_us"):
-        vals = [r[k] for r in rounds if k in r and r[k] == r[k]]
-        out[k] = statistics.median(vals) if vals else None
+    for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "client_cpu_us"):
+        vals = [r[k] for r in rounds if k in r and r[k] == r[k] and r[k] is not None]
+        if vals or k != "client_cpu_us":
+            out[k] = statistics.median(vals) if vals else None
     out["errors"] = int(sum(r.get("errors", 0) for r in rounds))
     out["timeouts"] = int(sum(r.get("timeouts", 0) for r in rounds))
     return out
@@ -177,9 +190,9 @@ def write_json(path, data):
         f.write("\n")
 
 
-def _fronts_json(rounds_file, out, pairs):
-    """run.sh's per-round lines "conns round front rps p50 p99 errors cpu_us
-    timeouts" -> {"points": [{conns, front, rounds, median}], ...meta}."""
+def _meta(pairs):
+    """KEY=VALUE arguments -> dict; KEY_file=PATH reads the file (JSON if
+    .json) into KEY; integers become ints."""
     meta = {}
     for kv in pairs:
         k, _, v = kv.partition("=")
@@ -193,6 +206,13 @@ def _fronts_json(rounds_file, out, pairs):
         elif re.fullmatch(r"-?\d+", v):
             v = int(v)
         meta[k] = v
+    return meta
+
+
+def _fronts_json(rounds_file, out, pairs):
+    """run.sh's per-round lines "conns round front rps p50 p99 errors cpu_us
+    timeouts" -> {"points": [{conns, front, rounds, median}], ...meta}."""
+    meta = _meta(pairs)
     points = {}
     with open(rounds_file) as f:
         for line in f:
@@ -210,11 +230,58 @@ def _fronts_json(rounds_file, out, pairs):
     write_json(out, meta)
 
 
+TLS_FIELDS = ("rps", "p50_ms", "p99_ms", "errors", "cpu_us", "timeouts", "client_cpu_us")
+
+
+def _tls_json(rounds_file, negotiated_file, out, pairs):
+    """tls.sh's per-round lines "mode conns round front rps p50 p99 errors
+    cpu_us timeouts client_cpu_us" and its negotiated-parameters lines
+    "front key=value..." -> {"points": [{mode, conns, front, rounds, median}],
+    "negotiated": {front: {...}}, ...meta}."""
+    meta = _meta(pairs)
+    points = {}
+    with open(rounds_file) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 + len(TLS_FIELDS):
+                continue
+            mode, conns, rnd, front = parts[0], int(parts[1]), int(parts[2]), parts[3]
+            r = dict(zip(TLS_FIELDS, (float(x) for x in parts[4:])))
+            r["round"] = rnd
+            points.setdefault((mode, conns, front), []).append(r)
+    meta["points"] = [{"mode": m, "conns": c, "front": fr, "rounds": rs, "median": median_of(rs)}
+                      for (m, c, fr), rs in sorted(points.items())]
+    negotiated = {}
+    try:
+        with open(negotiated_file) as f:
+            for line in f:
+                front, *kvs = line.split()
+                negotiated.setdefault(front, {}).update(kv.split("=", 1) for kv in kvs if "=" in kv)
+    except OSError:
+        pass
+    meta["negotiated"] = negotiated
+    write_json(out, meta)
+
+
 def main(argv):
     if len(argv) >= 4 and argv[0] == "wrk":
         url, conns, duration, pids = argv[1], int(argv[2]), argv[3], argv[4:]
         r = run_wrk(url, conns, duration, pids)
         print(f"{r['rps']:.0f} {r['p50_ms']:.2f} {r['p99_ms']:.2f} {r['errors']} {r['cpu_us']:.1f} {r['timeouts']}")
+        return 0
+    if argv and argv[0] == "wrk-tls":
+        rest, headers = argv[1:], []
+        while len(rest) >= 2 and rest[0] == "--header":
+            headers.append(rest[1])
+            rest = rest[2:]
+        if len(rest) >= 3:
+            url, conns, duration, pids = rest[0], int(rest[1]), rest[2], rest[3:]
+            r = run_wrk(url, conns, duration, pids, headers=headers)
+            print(f"{r['rps']:.0f} {r['p50_ms']:.2f} {r['p99_ms']:.2f} {r['errors']} {r['cpu_us']:.1f} "
+                  f"{r['timeouts']} {r['client_cpu_us']:.1f}")
+            return 0
+    if len(argv) >= 4 and argv[0] == "tls-json":
+        _tls_json(argv[1], argv[2], argv[3], argv[4:])
         return 0
     if len(argv) >= 3 and argv[0] == "fronts-json":
         _fronts_json(argv[1], argv[2], argv[3:])

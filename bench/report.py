@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark results -> docs/benchmarks.md, SVG plots and the README headline.
 
-    report.py collect --out RESULTS.json --fronts F1.json F2.json --stack S.json [--bin DIR]
+    report.py collect --out RESULTS.json --fronts F1.json F2.json [--tls T.json...] --stack S.json [--bin DIR]
                       [--elapsed S] [--quick 0|1] [--command CMD]...
-        joins the parts that bench/run.sh and bench/stack.py wrote, with the
+        joins the parts that bench/run.sh, bench/tls.sh and bench/stack.py wrote, with the
         machine, the versions of every program measured and the commands run
     report.py render RESULTS.json --md docs/benchmarks.md --svg-dir docs/benchmarks [--readme README.md]
         writes the report (tables, the targets of issue 9 and whether each
@@ -77,6 +77,7 @@ def versions(bin_dir):
         "haproxy": _first_line(["haproxy", "-v"]),
         "nginx": _first_line(["nginx", "-v"]),
         "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "openssl": _first_line(["openssl", "version"]),
         "uwsgi": _first_line(["uwsgi", "--version"]),
         "ferretdb": _first_line(["ferretdb", "--version"]),
         "python3-flask": _dpkg_version("python3-flask"),
@@ -100,6 +101,10 @@ def collect(args):
             idle = {"connections": part.get("idle_connections"), "load_seconds": part.get("idle_load_seconds"),
                     "threads": part.get("threads"), "fronts": found}
         fronts.append(part)
+    tls = []
+    for path in args.tls or []:
+        with open(path) as f:
+            tls.append(json.load(f))
     stack = {}
     if args.stack:
         with open(args.stack) as f:
@@ -114,6 +119,7 @@ def collect(args):
         "commands": ["make bench" + (" BENCH_QUICK=1" if int(args.quick) else "")] + (args.command or []),
         "notes": args.note or [],
         "fronts": fronts,
+        "tls": tls,
         "idle": idle,
         "stack": stack.get("stack"),
         "backend": stack.get("backend"),
@@ -365,6 +371,62 @@ def lb_vs_haproxy(part):
     return out
 
 
+TLS_MODES = {"handshake": "full handshakes", "keepalive": "keep-alive"}
+
+
+def tls_points(part):
+    """{mode: {front: point}}"""
+    out = {}
+    for p in part.get("points", []):
+        out.setdefault(p["mode"], {})[p["front"]] = p
+    return out
+
+
+def tls_lb_vs_haproxy(part):
+    """{mode: (rps ratio, p99 ratio, lb errors + timeouts)} for the modes both fronts ran."""
+    out = {}
+    for mode, by in tls_points(part).items():
+        lb, ha = by.get("userkey-lb"), by.get("haproxy")
+        if lb and ha:
+            out[mode] = (_ratio(_m(lb, "rps"), _m(ha, "rps")), _ratio(_m(lb, "p99_ms"), _m(ha, "p99_ms")),
+                         (_m(lb, "errors") or 0) + (_m(lb, "timeouts") or 0))
+    return out
+
+
+def _cpu(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
+def tls_table(part):
+    pts = tls_points(part)
+    hs, ka = pts.get("handshake", {}), pts.get("keepalive", {})
+    neg = part.get("negotiated") or {}
+    rows = ["| front | handshakes/s | p99 ms | errors | CPU µs / handshake | wrk CPU µs / handshake | keep-alive req/s | "
+            "p99 ms | errors | CPU µs/req | handshakes/s vs HAProxy | keep-alive req/s vs HAProxy | "
+            "keep-alive p99 vs HAProxy | negotiated |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name in FRONT_ORDER:
+        h, k = hs.get(name), ka.get(name)
+        if not h and not k:
+            continue
+        ha_h, ha_k = hs.get("haproxy"), ka.get("haproxy")
+        n = neg.get(name) or {}
+        nego = (f"{n.get('protocol', '?')}, {n.get('cipher', '?')}, {n.get('group', '?')}, ALPN {n.get('alpn', '?')}"
+                + ("" if n.get("verify") == "0" else f", verify {n.get('verify', '?')}")) if n else "-"
+
+        def err(p):
+            return "-" if not p else f"{(_m(p, 'errors') or 0) + (_m(p, 'timeouts') or 0)}"
+        rows.append(
+            f"| {FRONT_NAMES[name]} | {_rps(_m(h, 'rps')) if h else '-'} | {_ms(_m(h, 'p99_ms')) if h else '-'} | "
+            f"{err(h)} | {_cpu(_m(h, 'cpu_us')) if h else '-'} | {_cpu(_m(h, 'client_cpu_us')) if h else '-'} | "
+            f"{_rps(_m(k, 'rps')) if k else '-'} | {_ms(_m(k, 'p99_ms')) if k else '-'} | {err(k)} | "
+            f"{_cpu(_m(k, 'cpu_us')) if k else '-'} | "
+            f"{_fr(_ratio(_m(h, 'rps'), _m(ha_h, 'rps'))) if h and ha_h else '-'} | "
+            f"{_fr(_ratio(_m(k, 'rps'), _m(ha_k, 'rps'))) if k and ha_k else '-'} | "
+            f"{_fr(_ratio(_m(k, 'p99_ms'), _m(ha_k, 'p99_ms'))) if k and ha_k else '-'} | {nego} |")
+    return "\n".join(rows)
+
+
 def stack_points(data):
     out = {}
     for p in (data.get("stack") or {}).get("points", []):
@@ -396,6 +458,15 @@ def targets(data):
         top = ratios[-1]
         rows.append((f"userkey-lb: 0 errors and 0 timeouts at {top[0]} connections, {_threads(t)}",
                      f"{top[3]} errors, {top[4]} timeouts (all rounds)", top[3] == 0 and top[4] == 0))
+    for part in data.get("tls") or []:
+        t = part.get("threads")
+        r = tls_lb_vs_haproxy(part)
+        for mode in ("handshake", "keepalive"):
+            if mode in r:
+                rr, _, bad = r[mode]
+                what = "TLS handshakes/s" if mode == "handshake" else "keep-alive requests/s over TLS"
+                rows.append((f"userkey-lb ≥ 1.0x HAProxy's {what}, {_threads(t)} each (issue 10)",
+                             f"{_fr(rr)}, userkey-lb errors + timeouts: {bad}", None if rr is None else rr >= 1.0))
     idle = data.get("idle")
     if idle:
         fr = idle["fronts"]
@@ -463,6 +534,11 @@ def headline(data, rel_md="docs/benchmarks.md"):
             parts.append(f"userkey-lb at {t} thread{'s' if t != 1 else ''} (HAProxy and nginx likewise) does "
                          f"{' / '.join(rr)}x HAProxy's requests/s with {' / '.join(pp)}x its p99 at "
                          f"{' / '.join(str(c) for c, *_ in ratios)} connections")
+    for part in (data.get("tls") or [])[:1]:
+        r = tls_lb_vs_haproxy(part)
+        if "handshake" in r and "keepalive" in r and None not in (r["handshake"][0], r["keepalive"][0]):
+            parts.append(f"terminating TLS it does {r['handshake'][0]:.2f}x HAProxy's full handshakes/s and "
+                         f"{r['keepalive'][0]:.2f}x its keep-alive requests/s")
     idle = data.get("idle")
     if idle:
         fr = idle["fronts"]
@@ -593,6 +669,32 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
         w(f"![requests/s per front]({svg_rel}/fronts-rps.svg)\n")
         w(f"![p99 per front]({svg_rel}/fronts-p99.svg)\n")
 
+    for part in data.get("tls") or []:
+        t = part.get("threads")
+        neg = part.get("negotiated") or {}
+        w(f"## TLS termination, {_threads(t)} / worker{'' if t == 1 else 's'} each\n")
+        w(f"Each front terminates TLS itself (userkey-lb `--listen off --tls-listen`, HAProxy `bind ... ssl crt`, "
+          f"nginx `listen ... ssl`) with the same certificate ({part.get('certificate', '?')}), TLS 1.2 + 1.3 "
+          f"allowed and the same suites and groups configured on all three, in front of the same three backends as "
+          f"above ({part.get('max_conns')} connections per upstream at most, access logs off). **Full "
+          f"handshakes**: wrk `-c{part.get('handshake_conns')} -H 'Connection: close'`, so each request comes on a "
+          f"new TCP connection with a full TLS handshake and is proxied once. **Keep-alive**: wrk "
+          f"`-c{part.get('keepalive_conns')}` over established TLS connections. wrk `-d{part.get('duration')}`, "
+          f"{part.get('rounds')} interleaved rounds (a different front first each round), each figure the median "
+          f"of its rounds, errors and timeouts summed over the rounds. CPU is the front's user + system time per request; \"wrk CPU\" is the client's own.\n")
+        w(f"Client: {part.get('client', '?')}.\n")
+        w(tls_table(part) + "\n")
+        seen = neg.get("wrk")
+        if seen:
+            w(f"What wrk negotiated, from a 1 s handshake run against a separate logging nginx: "
+              f"{seen.get('protocol')}, {seen.get('cipher')}, {seen.get('group')}; {seen.get('resumed')} of "
+              f"{seen.get('connections')} connections resumed a session.\n")
+        w("\nThe client shares the 2 cores with the front and the backends, and a TLS 1.3 client does at "
+          "least as much public-key work per handshake as the server (an X25519 exchange and an ECDSA P-256 "
+          "verification against the server's X25519 exchange and ECDSA signature): compare \"wrk CPU\" with "
+          "the front's. Where the client's CPU per handshake is the larger, the handshake rates are bounded "
+          "by the client as much as by the front, and the ratios between fronts understate their differences.\n")
+
     idle = data.get("idle")
     if idle:
         n = idle.get("connections")
@@ -693,6 +795,22 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
             w("nginx (`nginx -c nginx.conf -g 'daemon off;'`):\n")
             w("```\n" + part["nginx_conf"].rstrip() + "\n```\n")
         w("</details>\n")
+    for part in data.get("tls") or []:
+        t = part.get("threads")
+        w(f"<details><summary>TLS termination at {_threads(t)}: the exact configurations</summary>\n")
+        w("```sh")
+        w(f"# backends (x3)\n{part.get('backend_command', '?')}")
+        w(f"# userkey-lb\n{part.get('lb_command', '?')}")
+        w(f"# load: full handshakes\n{part.get('handshake_command', '?')}")
+        w(f"# load: keep-alive\n{part.get('keepalive_command', '?')}")
+        w("```\n")
+        for key, what in (("client_openssl_cnf", "The clients' OpenSSL configuration (`OPENSSL_CONF`)"),
+                          ("haproxy_cfg", "HAProxy (`haproxy -f haproxy.cfg -db`)"),
+                          ("nginx_conf", "nginx (`nginx -c nginx.conf -g 'daemon off;'`)")):
+            if part.get(key):
+                w(f"{what}:\n")
+                w("```\n" + part[key].rstrip() + "\n```\n")
+        w("</details>\n")
     if st or be:
         w("<details><summary>Whole stack and backend alone: the exact commands</summary>\n")
         w("```sh")
@@ -720,6 +838,7 @@ def main(argv=None):
     c = sub.add_parser("collect")
     c.add_argument("--out", required=True)
     c.add_argument("--fronts", nargs="*", default=[])
+    c.add_argument("--tls", nargs="*", default=[], help="bench/tls.sh --json outputs")
     c.add_argument("--stack")
     c.add_argument("--bin", default="")
     c.add_argument("--elapsed", type=int, default=None)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Self-test of bench/report.py (CTest `bench_report`, label bench): renders
 bench/fixtures/report-sample.json (invented numbers) into a scratch folder and
-checks that every table, plot and the README headline come out. No benchmark
-runs; a few tenths of a second."""
+checks that every table (the TLS one included), plot and the README headline
+come out. No benchmark runs; a few tenths of a second."""
 import os
 import shutil
 import subprocess
@@ -36,11 +36,23 @@ def main():
         text = open(md).read() if os.path.exists(md) else ""
         for heading in ("## Targets (issue 9)", "## Machine and versions", "## Fronts at 1 thread / worker each",
                         "## Fronts at 2 threads / workers each", "## Memory per idle client connection",
+                        "## TLS termination, 1 thread / worker each",
                         "## The whole stack against the seed's, on one FerretDB", "## The backend alone",
                         "## Exact commands"):
             check(heading in text, f"benchmarks.md has '{heading}'")
         check("| 1024 | userkey-lb | 27,500 | 31.00 | 95.00 | 3 | 3 | 20.0 | 0.98x | 1.06x | 1.00x |" in text,
               "fronts table row with medians and ratios to HAProxy")
+        check("| userkey-lb | 2,100 | 11.00 | 0 | 240.0 | 400.0 | 19,000 | 4.00 | 2 | 42.0 | 1.05x | 0.95x | 0.80x | "
+              "TLSv1.3, TLS_AES_128_GCM_SHA256, X25519, ALPN http/1.1 |" in text,
+              "TLS row: handshakes/s, keep-alive req/s, p99, ratios to HAProxy, negotiated parameters")
+        check("Client: wrk 4.1.0" in text and "0 of 900 connections resumed" in text,
+              "TLS section names the client and what it negotiated")
+        check("| userkey-lb ≥ 1.0x HAProxy's TLS handshakes/s, 1 thread each (issue 10) | 1.05x, userkey-lb errors "
+              "+ timeouts: 0 | **yes** |" in text and
+              "| userkey-lb ≥ 1.0x HAProxy's keep-alive requests/s over TLS, 1 thread each (issue 10) | 0.95x, "
+              "userkey-lb errors + timeouts: 2 | no |" in text, "targets table judges the TLS targets")
+        check("TLS termination at 1 thread: the exact configurations" in text and "ssl crt combined.pem" in text,
+              "TLS configurations in the exact-commands section")
         check("| 16 | userkey | 34,000 | 0.40 | 0.80 | 0 | 20.0 | 14.2x | 0.050x |" in text,
               "whole-stack row with ratios to the seed stack")
         check("| MongoDB + cache (hits), access log on | 39,000 |" in text and "0.87x |" in text,
@@ -62,6 +74,7 @@ def main():
         lines = open(svg_dir + "/fronts-rps.svg").read().count("<polyline")
         check(lines == 6, f"fronts-rps.svg has one line per front and thread count (6, found {lines})")
         r = open(readme).read()
+        check("1.05x HAProxy's full handshakes/s and 0.95x its keep-alive requests/s" in r, "README headline has TLS")
         check("placeholder" not in r and "14.2x / 14.0x / 10.8x" in r and r.startswith("intro\n")
               and r.endswith("rest\n"), "README headline replaced between the markers, nothing else")
     finally:
