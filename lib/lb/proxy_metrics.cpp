@@ -45,6 +45,16 @@ std::string_view to_string(Rejection r) {
   return "unknown";
 }
 
+std::string_view to_string(ProxyHeaderFailure f) {
+  switch (f) {
+    case ProxyHeaderFailure::invalid: return "invalid";
+    case ProxyHeaderFailure::truncated: return "truncated";
+    case ProxyHeaderFailure::timeout: return "timeout";
+    case ProxyHeaderFailure::count_: break;
+  }
+  return "unknown";
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 
@@ -77,6 +87,13 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   for (std::size_t i = 0; i < stats.rejections.size(); ++i)
     line("userkey_lb_rejections_total{reason=\"" + std::string(to_string(static_cast<Rejection>(i))) + "\"} " +
          num(stats.rejections[i].load()));
+  line("# HELP userkey_lb_proxy_header_failures_total Connections closed unanswered for want of a valid PROXY "
+       "protocol header, by reason.");
+  line("# TYPE userkey_lb_proxy_header_failures_total counter");
+  for (std::size_t i = 0; i < stats.proxy_header_failures.size(); ++i)
+    line("userkey_lb_proxy_header_failures_total{reason=\"" +
+         std::string(to_string(static_cast<ProxyHeaderFailure>(i))) + "\"} " +
+         num(stats.proxy_header_failures[i].load()));
 
   struct Family {
     const char* name;

@@ -57,6 +57,16 @@ enum class Rejection : std::size_t {
 };
 std::string_view to_string(Rejection r);
 
+/// Why a connection was closed, unanswered, for want of a valid PROXY
+/// protocol header (--proxy-protocol).
+enum class ProxyHeaderFailure : std::size_t {
+  invalid,    // not a header (no signature) or a malformed one
+  truncated,  // the client closed in the middle of it
+  timeout,    // not complete within header_timeout of accept
+  count_
+};
+std::string_view to_string(ProxyHeaderFailure f);
+
 struct ProxyStats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> retries{0};
@@ -68,7 +78,12 @@ struct ProxyStats {
   std::atomic<std::int64_t> connections_open{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Rejection::count_)> rejections{};
 
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ProxyHeaderFailure::count_)> proxy_header_failures{};
+
   void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void reject(ProxyHeaderFailure f) {
+    proxy_header_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace userkey::lb
