@@ -45,9 +45,10 @@ std::optional<Refusal> rate_limit_step(RateLimiter& limiter, std::string_view ip
   return Refusal{Rejection::rate_limited, 429, "rate limit exceeded", secs};
 }
 
-Admission::Admission(const LimitsConfig& limits)
+Admission::Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies)
     : filter_(make_filter(limits)),
       rate_(limits.rate, limits.burst, std::chrono::seconds(60), limits.ipv6_prefix),
-      connections_(limits.max_conns_per_ip, limits.ipv6_prefix) {}
+      connections_(limits.max_conns_per_ip, limits.ipv6_prefix),
+      trusted_(trusted_proxies) {}
 
 }  // namespace userkey::lb::engine

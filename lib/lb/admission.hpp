@@ -4,7 +4,8 @@
 // cap step (-> 429, Retry-After 1; the connection stays counted while its
 // ConnectionPass lives), the per-IP rate-limit step (token bucket -> 429 with
 // the bucket's Retry-After), building the three from LimitsConfig, and
-// sweeping idle rate buckets. Each step is a plain function of its table and
+// sweeping idle rate buckets, and holding the trusted proxies (real_ip.hpp)
+// a session resolves a request's client with. Each step is a plain function of its table and
 // the client's address, with no I/O.
 //
 // Leaves to others: writing a refusal and counting it (downstream_session),
@@ -13,9 +14,12 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
+#include "real_ip.hpp"
 #include "userkey/lb/ip_filter.hpp"
 #include "userkey/lb/proxy_config.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
@@ -72,8 +76,9 @@ std::optional<Refusal> rate_limit_step(RateLimiter& limiter, std::string_view ip
 /// The steps as configured; a step that is off costs one branch.
 class Admission {
 public:
-  /// Throws std::invalid_argument for a bad CIDR in limits.allow / deny.
-  explicit Admission(const LimitsConfig& limits);
+  /// Throws std::invalid_argument for a bad CIDR in limits.allow / deny or
+  /// `trusted_proxies`.
+  explicit Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies = {});
 
   /// Before a connection is served: the IP filter, then the per-client cap.
   std::optional<Refusal> admit_connection(std::string_view ip, ConnectionPass& pass) {
@@ -83,13 +88,20 @@ public:
     if (connections_.cap() > 0) return connection_cap_step(connections_, ip, pass);
     return std::nullopt;
   }
-  /// Before each request: the rate limit.
-  std::optional<Refusal> admit_request(std::string_view ip) {
+  /// Before each request: the IP filter when `forwarded` (a trusted proxy
+  /// named the client, whom the connection's check did not see), then the
+  /// rate limit.
+  std::optional<Refusal> admit_request(std::string_view ip, bool forwarded = false) {
+    if (forwarded && !filter_.empty()) {
+      if (auto refused = ip_filter_step(filter_, ip)) return refused;
+    }
     if (!rate_.enabled()) return std::nullopt;
     return rate_limit_step(rate_, ip, SteadyClock::now());
   }
 
   bool rate_limited() const { return rate_.enabled(); }
+  /// Whose X-Forwarded-For / Forwarded are believed.
+  const TrustedProxies& trusted_proxies() const { return trusted_; }
   /// Drops rate buckets that are full and idle.
   void sweep(TimePoint now) { rate_.sweep(now); }
 
@@ -97,6 +109,7 @@ private:
   IpFilter filter_;
   RateLimiter rate_;
   ConnectionLimiter connections_;
+  TrustedProxies trusted_;
 };
 
 }  // namespace userkey::lb::engine

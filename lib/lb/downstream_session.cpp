@@ -16,11 +16,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "access_log.hpp"
 #include "http1_codec.hpp"
+#include "proxy_protocol.hpp"
 #include "request_id.hpp"
 #include "tls_context.hpp"
 #include "upstream_router.hpp"
@@ -279,6 +282,16 @@ awaitable<void> refuse(ConnPtr<Layer> conn, Refusal refused, bool head_request) 
   co_await write_error<Layer>(*conn, refused.status, refused.message, false, 11, refused.retry_after, head_request);
 }
 
+// The client of a request: the connection's (`c.client_ip` itself), or,
+// when the connection comes from a trusted proxy, the client its
+// X-Forwarded-For / Forwarded names (written into `buffer`, returned).
+const std::string& resolve_client(const ClientConnection& c, const Request& req, std::string& buffer) {
+  const auto& trusted = c.ctx.admission.trusted_proxies();
+  if (trusted.empty() || !trusted.trusted(c.client_ip)) return c.client_ip;
+  trusted.resolve(c.client_ip, req.base(), buffer);
+  return buffer;
+}
+
 std::string_view unparsed(const beast::flat_buffer& buffer) {
   return {static_cast<const char*>(buffer.data().data()), buffer.size()};
 }
@@ -298,8 +311,16 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
     // accept).
     if (!c.handshake_done) {
       // Closed without a byte sent (a TCP health check, a port scan): no
-      // handshake was tried, none failed.
-      if (error_code ec; c.socket.available(ec) == 0 || ec) co_return;
+      // handshake was tried, none failed. A readiness with nothing behind it
+      // (an event from before the PROXY header was taken, say): wait again,
+      // within the same deadline.
+      char first_byte = 0;
+      const ssize_t peeked = ::recv(c.socket.native_handle(), &first_byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (peeked == 0) co_return;
+      if (peeked < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) wait_for_request<Layer>(conn);
+        co_return;
+      }
       if (!co_await handshake(c)) co_return;
       error_code ec;
       if (!input_waiting<Layer>(c, ec)) {
@@ -316,6 +337,7 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
     ForwardReport report;
     RequestId request_id;
     std::string log_method, log_target;  // only for the access log line; reused
+    std::string request_client;          // a client named by a trusted proxy; reused
     const bool logging = ctx.access_log.enabled();
     for (;;) {
       // (While draining, a request already on its way is still served, with
@@ -387,15 +409,24 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
       const unsigned version = req.version();
       ctx.stats.requests.fetch_add(1, std::memory_order_relaxed);
 
+      // The request's client: the connection's, or whom a trusted proxy
+      // names in X-Forwarded-For / Forwarded (then also IP-filtered here).
+      const std::string& client = resolve_client(c, req, request_client);
+      http1::ForwardedFor xff;
+      if (!ctx.admission.trusted_proxies().empty()) {
+        xff.keep_chain = &client != &c.client_ip;  // an untrusted peer's chain is dropped
+        xff.peer = c.client_ip;
+      }
+
       bool written = true;
-      if (const auto refused = ctx.admission.admit_request(c.client_ip)) {
+      if (const auto refused = ctx.admission.admit_request(client, &client != &c.client_ip)) {
         ctx.stats.reject(refused->reason);
         co_await write_error<Layer>(c, refused->status, refused->message, keep_alive, version,
                                     refused->retry_after, head_request, request_id.view());
         // (A keep-alive refusal that failed to go out ends at the next read.)
       } else {
-        Response res = co_await ctx.router.forward(std::move(req), c.client_ip, request_id.view(), tried, report,
-                                                   wire, Layer::forwarded_proto);
+        Response res = co_await ctx.router.forward(std::move(req), client, request_id.view(), tried, report, wire,
+                                                   Layer::forwarded_proto, xff);
         http1::serialize_client_response(wire, res, version, keep_alive, head_request, request_id.view());
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(wire), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
@@ -406,7 +437,7 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
         if (logging) {
           AccessRecord r;
           r.time = started_wall;
-          r.client = c.client_ip;
+          r.client = client;
           r.method = log_method;
           r.target = log_target;
           r.status = res.result_int();
@@ -529,6 +560,70 @@ ConnPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::stri
 }
 
 template <class Layer>
+void admit_and_serve(ConnPtr<Layer> conn, std::int64_t open);
+
+// --proxy-protocol: the PROXY header that starts the connection, within
+// header_timeout of accept. What has arrived is peeked and parsed; bytes
+// that are surely header (it is not complete yet) are taken, and once it is
+// complete exactly its rest, so what follows (the request, or a TLS hello)
+// stays for the session (and a peek finds the client's close). Its source
+// becomes the connection's client_ip, before admission. A connection
+// without a valid header is closed unanswered and counted.
+template <class Layer>
+awaitable<void> read_proxy_header(ConnPtr<Layer> conn, std::int64_t open) {
+  auto& c = *conn;
+  const SessionContext& ctx = c.ctx;
+  const int fd = c.socket.native_handle();
+  std::array<std::uint8_t, proxy_protocol::kMaxHeaderLength> bytes;
+  std::size_t taken = 0;
+  proxy_protocol::Result header;
+  c.deadline_at(c.idle_since + ctx.cfg.limits.header_timeout);
+  const auto fail = [&](std::optional<ProxyHeaderFailure> why, std::string_view detail) {
+    c.clear_deadline();
+    if (why) ctx.stats.reject(*why);
+    ctx.log.debug("connection from {} closed: PROXY header {}", c.client_ip, detail);
+  };
+  // (Closed or cut before sending anything: a TCP probe, not counted.)
+  const auto truncated = [&] { return taken > 0 ? std::optional(ProxyHeaderFailure::truncated) : std::nullopt; };
+  for (;;) {
+    const ssize_t n = ::recv(fd, bytes.data() + taken, bytes.size() - taken, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      const std::size_t seen = taken + static_cast<std::size_t>(n);
+      header = proxy_protocol::parse(std::span<const std::uint8_t>(bytes.data(), seen));
+      if (header.status == proxy_protocol::Result::Status::parsed) break;
+      if (header.status == proxy_protocol::Result::Status::invalid) {
+        fail(ProxyHeaderFailure::invalid, header.reason);
+        co_return;
+      }
+      // Need more: all of it is header.
+      if (::recv(fd, bytes.data() + taken, static_cast<std::size_t>(n), MSG_DONTWAIT) != n) co_return;
+      taken = seen;
+    } else if (n == 0) {
+      fail(truncated(), "truncated");
+      co_return;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      fail(truncated(), "cut by an error");
+      co_return;
+    }
+    error_code ec;
+    co_await c.socket.async_wait(tcp::socket::wait_read, nothrow(ec));
+    if (c.timed_out) {
+      fail(ProxyHeaderFailure::timeout, "timed out");
+      co_return;
+    }
+    if (ec) {
+      fail(std::nullopt, ec.message());
+      co_return;
+    }
+  }
+  c.clear_deadline();
+  const std::size_t rest = header.length - taken;
+  if (::recv(fd, bytes.data() + taken, rest, MSG_DONTWAIT) != static_cast<ssize_t>(rest)) co_return;
+  if (header.source) c.client_ip = std::move(header.source->address);
+  admit_and_serve<Layer>(std::move(conn), open);
+}
+
+template <class Layer>
 void start_session(const SessionContext& ctx, Socket sock) {
   error_code ec;
   const auto remote = sock.remote_endpoint(ec);
@@ -538,7 +633,19 @@ void start_session(const SessionContext& ctx, Socket sock) {
   sock.set_option(tcp::no_delay(true), ec);
   std::int64_t open = 0;
   auto conn = make_connection<Layer>(ctx, std::move(sock), ip_addr.to_string(), open);
+  if (ctx.cfg.proxy_protocol)
+    asio::co_spawn(ctx.io, read_proxy_header<Layer>(std::move(conn), open), asio::detached);
+  else
+    admit_and_serve<Layer>(std::move(conn), open);
+}
+
+// Admission (the connection cap, the IP filter, the per-IP cap: on the
+// connection's client_ip, final by now), then serving.
+template <class Layer>
+void admit_and_serve(ConnPtr<Layer> conn, std::int64_t open) {
+  const SessionContext& ctx = conn->ctx;
   auto& c = *conn;
+  error_code ec;
   const auto cap = ctx.cfg.limits.max_connections;
   std::optional<Refusal> refused;
   if (cap > 0 && open > static_cast<std::int64_t>(cap))

@@ -34,6 +34,16 @@
 // Handshakes, and failed ones by why, are counted (ProxyStats); a client
 // that closes before sending a byte tried none.
 //
+// The client's address: with --proxy-protocol, a PROXY header must start
+// every connection (before a TLS handshake), within header_timeout of
+// accept; its source replaces the peer address before admission, so
+// everything per connection sees the real client (a connection without a
+// valid header is closed unanswered, counted in proxy_header_failures).
+// With trusted proxies, a request from one is from whom its X-Forwarded-For
+// names (real_ip.hpp): that address is IP-filtered, rate-limited, hashed,
+// logged and sent upstream in X-Real-IP; X-Forwarded-For upstream is the
+// trusted chain plus the peer, or, from an untrusted peer, the peer alone.
+//
 // Leaves to others: message rules (http1_codec), what may be admitted
 // (admission), the upstream side (upstream_router), accepting (listener),
 // the TLS policy and certificate (tls_context).
@@ -103,6 +113,9 @@ public:
 
   const SessionContext& ctx;  ///< valid while the loop runs (never used by the destructor)
   Socket socket;
+  /// The connection's client: the TCP peer, or the source of its PROXY
+  /// header (--proxy-protocol). A request's own client may differ (named by
+  /// a trusted proxy); this is what the connection is admitted and counted as.
   std::string client_ip;
   ConnectionPass pass;  ///< the per-IP count (views client_ip)
   TimePoint deadline = TimePoint::max();

@@ -251,7 +251,7 @@ bool HopByHop::skip(http::field name, beast::string_view name_string) const {
 }
 
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id, std::string_view forwarded_proto) {
+                                std::string_view request_id, std::string_view forwarded_proto, ForwardedFor xff) {
   out.clear();
   append_sv(out, req.method_string());
   out += ' ';
@@ -285,14 +285,14 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   }
   // Several X-Forwarded-For fields are one comma list (RFC 9110 5.3), in order.
   out += "X-Forwarded-For: ";
-  if (has_xff) {
+  if (has_xff && xff.keep_chain) {
     for (const auto& f : req.base()) {
       if (f.value().empty() || !iequal(f.name_string(), "X-Forwarded-For")) continue;
       append_sv(out, f.value());
       out += ", ";
     }
   }
-  out.append(client_ip);
+  out.append(xff.peer.empty() ? client_ip : xff.peer);
   out += "\r\n";
   append_header(out, "X-Real-IP", client_ip);
   append_header(out, "X-Forwarded-Proto", forwarded_proto);

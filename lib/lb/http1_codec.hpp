@@ -141,17 +141,29 @@ private:
   std::size_t named_count_ = 0;
 };
 
+/// What the X-Forwarded-For sent upstream is made of.
+struct ForwardedFor {
+  /// The request's own X-Forwarded-For fields (joined in order into one
+  /// list) come first; false: they are dropped (an untrusted client's
+  /// claims, when the lb has trusted proxies to tell them apart).
+  bool keep_chain = true;
+  /// Appended last: the address the connection came from; empty = the
+  /// client address.
+  std::string_view peer;
+};
+
 /// The request as sent upstream, head only, into `out` (cleared first):
-/// hop-by-hop headers and Expect dropped, X-Forwarded-For appended to (the
-/// client's X-Forwarded-For fields joined in order into one list first),
-/// X-Real-IP and X-Forwarded-Proto (`forwarded_proto`: "http", or "https"
+/// hop-by-hop headers and Expect dropped, X-Forwarded-For as `xff` says
+/// (by default: the client's X-Forwarded-For fields joined in order into one
+/// list, then `client_ip`), X-Real-IP (`client_ip`) and X-Forwarded-Proto (`forwarded_proto`: "http", or "https"
 /// for a request that came over TLS) set, a Host added when the client
 /// (HTTP/1.0) sent none (the absolute-form target's authority, or empty),
 /// framed by Content-Length, HTTP/1.1 keep-alive. A non-empty `request_id`
 /// replaces the client's X-Request-Id fields; an empty one leaves them as
 /// they are.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id, std::string_view forwarded_proto = "http");
+                                std::string_view request_id, std::string_view forwarded_proto = "http",
+                                ForwardedFor xff = {});
 
 /// The response head as sent to the client, into `out` (cleared first):
 /// hop-by-hop headers dropped, framed by Content-Length (re-framed when the

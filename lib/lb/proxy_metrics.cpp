@@ -56,6 +56,16 @@ std::string_view to_string(TlsFailure f) {
   return "unknown";
 }
 
+std::string_view to_string(ProxyHeaderFailure f) {
+  switch (f) {
+    case ProxyHeaderFailure::invalid: return "invalid";
+    case ProxyHeaderFailure::truncated: return "truncated";
+    case ProxyHeaderFailure::timeout: return "timeout";
+    case ProxyHeaderFailure::count_: break;
+  }
+  return "unknown";
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 
@@ -107,6 +117,13 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
     line("# TYPE userkey_lb_tls_certificate_expiry_seconds gauge");
     line("userkey_lb_tls_certificate_expiry_seconds " + num(expiry));
   }
+  line("# HELP userkey_lb_proxy_header_failures_total Connections closed unanswered for want of a valid PROXY "
+       "protocol header, by reason.");
+  line("# TYPE userkey_lb_proxy_header_failures_total counter");
+  for (std::size_t i = 0; i < stats.proxy_header_failures.size(); ++i)
+    line("userkey_lb_proxy_header_failures_total{reason=\"" +
+         std::string(to_string(static_cast<ProxyHeaderFailure>(i))) + "\"} " +
+         num(stats.proxy_header_failures[i].load()));
 
   struct Family {
     const char* name;

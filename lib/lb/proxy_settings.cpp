@@ -233,6 +233,16 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .reloadable = true},
         field(&C::tls, &Tls::key_file), file_path());
 
+  // The real client address
+  t.add({.key = "proxy_protocol",
+         .flag = "--proxy-protocol",
+         .help = "Every client connection starts with a PROXY protocol v1/v2 header naming the client (true/false)"},
+        field(&C::proxy_protocol), kinds::boolean());
+  t.add({.key = "trusted_proxies",
+         .flag = "--trusted-proxies",
+         .help = "Believe X-Forwarded-For / Forwarded only from these proxies, repeatable (comma-separated)"},
+        field(&C::trusted_proxies), cidr());
+
   // Upstream connections, queueing, lifecycle
   t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},
         field(&C::connect_timeout), positive_duration);

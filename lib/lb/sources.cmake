@@ -12,6 +12,8 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/admission.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cluster.cpp
   ${CMAKE_CURRENT_LIST_DIR}/request_id.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_protocol.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/real_ip.cpp
   ${CMAKE_CURRENT_LIST_DIR}/access_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/downstream_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/health_checker.cpp

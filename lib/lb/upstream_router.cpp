@@ -188,7 +188,7 @@ void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome o
 
 awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::string_view request_id,
                                             std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
-                                            std::string_view forwarded_proto) {
+                                            std::string_view forwarded_proto, http1::ForwardedFor xff) {
   refresh();
   const auto snap_ref = snap_;  // keeps this configuration alive for the request
   const Snapshot& s = *snap_ref;
@@ -197,7 +197,7 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
   summary.upstream_time = std::chrono::microseconds(-1);
   summary.retries = 0;
 
-  http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto);
+  http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto, xff);
 
   auto header = [&req](std::string_view name) -> std::string_view {
     auto it = req.find(beast::string_view(name.data(), name.size()));

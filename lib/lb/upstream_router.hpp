@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cluster.hpp"
+#include "http1_codec.hpp"
 #include "upstream_pool.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 
@@ -72,11 +73,12 @@ public:
   /// (empty: the client's fields go as they are). `tried` and `wire` are the
   /// session's reusable buffers; `summary` says how it went;
   /// `forwarded_proto` is the X-Forwarded-Proto sent ("https" for a client
-  /// of the TLS listener). Everything passed by reference must outlive the
-  /// coroutine.
+  /// of the TLS listener); `xff` what X-Forwarded-For says (`client_ip`,
+  /// the real client, goes in X-Real-IP and is what ip_hash hashes).
+  /// Everything passed by reference or view must outlive the coroutine.
   awaitable<Response> forward(Request req, const std::string& client_ip, std::string_view request_id,
                               std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
-                              std::string_view forwarded_proto = "http");
+                              std::string_view forwarded_proto = "http", http1::ForwardedFor xff = {});
 
 private:
   enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };

@@ -97,6 +97,16 @@ struct ProxyConfig {
 
   LimitsConfig limits;
 
+  /// Every client connection (both listeners) starts with a PROXY protocol
+  /// v1 or v2 header, whose source address is the client's (the lb sits
+  /// behind HAProxy, an AWS NLB, ...). A connection without a valid one is
+  /// closed unanswered. Needs restart.
+  bool proxy_protocol = false;
+  /// CIDR blocks of proxies whose X-Forwarded-For / Forwarded are believed:
+  /// a request from one of them is from the first untrusted address of its
+  /// X-Forwarded-For, read right to left. Empty: none believed.
+  std::vector<std::string> trusted_proxies;
+
   /// Event-loop threads; 0 = one per core, at most 4 (on 2 cores one loop
   /// measured as fast as two).
   std::uint32_t threads = 1;

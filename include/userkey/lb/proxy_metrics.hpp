@@ -66,6 +66,15 @@ enum class TlsFailure : std::size_t {
   count_
 };
 std::string_view to_string(TlsFailure f);
+/// Why a connection was closed, unanswered, for want of a valid PROXY
+/// protocol header (--proxy-protocol).
+enum class ProxyHeaderFailure : std::size_t {
+  invalid,    // not a header (no signature) or a malformed one
+  truncated,  // the client closed in the middle of it
+  timeout,    // not complete within header_timeout of accept
+  count_
+};
+std::string_view to_string(ProxyHeaderFailure f);
 
 struct ProxyStats {
   std::atomic<std::uint64_t> requests{0};
@@ -88,10 +97,15 @@ struct ProxyStats {
   /// When the certificate new connections get expires (Unix seconds); 0:
   /// no TLS listener.
   std::atomic<std::int64_t> tls_certificate_expiry{0};
+  /// --proxy-protocol: connections closed for want of a valid header.
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ProxyHeaderFailure::count_)> proxy_header_failures{};
 
   void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
   void tls_failed(TlsFailure f) {
     tls_handshake_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void reject(ProxyHeaderFailure f) {
+    proxy_header_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
   }
 };
 

@@ -18,4 +18,6 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_router.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_request_id.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_access_log.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_proxy_protocol.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_real_ip.cpp
 )

@@ -227,6 +227,24 @@ TEST_CASE("upstream request: X-Forwarded-For appended, client's proxy headers an
         "\r\n");
 }
 
+TEST_CASE("upstream request with trusted proxies: a trusted chain plus the peer, or the peer alone") {
+  const auto req = parse_request(
+      "GET / HTTP/1.1\r\n"
+      "Host: lb\r\n"
+      "X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n"
+      "\r\n");
+  std::string out;
+  // From a trusted proxy (127.0.0.1): its chain, then itself; the client it names in X-Real-IP.
+  http1::serialize_upstream_request(out, req, "203.0.113.7", "", "http", {.keep_chain = true, .peer = "127.0.0.1"});
+  CHECK(out.find("X-Forwarded-For: 203.0.113.7, 10.0.0.1, 127.0.0.1\r\nX-Real-IP: 203.0.113.7\r\n") !=
+        std::string::npos);
+  // From an untrusted client: what it claims is dropped.
+  http1::serialize_upstream_request(out, req, "198.51.100.2", "", "http",
+                                    {.keep_chain = false, .peer = "198.51.100.2"});
+  CHECK(out.find("X-Forwarded-For: 198.51.100.2\r\nX-Real-IP: 198.51.100.2\r\n") != std::string::npos);
+  CHECK(out.find("203.0.113.7") == std::string::npos);
+}
+
 TEST_CASE("client response: the request id replaces the upstream's, on relayed and own answers") {
   const auto res = parse_response(
       "HTTP/1.1 200 OK\r\n"
