@@ -1,6 +1,8 @@
 // TLS from the lb to upstreams: see upstream_tls.hpp.
 #include "upstream_tls.hpp"
 
+#include "tls_context.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -20,13 +22,11 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// The listener's policy (tls_context.cpp), from the client side.
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
-constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The listener's policy (tls_policy in tls_context.hpp), from the client side.
+using tls_policy::kAlpnHttp11;
+using tls_policy::kGroups;
+using tls_policy::kTls12Ciphers;
+using tls_policy::kTls13Suites;
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw ConfigError("tls.upstream_ca: '" + path + "': " + what);
@@ -43,7 +43,8 @@ bool is_ip_literal(const std::string& host) {
 UpstreamTlsContext::UpstreamTlsContext(const std::string& ca_file) : ctx_(asio::ssl::context::tls_client) {
   SSL_CTX* ctx = ctx_.native_handle();
   const bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
-                  SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) == 1 && SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
+                  SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) == 1 && SSL_CTX_set_ciphersuites(ctx, kTls13Suites) == 1 &&
+                  SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
                   SSL_CTX_set_alpn_protos(ctx, kAlpnHttp11, sizeof kAlpnHttp11) == 0;
   if (!ok) {
     ERR_clear_error();
