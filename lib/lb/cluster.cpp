@@ -96,6 +96,7 @@ void Cluster::install(std::shared_ptr<Snapshot> snap, const ProxyConfig& c) {
                  snap->entries[i].endpoint.address().to_string());
     }
     if (old && !moved && old->config().weight == ucfg.weight && old->config().max_conns == ucfg.max_conns &&
+        old->config().tls == ucfg.tls &&
         old->passive().max_fails == c.passive.max_fails && old->passive().fail_timeout == c.passive.fail_timeout) {
       up = it->second.first;
       st = it->second.second;

@@ -14,6 +14,8 @@
 
 #include "io_types.hpp"
 
+#include <boost/asio/ssl/context.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,8 +28,11 @@ class HealthChecker {
 public:
   /// `cluster`, `stopped` and `log` must outlive the checker, and the
   /// checker the loop it is attached to.
-  HealthChecker(const Cluster& cluster, const std::atomic<bool>& stopped, spdlog::logger& log)
-      : cluster_(cluster), stopped_(stopped), log_(log) {}
+  /// `tls`: the client context probes of upstreams with tls=on use (they
+  /// fail without one).
+  HealthChecker(const Cluster& cluster, const std::atomic<bool>& stopped, spdlog::logger& log,
+                asio::ssl::context* tls = nullptr)
+      : cluster_(cluster), stopped_(stopped), log_(log), tls_(tls) {}
 
   /// The loop probes run on; until attached (and after detach) start() does nothing.
   void attach(asio::io_context& loop) { loop_ = &loop; }
@@ -43,6 +48,7 @@ private:
   const Cluster& cluster_;
   const std::atomic<bool>& stopped_;
   spdlog::logger& log_;
+  asio::ssl::context* tls_;
   asio::io_context* loop_ = nullptr;
 };
 

@@ -32,9 +32,11 @@ UpstreamConfig read_upstream_table(const Reader& reader, const toml::table& t, c
         [&](const toml::node& n, const std::string& key) {
           u.weight = reader.value(n, key, kinds::whole<std::uint32_t>(1, kMaxWeight));
         }},
-       {"max_conns", [&](const toml::node& n, const std::string& key) {
+       {"max_conns",
+        [&](const toml::node& n, const std::string& key) {
           u.max_conns = reader.value(n, key, kinds::whole<std::uint32_t>());
-        }}});
+        }},
+       {"tls", [&](const toml::node& n, const std::string& key) { u.tls = reader.value(n, key, kinds::boolean()); }}});
   if (!have_address) reader.fail(t.source(), prefix, "missing 'address = \"HOST:PORT\"'");
   return u;
 }

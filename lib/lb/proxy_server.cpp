@@ -37,6 +37,7 @@
 #include "listener.hpp"
 #include "proxy_metrics_render.hpp"
 #include "tls_context.hpp"
+#include "upstream_tls.hpp"
 #include "worker.hpp"
 
 namespace userkey::lb {
@@ -75,7 +76,11 @@ struct ProxyServer::Impl {
   engine::Cluster cluster;
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
-  engine::HealthChecker health{cluster, stopped, *log};
+  // The client side of TLS to upstreams with tls=on; built for every
+  // configuration, so a reload may turn tls on for an upstream.
+  std::unique_ptr<engine::UpstreamTlsContext> upstream_tls =
+      std::make_unique<engine::UpstreamTlsContext>(cfg.tls.upstream_ca_file);
+  engine::HealthChecker health{cluster, stopped, *log, &upstream_tls->get()};
 
   std::vector<std::unique_ptr<engine::Worker>> workers;
   std::unique_ptr<engine::Listener> listener;      // plain HTTP; null when off
@@ -124,7 +129,7 @@ bool ProxyServer::start(std::string* error) {
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
   const engine::EngineContext ctx{im.cfg,     im.stats,   im.admission,
                                   im.cluster, *im.log,    im.json_access_log.get(),
-                                  im.draining, im.stopped, im.tls.get()};
+                                  im.draining, im.stopped, im.tls.get(), &im.upstream_tls->get()};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
   // Each listener accepts on the first loop; they differ only in how their

@@ -24,7 +24,7 @@ using u64 = std::uint64_t;
 
 ValueKind<UpstreamConfig> upstream_spec() {
   ValueKind<UpstreamConfig> k;
-  k.type_name = "TEXT:HOST:PORT[,weight=N][,max_conns=N]";
+  k.type_name = "TEXT:HOST:PORT[,weight=N][,max_conns=N][,tls=on]";
   k.parse = [](std::string_view text) {
     std::string err;
     auto u = parse_upstream(text, &err);
@@ -232,6 +232,10 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .help = "PEM private key of --tls-cert (unencrypted); reread on SIGHUP with it",
          .reloadable = true},
         field(&C::tls, &Tls::key_file), file_path());
+  t.add({.key = "tls.upstream_ca",
+         .flag = "--tls-upstream-ca",
+         .help = "PEM CA certificates to verify upstreams with tls=on against; empty = the system's trust store"},
+        field(&C::tls, &Tls::upstream_ca_file), file_path());
 
   // The real client address
   t.add({.key = "proxy_protocol",

@@ -19,20 +19,12 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// Mozilla's "intermediate" configuration (v5): these suites for TLS 1.2,
-// OpenSSL's defaults for TLS 1.3 (named here so they cannot drift), and the
-// groups it lists. No server preference: every suite here is strong, and
-// the client knows best whether it has AES hardware.
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
-constexpr const char* kTls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
-
-// ALPN: the one protocol the lb speaks, in the wire format (length-prefixed).
-constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The policy (tls_policy, in the header). No server preference: every suite
+// in it is strong, and the client knows best whether it has AES hardware.
+using tls_policy::kAlpnHttp11;
+using tls_policy::kGroups;
+using tls_policy::kTls12Ciphers;
+using tls_policy::kTls13Suites;
 
 // Sessions resumed from a ticket must have been made by this program.
 constexpr unsigned char kSessionIdContext[] = {'u', 's', 'e', 'r', 'k', 'e', 'y', '-', 'l', 'b'};

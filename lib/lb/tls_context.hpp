@@ -31,6 +31,24 @@
 
 namespace userkey::lb::engine {
 
+/// The lb's TLS policy, both as a server (TlsContext) and as a client of
+/// upstreams (UpstreamTlsContext), so the two sides cannot drift apart:
+/// Mozilla's "intermediate" configuration (v5) — these suites for TLS 1.2,
+/// OpenSSL's defaults for TLS 1.3 (named so they stay fixed), its groups —
+/// and ALPN "http/1.1", the one protocol the lb speaks.
+namespace tls_policy {
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+inline constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+inline constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
+/// ALPN wire format (length-prefixed).
+inline constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+}  // namespace tls_policy
+
 /// A client connection's TLS layer, over the connection's own socket (which
 /// the connection keeps owning: cancelling it reaches the TLS operations).
 using TlsStream = asio::ssl::stream<Socket&>;

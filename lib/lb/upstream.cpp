@@ -140,7 +140,7 @@ bool Upstream::report_probe(bool ok, const ActiveHealthConfig& cfg) {
 std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error) {
   const std::string quoted = "upstream '" + std::string(spec) + "': ";
   if (spec.empty()) {
-    set_error(error, "upstream: empty specification, expected HOST:PORT[,weight=N][,max_conns=N]");
+    set_error(error, "upstream: empty specification, expected HOST:PORT[,weight=N][,max_conns=N][,tls=on]");
     return std::nullopt;
   }
 
@@ -197,6 +197,7 @@ std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string*
 
   bool seen_weight = false;
   bool seen_max_conns = false;
+  bool seen_tls = false;
   while (comma != std::string_view::npos) {
     const auto next = options.find(',');
     const std::string_view opt = options.substr(0, next);
@@ -229,8 +230,19 @@ std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string*
       }
       cfg.max_conns = static_cast<std::uint32_t>(v);
       seen_max_conns = true;
+    } else if (key == "tls") {
+      if (seen_tls) {
+        set_error(error, quoted + "tls given twice");
+        return std::nullopt;
+      }
+      if (val != "on" && val != "off") {
+        set_error(error, quoted + "tls must be on or off, got '" + std::string(val) + "'");
+        return std::nullopt;
+      }
+      cfg.tls = val == "on";
+      seen_tls = true;
     } else {
-      set_error(error, quoted + "unknown option '" + std::string(key) + "' (expected weight or max_conns)");
+      set_error(error, quoted + "unknown option '" + std::string(key) + "' (expected weight, max_conns or tls)");
       return std::nullopt;
     }
     if (next == std::string_view::npos) break;

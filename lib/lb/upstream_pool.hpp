@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "upstream_tls.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 #include "userkey/lb/upstream.hpp"
 
@@ -73,6 +74,9 @@ struct Conn {
   Conn(asio::io_context& io, Slot s) : slot(std::move(s)), stream(io) {}
   Slot slot;  // first member: given up after the socket is closed
   Stream stream;
+  /// To an upstream with tls=on: the TLS layer over `stream` (destroyed
+  /// before it); null otherwise. Requests go through it when it is there.
+  std::unique_ptr<UpstreamTlsStream> tls;
   beast::flat_buffer buffer;
   TimePoint idle_since{};
 };
@@ -100,6 +104,9 @@ std::optional<std::uint32_t> loop_share(std::uint32_t max_conns, const PoolSetti
 /// (a queued request leaves the count when its frame is destroyed).
 struct PoolShared {
   PoolSettings settings;
+  /// The client TLS context for upstreams with tls=on (null: none can be
+  /// reached; their connects fail).
+  asio::ssl::context* tls = nullptr;
   std::size_t waiting = 0;  ///< requests queued on this loop
 };
 
@@ -113,7 +120,9 @@ public:
 
   /// local_error: our side ran out of something (descriptors, buffers,
   /// memory, local ports): not the upstream's fault.
-  enum class Failure { none, connect_failed, queue_timeout, local_error };
+  /// tls_failed: connected, but the TLS handshake failed (last_tls_error()
+  /// says why).
+  enum class Failure { none, connect_failed, queue_timeout, local_error, tls_failed };
   struct Acquired {
     ConnPtr conn;         ///< null on failure
     bool reused = false;  ///< came from the idle stack or a release, not a new connect
@@ -139,6 +148,8 @@ public:
   bool reusable(Conn& c) const;
 
   const Upstream& upstream() const { return *upstream_; }
+  /// Why the latest TLS handshake to the upstream failed.
+  const std::string& last_tls_error() const { return last_tls_error_; }
   std::size_t idle_count() const { return idle_.size(); }
   std::size_t queued() const { return waiters_.size(); }
   /// A request here now would queue: others already wait, or no idle
@@ -167,6 +178,7 @@ private:
   std::optional<std::uint32_t> share_;
   std::uint32_t held_ = 0;
   bool retired_ = false;
+  std::string last_tls_error_;
   std::vector<ConnPtr> idle_;  // last member: its slots come back while the rest still exists
 };
 

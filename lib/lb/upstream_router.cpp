@@ -40,6 +40,8 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
       reused = got.reused;
     }
     if (!conn) {
+      if (failure == UpstreamPool::Failure::tls_failed)
+        log_.warn("TLS handshake with upstream {} failed: {}", e.upstream->address(), pool->last_tls_error());
       a.outcome = failure == UpstreamPool::Failure::queue_timeout ? Outcome::queue_timeout
                   : failure == UpstreamPool::Failure::local_error ? Outcome::local_error
                                                                   : Outcome::connect_failed;
@@ -48,7 +50,8 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     error_code ec;
     conn->stream.expires_after(upstream_timeout_);
     const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
-    const std::size_t written = co_await asio::async_write(conn->stream, wire, nothrow(ec));
+    const std::size_t written = conn->tls ? co_await asio::async_write(*conn->tls, wire, nothrow(ec))
+                                          : co_await asio::async_write(conn->stream, wire, nothrow(ec));
     conn->buffer.clear();
     // Interim 1xx responses (other than 101) are skipped: the final response
     // follows on the same connection.
@@ -58,7 +61,14 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
       rp.emplace();
       rp->body_limit(64 * 1024 * 1024);
       if (req.method() == http::verb::head) rp->skip(true);
-      co_await http::async_read(conn->stream, conn->buffer, *rp, nothrow(ec));
+      if (conn->tls) {
+        co_await http::async_read(*conn->tls, conn->buffer, *rp, nothrow(ec));
+        // An upstream that closes without close_notify has closed: as a
+        // plain connection's end of stream.
+        if (ec == asio::ssl::error::stream_truncated) ec = http::error::end_of_stream;
+      } else {
+        co_await http::async_read(conn->stream, conn->buffer, *rp, nothrow(ec));
+      }
       got_some = got_some || rp->got_some();
       const unsigned code = rp->get().result_int();
       if (ec || code / 100 != 1 || code == 101) break;

@@ -477,3 +477,130 @@ TEST_CASE("TLS: the JSON access log names the TLS version of each request, null 
   CHECK(by_target["/?user_id=2"]["tls"] == "TLSv1.2");
   CHECK(by_target["/?user_id=3"]["tls"].is_null());
 }
+
+namespace {
+
+// An HTTPS upstream: Python's http.server behind its ssl module, with the
+// test's leaf certificate; HTTP/1.1 keep-alive. It answers any GET with the
+// path, the X-Forwarded-Proto it got and how many connections it accepted.
+constexpr const char* kHttpsUpstream = R"PY(
+import http.server, ssl, sys
+port_file, cert, key, host = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+accepted = 0
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    def get_request(self):
+        global accepted
+        got = super().get_request()
+        accepted += 1
+        return got
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = ("path=%s proto=%s connections=%d" % (self.path, self.headers.get("X-Forwarded-Proto"), accepted)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = Server((host, 0), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+import os
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+)PY";
+
+struct HttpsUpstream {
+  TempDir dir;
+  std::uint16_t port = 0;
+  std::unique_ptr<ChildProcess> proc;
+  explicit HttpsUpstream(const Certificates& certs, const std::string& host = "127.0.0.1") {
+    const auto script = dir.path() / "upstream.py";
+    std::ofstream(script) << kHttpsUpstream;
+    const auto port_file = dir.path() / "port";
+    proc = std::make_unique<ChildProcess>(std::vector<std::string>{"/usr/bin/python3", script.string(),
+                                                                   port_file.string(), certs.chain.string(),
+                                                                   certs.key.string(), host},
+                                          dir.path() / "upstream.log");
+    const auto until = std::chrono::steady_clock::now() + 15s;
+    while (!fs::exists(port_file) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+    REQUIRE_MESSAGE(fs::exists(port_file), proc->log());
+    std::ifstream(port_file) >> port;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("TLS to upstreams: tls=on verifies the upstream's certificate against --tls-upstream-ca, by IP and by "
+          "name, and keeps the connections alive") {
+  Certificates certs;
+  HttpsUpstream up(certs);
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    CAPTURE(host);
+    LbProcess lb({"--upstream", host + ":" + std::to_string(up.port) + ",tls=on", "--tls-upstream-ca",
+                  certs.ca.string()});
+    std::string last;
+    for (int i = 0; i < 5; ++i) {
+      const auto r = http_get(lb.port, "/over-tls?i=" + std::to_string(i));
+      CHECK_MESSAGE(r.status == 200, lb.proc.log());
+      last = r.body;
+    }
+    CHECK(contains(last, "path=/over-tls?i=4 proto=http"));
+    // Active health probes go over TLS too: the upstream stays up.
+    std::this_thread::sleep_for(1500ms);
+    CHECK(lb.metric("userkey_lb_upstream_up{upstream=\"" + host + ":" + std::to_string(up.port) + "\"}") == 1);
+    CHECK_FALSE(contains(lb.proc.log(), "TLS handshake with upstream"));
+  }
+  // Five requests from one client, one after the other, over pooled
+  // connections: far fewer connections than requests (probes included).
+  LbProcess lb({"--upstream", "127.0.0.1:" + std::to_string(up.port) + ",tls=on", "--tls-upstream-ca",
+                certs.ca.string(), "--no-active-health"});
+  std::string first, last;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = http_get(lb.port, "/");
+    REQUIRE(r.status == 200);
+    (i == 0 ? first : last) = r.body;
+  }
+  const auto connections = [](const std::string& body) { return std::stoi(body.substr(body.rfind('=') + 1)); };
+  CHECK(connections(last) == connections(first));
+}
+
+TEST_CASE("TLS to upstreams: a certificate the CA did not sign, or for another name, is refused (502) and logged; a "
+          "bad CA file stops the start") {
+  Certificates certs;
+  Certificates others;  // another CA: it did not sign the upstream's certificate
+  HttpsUpstream up(certs);
+  {
+    LbProcess lb({"--upstream", "127.0.0.1:" + std::to_string(up.port) + ",tls=on", "--tls-upstream-ca",
+                  others.ca.string(), "--no-active-health", "--retries", "0"});
+    const auto r = http_get(lb.port, "/");
+    CHECK(r.status >= 502);
+    CHECK(r.status <= 503);
+    CHECK_MESSAGE(contains(lb.proc.log(), "TLS handshake with upstream 127.0.0.1:" + std::to_string(up.port) +
+                                              " failed"),
+                  lb.proc.log());
+    CHECK(contains(lb.proc.log(), "certificate verify failed"));
+  }
+  {
+    // The right CA, but the certificate names 127.0.0.1 and localhost, and
+    // this upstream is 127.0.0.2.
+    HttpsUpstream elsewhere(certs, "127.0.0.2");
+    LbProcess lb({"--upstream", "127.0.0.2:" + std::to_string(elsewhere.port) + ",tls=on", "--tls-upstream-ca",
+                  certs.ca.string(), "--no-active-health", "--retries", "0"});
+    const auto r = http_get(lb.port, "/");
+    CHECK(r.status >= 502);
+    CHECK_MESSAGE(contains(lb.proc.log(), "TLS handshake with upstream 127.0.0.2:"), lb.proc.log());
+    CHECK(contains(lb.proc.log(), "certificate verify failed"));
+  }
+  TempDir dir;
+  ChildProcess bad({USERKEY_LB_BIN, "--admin", "off", "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                    "--upstream", "127.0.0.1:1,tls=on", "--tls-upstream-ca", certs.garbage.string()},
+                   dir.path() / "lb.log");
+  CHECK(bad.wait(10s) == 2);
+  CHECK_MESSAGE(contains(bad.log(), "tls.upstream_ca: '" + certs.garbage.string() + "'"), bad.log());
+}

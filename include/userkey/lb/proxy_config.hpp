@@ -59,6 +59,9 @@ struct TlsConfig {
   /// with a TLS listener; they are read once, at start.
   std::string cert_file;
   std::string key_file;
+  /// PEM CA certificates that upstreams with tls=on are verified against;
+  /// empty = the system's trust store.
+  std::string upstream_ca_file;
 };
 
 struct ProxyConfig {

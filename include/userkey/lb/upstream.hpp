@@ -138,12 +138,16 @@ struct UpstreamConfig {
   /// in the proxy's queue); 0 = unlimited. The default suits a
   /// thread-per-connection backend with more than 64 worker threads.
   std::uint32_t max_conns = 64;
+  /// Speak HTTPS to it: TLS 1.2+, the certificate verified against
+  /// upstream_tls_ca (or the system's trust store) and checked to name
+  /// `host` (a DNS name, sent as SNI, or an IP address).
+  bool tls = false;
 
   /// "host:port", used as the upstream's identity in logs and metrics.
   std::string address() const { return host + ":" + std::to_string(port); }
 };
 
-/// Parses "HOST:PORT[,weight=N][,max_conns=N]". Returns nullopt and sets
+/// Parses "HOST:PORT[,weight=N][,max_conns=N][,tls=on|off]". Returns nullopt and sets
 /// `error` on malformed input.
 std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error = nullptr);
 

@@ -198,6 +198,16 @@ TEST_CASE("parse_upstream: valid specs") {
   CHECK(d->host == "::1");
   CHECK(d->port == 65535);
   CHECK(d->weight == 2);
+  CHECK_FALSE(d->tls);  // the default
+
+  auto e = lb::parse_upstream("api.internal:443,tls=on,weight=3");
+  REQUIRE(e);
+  CHECK(e->tls);
+  CHECK(e->weight == 3);
+  CHECK(e->address() == "api.internal:443");  // the identity does not change with tls
+  auto f = lb::parse_upstream("api.internal:443,tls=off");
+  REQUIRE(f);
+  CHECK_FALSE(f->tls);
 }
 
 TEST_CASE("parse_upstream: errors") {
@@ -222,6 +232,8 @@ TEST_CASE("parse_upstream: errors") {
       "[::1:80",                 // unterminated bracket
       "[::1]80",                 // missing ':'
       "bad host:80",             // space
+      "10.0.0.5:80,tls=yes",     // on or off only
+      "10.0.0.5:80,tls=on,tls=off",
   };
   for (const char* spec : bad) {
     CAPTURE(spec);

@@ -37,6 +37,7 @@ resolve_interval = "30s"
 address = "127.0.0.1:5001"
 weight = 3
 max_conns = 10
+tls = true
 
 [[upstream]]
 address = "[::1]:5002"
@@ -126,6 +127,8 @@ TEST_CASE("full TOML example parses into every field") {
   CHECK(c.upstreams[1].port == 5002);
   CHECK(c.upstreams[1].weight == 1);
   CHECK(c.upstreams[1].max_conns == 64);  // the default
+  CHECK(c.upstreams[0].tls);
+  CHECK_FALSE(c.upstreams[1].tls);  // the default
 
   CHECK(c.passive.max_fails == 4);
   CHECK(c.passive.fail_timeout == 20s);
@@ -256,7 +259,7 @@ TEST_CASE("bad values are errors naming the key") {
     CHECK(contains(e, "test.toml:"));
   }
 
-  for (std::string bad : {"weight = 0", "weight = 1001", "weight = \"2\"", "max_conns = -1"}) {
+  for (std::string bad : {"weight = 0", "weight = 1001", "weight = \"2\"", "max_conns = -1", "tls = \"on\""}) {
     CAPTURE(bad);
     const auto e = load_error(std::string("[[upstream]]\naddress = \"127.0.0.1:5001\"\n") + bad + "\n");
     CHECK(contains(e, "upstream[0]."));

@@ -71,6 +71,7 @@ lb::ProxyConfig everything_changed() {
   c.tls.listen_port = 8443;
   c.tls.cert_file = "/etc/lb/chain.pem";
   c.tls.key_file = "/etc/lb/key.pem";
+  c.tls.upstream_ca_file = "/etc/lb/upstream-ca.pem";
   c.proxy_protocol = true;
   c.trusted_proxies = {"10.0.0.0/8", "192.0.2.1"};
   return c;
@@ -102,7 +103,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 45);
+  CHECK(keys.size() == 46);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
