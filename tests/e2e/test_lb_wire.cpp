@@ -177,6 +177,51 @@ TEST_CASE("a slow request body is a 408; an idle keep-alive wait does not eat th
   CHECK(status_of(client.receive(5s)) == 408);
 }
 
+// Reads from `client` until `n` responses' status lines are in (or 5 s).
+static std::string receive_responses(RawConnection& client, std::size_t n) {
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  auto count = [&] {
+    std::size_t k = 0;
+    for (auto at = got.find("HTTP/1.1 "); at != std::string::npos; at = got.find("HTTP/1.1 ", at + 1)) ++k;
+    return k;
+  };
+  while (count() < n && std::chrono::steady_clock::now() < until) got += client.receive(500ms);
+  return got;
+}
+
+TEST_CASE("keep-alive: each next request is served however it arrives after an answer, on one connection") {
+  QuietBackend b1;
+  LbProcess lb(with({"--upstream", b1.upstream(), "--access-log", "false"},
+                    {"--header-timeout", "2s", "--idle-timeout", "30s"}));
+  RawConnection client(lb.port);
+  const std::string get = "GET /?user_id=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+  // The moment each answer is in, the next request: 50 in turn.
+  for (int i = 0; i < 50; ++i) {
+    client.send(get);
+    const auto got = receive_responses(client, 1);
+    REQUIRE_MESSAGE(status_of(got) == 200, "request " << i << ": " << got);
+  }
+  // A pipelined pair: two answers, in order.
+  client.send(get + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto pair = receive_responses(client, 2);
+  CHECK(status_of(pair) == 200);
+  CHECK(pair.find("HTTP/1.1 ", pair.find("HTTP/1.1 ") + 1) != std::string::npos);
+  // The next head in two pieces, the second 200 ms later: one answer.
+  client.send("GET /?user_id=2 HTTP/1.1\r\n");
+  std::this_thread::sleep_for(200ms);
+  client.send("Host: x\r\n\r\n");
+  CHECK(status_of(receive_responses(client, 1)) == 200);
+  // After an idle spell: still served on the same connection.
+  std::this_thread::sleep_for(300ms);
+  client.send(get);
+  CHECK(status_of(receive_responses(client, 1)) == 200);
+  // A last request with Connection: close: answered, then closed by the lb.
+  client.send("GET /?user_id=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(receive_responses(client, 1)) == 200);
+  CHECK(client.receive(2s).empty());
+}
+
 TEST_CASE("several X-Forwarded-For fields reach the upstream as one list, in order") {
   EchoUpstream up;
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false"});
