@@ -10,6 +10,8 @@
 #
 # --threads N gives every front the same resources: userkey-lb --threads N,
 # HAProxy nbthread N, nginx worker_processes N.
+# HAProxy's and nginx's configurations are written by bench/fronts.sh
+# (shared with bench/tls.sh).
 #
 # --idle N first measures each front's memory per idle keep-alive client
 # connection (bench/idle.py: N connections, one request each, then idle; the
@@ -32,6 +34,7 @@
 # never disturbed. The machine is shared: compare ratios within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/fronts.sh
 duration=10s
 conns="16 64 256 1024"
 lb_threads=1
@@ -115,35 +118,17 @@ if [ -n "$baseline_lb" ]; then
   bl_pid=$!
 fi
 
-# HAProxy: same caps (maxconn per server queues the rest), keep-alive reuse.
+# HAProxy and nginx: their configurations are bench/fronts.sh's (shared with
+# bench/tls.sh): the same caps, keep-alive to the upstreams.
 ha_port=$(free_port)
-{
-  echo "global"; echo "  maxconn $front_max"; echo "  nbthread $lb_threads"
-  echo "defaults"; echo "  mode http"; echo "  maxconn $front_max"; echo "  timeout connect 1s"; echo "  timeout client 30s"
-  echo "  timeout server 30s"; echo "  timeout queue 2s"; echo "  option http-keep-alive"
-  echo "frontend fe"; echo "  bind 127.0.0.1:$ha_port"; echo "  default_backend be"
-  echo "backend be"; echo "  balance roundrobin"; echo "  http-reuse always"
-  for i in "${!backends[@]}"; do echo "  server b$i 127.0.0.1:${backends[$i]} maxconn $upstream_cap"; done
-} >"$work/haproxy.cfg"
+haproxy_config "$ha_port" "$lb_threads" "$front_max" "$upstream_cap" "${backends[@]}" >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 ha_pid=$!
 
-# nginx: upstream keep-alive pool of the same size.
 ng_port=$(free_port)
 mkdir -p "$work/nginx"
-{
-  echo "worker_processes $lb_threads; worker_rlimit_nofile $nofile; pid $work/nginx.pid; error_log $work/nginx-error.log;"
-  echo "events { worker_connections $((front_max + 512)); }"  # clients + upstream connections
-  echo "http { access_log off;"
-  echo "  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;"
-  echo "  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;"
-  echo "  upstream be {"
-  for p in "${backends[@]}"; do echo "    server 127.0.0.1:$p max_conns=$upstream_cap;"; done
-  echo "    keepalive $upstream_cap; }"
-  echo "  server { listen 127.0.0.1:$ng_port;"
-  echo "    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
-} >"$work/nginx.conf"
+nginx_config "$work" "$ng_port" "$lb_threads" "$nofile" "$front_max" "$upstream_cap" "${backends[@]}" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -g "daemon off;" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 ng_pid=$!

@@ -24,7 +24,8 @@
 # OpenSSL configuration that offers TLS 1.3 with TLS_AES_128_GCM_SHA256 and
 # the X25519 group only, so every front negotiates the same; the servers keep
 # TLS 1.2 + 1.3 and userkey-lb's suites and groups (HAProxy and nginx are
-# configured with the same lists). At start, openssl s_client checks each front
+# configured with the same lists: bench/fronts.sh writes their configurations,
+# run.sh's with the ssl lines added). At start, openssl s_client checks each front
 # once (protocol, suite, key exchange group, ALPN, certificate verified) and a
 # 1 s wrk run against a logging nginx shows what wrk itself negotiates.
 #
@@ -42,6 +43,7 @@
 # the exact configurations as JSON (bench/report.py reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/fronts.sh
 duration=10s
 rounds=3
 lb_threads=1
@@ -112,12 +114,6 @@ cc -shared -fPIC -O2 -o "$work/wrk-no-resume.so" bench/wrk-no-resume.c -ldl -lss
   { echo "tls.sh: cannot build bench/wrk-no-resume.c (cc, libssl-dev)" >&2; exit 1; }
 client_env=(env OPENSSL_CONF="$work/client-openssl.cnf" LD_PRELOAD="$work/wrk-no-resume.so")
 
-# The servers' policy, the same for all three (userkey-lb's built-in one:
-# lib/lb/tls_context.cpp).
-tls12_ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
-tls13_suites="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-groups="X25519:prime256v1:secp384r1"
-
 # --- backends, as bench/run.sh -----------------------------------------------------
 backends=()
 for i in 1 2 3; do
@@ -140,42 +136,21 @@ lb_cmd=("$bin/userkey-lb" --listen off --tls-listen "127.0.0.1:$lb_port" --tls-c
 pids+=($!)
 lb_pid=$!
 
-# --- HAProxy: ssl on the bind line, the same suites, client preference -------------
+# --- HAProxy and nginx: bench/fronts.sh's configurations (as run.sh) with --tls --------
+# HAProxy: ssl on the bind line, the servers' suites and groups, client
+# preference; nginx: listen ... ssl, the same. Both with run.sh's caps and
+# upstream keep-alive.
 ha_port=$(free_port)
-{
-  echo "global"; echo "  maxconn $front_max"; echo "  nbthread $lb_threads"
-  echo "  ssl-default-bind-ciphers $tls12_ciphers"
-  echo "  ssl-default-bind-ciphersuites $tls13_suites"
-  echo "  ssl-default-bind-curves $groups"
-  echo "  ssl-default-bind-options ssl-min-ver TLSv1.2 prefer-client-ciphers"
-  echo "defaults"; echo "  mode http"; echo "  maxconn $front_max"; echo "  timeout connect 1s"; echo "  timeout client 30s"
-  echo "  timeout server 30s"; echo "  timeout queue 2s"; echo "  option http-keep-alive"
-  echo "frontend fe"; echo "  bind 127.0.0.1:$ha_port ssl crt $pki/combined.pem alpn http/1.1"; echo "  default_backend be"
-  echo "backend be"; echo "  balance roundrobin"; echo "  http-reuse always"
-  for i in "${!backends[@]}"; do echo "  server b$i 127.0.0.1:${backends[$i]} maxconn $upstream_cap"; done
-} >"$work/haproxy.cfg"
+haproxy_config --tls "$pki/combined.pem" "$ha_port" "$lb_threads" "$front_max" "$upstream_cap" "${backends[@]}" \
+  >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 ha_pid=$!
 
-# --- nginx: listen ... ssl, upstream keep-alive pool as run.sh ----------------------
 ng_port=$(free_port)
 mkdir -p "$work/nginx"
-{
-  echo "worker_processes $lb_threads; worker_rlimit_nofile $nofile; pid $work/nginx.pid; error_log $work/nginx-error.log;"
-  echo "events { worker_connections $((front_max + 512)); }"
-  echo "http { access_log off;"
-  echo "  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;"
-  echo "  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;"
-  echo "  upstream be {"
-  for p in "${backends[@]}"; do echo "    server 127.0.0.1:$p max_conns=$upstream_cap;"; done
-  echo "    keepalive $upstream_cap; }"
-  echo "  server { listen 127.0.0.1:$ng_port ssl;"
-  echo "    ssl_certificate $pki/leaf.pem; ssl_certificate_key $pki/leaf.key;"
-  echo "    ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers $tls12_ciphers; ssl_prefer_server_ciphers off;"
-  echo "    ssl_conf_command Ciphersuites $tls13_suites; ssl_ecdh_curve $groups;"
-  echo "    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
-} >"$work/nginx.conf"
+nginx_config --tls "$pki/leaf.pem" "$pki/leaf.key" "$work" "$ng_port" "$lb_threads" "$nofile" "$front_max" \
+  "$upstream_cap" "${backends[@]}" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -g "daemon off;" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 ng_pid=$!

@@ -18,7 +18,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -32,29 +31,6 @@ using namespace userkey::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A raw upstream that records each request head and answers 200 "ok".
-struct RecordingUpstream {
-  std::mutex mu;
-  std::vector<std::string> heads;
-  RawUpstream raw{[this](int fd, const std::string& head) {
-    {
-      std::lock_guard lock(mu);
-      heads.push_back(head);
-    }
-    RawUpstream::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-  }};
-
-  std::string upstream() const { return raw.upstream(); }
-  std::string last_head() {
-    std::lock_guard lock(mu);
-    return heads.empty() ? std::string() : heads.back();
-  }
-  std::size_t count() {
-    std::lock_guard lock(mu);
-    return heads.size();
-  }
-};
 
 // The value of the one `name:` line of a raw head ("" when absent).
 std::string header(const std::string& raw, const std::string& name) {

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,25 +22,9 @@ using nlohmann::json;
 
 namespace {
 
-// A raw upstream that records each request head and answers 200 "ok" with an
-// X-Request-Id of its own (which the lb must replace).
-struct RecordingUpstream {
-  std::mutex mu;
-  std::vector<std::string> heads;
-  RawUpstream raw{[this](int fd, const std::string& head) {
-    {
-      std::lock_guard lock(mu);
-      heads.push_back(head);
-    }
-    RawUpstream::send_all(fd, "HTTP/1.1 200 OK\r\nX-Request-Id: upstream-made\r\nContent-Length: 2\r\n\r\nok");
-  }};
-
-  std::string upstream() const { return raw.upstream(); }
-  std::string last_head() {
-    std::lock_guard lock(mu);
-    return heads.empty() ? std::string() : heads.back();
-  }
-};
+// The recording upstream answers with an X-Request-Id of its own (which the
+// lb must replace).
+const RecordingUpstream::Headers kUpstreamOwnId{{"X-Request-Id", "upstream-made"}};
 
 // The values of every `name:` header line in a raw head (case-insensitive name).
 std::vector<std::string> header_values(const std::string& raw, const std::string& name) {
@@ -103,7 +86,7 @@ struct SplitLogLb {
 }  // namespace
 
 TEST_CASE("request id: generated when absent, kept when well-formed, replaced when malformed; upstream and client see the same") {
-  RecordingUpstream up;
+  RecordingUpstream up(kUpstreamOwnId);
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false"});
 
   SUBCASE("absent: a fresh id goes upstream and comes back") {
@@ -169,7 +152,7 @@ TEST_CASE("request id: the lb's own error replies carry it once the request head
 }
 
 TEST_CASE("request id off: the client's X-Request-Id passes through untouched and none is made or echoed") {
-  RecordingUpstream up;
+  RecordingUpstream up(kUpstreamOwnId);
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false", "--request-id", "off"});
   const auto plain = get(lb.port, "/");
   REQUIRE(status_of(plain) == 200);
@@ -181,7 +164,7 @@ TEST_CASE("request id off: the client's X-Request-Id passes through untouched an
 }
 
 TEST_CASE("access log: the text line ends with the request id") {
-  RecordingUpstream up;
+  RecordingUpstream up(kUpstreamOwnId);
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health"});
   REQUIRE(status_of(get(lb.port, "/text?x=1", "X-Request-Id: text-line-id\r\n")) == 200);
   const std::string expected = "127.0.0.1 GET /text?x=1 200 ";
@@ -191,7 +174,7 @@ TEST_CASE("access log: the text line ends with the request id") {
 }
 
 TEST_CASE("access log: --access-log-format json writes one parseable object per request on stdout") {
-  RecordingUpstream up;
+  RecordingUpstream up(kUpstreamOwnId);
   SplitLogLb lb({"--upstream", up.upstream(), "--no-active-health", "--access-log-format", "json"});
   REQUIRE(status_of(get(lb.port, "/?user_id=1", "X-Request-Id: json-1\r\n")) == 200);
   // A hostile target: quotes, a backslash, braces and bytes that are not UTF-8.

@@ -381,16 +381,13 @@ TEST_CASE("TLS: SIGHUP reloads the certificate for new connections, an open one 
   ChildProcess python({"/usr/bin/python3", script.string(), certs.ca.string(), std::to_string(tls_port), ready.string(),
                        go.string()},
                       certs.dir.path() / "python.log");
-  const auto until = std::chrono::steady_clock::now() + 15s;
-  while (!fs::exists(ready) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+  eventually([&] { return fs::exists(ready); }, 15s, 20ms);
   REQUIRE_MESSAGE(fs::exists(ready), python.log());
 
   fs::copy_file(certs.chain2, live_chain, fs::copy_options::overwrite_existing);
   fs::copy_file(certs.key2, live_key, fs::copy_options::overwrite_existing);
   lb.proc.signal(SIGHUP);
-  const auto reloaded_by = std::chrono::steady_clock::now() + 10s;
-  while (lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") < 1 && std::chrono::steady_clock::now() < reloaded_by)
-    std::this_thread::sleep_for(20ms);
+  eventually([&] { return lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") >= 1; }, 10s, 20ms);
   CHECK_MESSAGE(lb.metric("userkey_lb_tls_reloads_total{result=\"ok\"}") == 1, lb.proc.log());
   // New connections get the new certificate (still verified by the CA).
   CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
@@ -405,10 +402,7 @@ TEST_CASE("TLS: SIGHUP reloads the certificate for new connections, an open one 
   // stays, and the log says why.
   std::ofstream(live_chain, std::ios::trunc) << "not a certificate\n";
   lb.proc.signal(SIGHUP);
-  const auto failed_by = std::chrono::steady_clock::now() + 10s;
-  while (lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") < 1 &&
-         std::chrono::steady_clock::now() < failed_by)
-    std::this_thread::sleep_for(20ms);
+  eventually([&] { return lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") >= 1; }, 10s, 20ms);
   CHECK(lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") == 1);
   CHECK_MESSAGE(contains(lb.proc.log(), "TLS certificate reload failed, keeping the running one: tls.cert: '" +
                                             live_chain.string() + "': not a usable PEM certificate chain"),
@@ -527,8 +521,7 @@ struct HttpsUpstream {
                                                                    port_file.string(), certs.chain.string(),
                                                                    certs.key.string(), host},
                                           dir.path() / "upstream.log");
-    const auto until = std::chrono::steady_clock::now() + 15s;
-    while (!fs::exists(port_file) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+    eventually([&] { return fs::exists(port_file); }, 15s, 20ms);
     REQUIRE_MESSAGE(fs::exists(port_file), proc->log());
     std::ifstream(port_file) >> port;
   }

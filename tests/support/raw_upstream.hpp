@@ -3,6 +3,7 @@
 // the blank line; requests carry no body) is handed to `answer` with the
 // connection's descriptor, and `answer` writes whatever it likes. One thread
 // per connection; everything is joined and closed by the destructor.
+// RecordingUpstream is the well-behaved kind: it keeps the heads it gets.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -14,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -96,6 +98,46 @@ private:
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   std::vector<std::thread> conns_;  // touched by the acceptor thread only until stop
+};
+
+/// A raw upstream that records each request head and answers 200 "ok", with
+/// `extra_headers` (name, value; in order, after the status line) in each
+/// response, e.g. an X-Request-Id of its own that the lb must replace.
+class RecordingUpstream {
+public:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+
+  explicit RecordingUpstream(const Headers& extra_headers = {}) : response_(response(extra_headers)) {}
+
+  std::string upstream() const { return raw_.upstream(); }
+  /// The last head received ("" before the first).
+  std::string last_head() {
+    std::lock_guard lock(mu_);
+    return heads_.empty() ? std::string() : heads_.back();
+  }
+  /// How many heads were received.
+  std::size_t count() {
+    std::lock_guard lock(mu_);
+    return heads_.size();
+  }
+
+private:
+  static std::string response(const Headers& extra_headers) {
+    std::string out = "HTTP/1.1 200 OK\r\n";
+    for (const auto& [name, value] : extra_headers) out += name + ": " + value + "\r\n";
+    return out + "Content-Length: 2\r\n\r\nok";
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> heads_;
+  const std::string response_;  // before raw_: its threads read it
+  RawUpstream raw_{[this](int fd, const std::string& head) {
+    {
+      std::lock_guard lock(mu_);
+      heads_.push_back(head);
+    }
+    RawUpstream::send_all(fd, response_);
+  }};
 };
 
 }  // namespace userkey::test
