@@ -51,10 +51,24 @@ def parse_help(text):
 
 
 def split_type(typ):
-    value_type, default = typ, ""
-    if "=" in typ:
-        value_type, default = typ.split("=", 1)
-    return value_type, default
+    """CLI11's "TYPE=DEFAULT": the default follows the last "=" outside
+    brackets and braces ("HOST:PORT[,weight=N]" has none)."""
+    depth, at = 0, -1
+    for i, ch in enumerate(typ):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            at = i
+    if at < 0:
+        return typ, ""
+    return typ[:at], typ[at + 1:]
+
+
+def cell(text):
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def render(bin_dir):
@@ -81,7 +95,8 @@ def render(bin_dir):
             typ, default = split_type(row["type"])
             desc = row["desc"] + (f" (not with {row['excludes']})" if row["excludes"] else "")
             env = f"`{row['env']}`" if row["env"] else ""
-            out.append(f"| `{row['flag']}` | {env} | {typ} | {('`' + default + '`') if default else ''} | {desc} |")
+            out.append(f"| `{row['flag']}` | {env} | {cell(typ)} | {('`' + cell(default) + '`') if default else ''} "
+                       f"| {cell(desc)} |")
         if subs:
             out += ["", "Commands:", ""]
             out += [f"- `{s['flag']}`: {s['desc']}" for s in subs]
