@@ -648,7 +648,12 @@ awaitable<void> read_proxy_header(ConnPtr<Layer> conn, std::int64_t open) {
   }
   c.clear_deadline();
   const std::size_t rest = header.length - taken;
-  if (::recv(fd, bytes.data() + taken, rest, MSG_DONTWAIT) != static_cast<ssize_t>(rest)) co_return;
+  // (The peek showed these bytes, so a short take should not happen; if it
+  // does, the connection is closed and counted like a header cut short.)
+  if (::recv(fd, bytes.data() + taken, rest, MSG_DONTWAIT) != static_cast<ssize_t>(rest)) {
+    fail(ProxyHeaderFailure::truncated, "cut short while taken");
+    co_return;
+  }
   if (header.source) c.client_ip = std::move(header.source->address);
   admit_and_serve<Layer>(std::move(conn), open);
 }
