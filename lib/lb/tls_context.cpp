@@ -19,13 +19,6 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// The policy (tls_policy, in the header). No server preference: every suite
-// in it is strong, and the client knows best whether it has AES hardware.
-using tls_policy::kAlpnHttp11;
-using tls_policy::kGroups;
-using tls_policy::kTls12Ciphers;
-using tls_policy::kTls13Suites;
-
 // Sessions resumed from a ticket must have been made by this program.
 constexpr unsigned char kSessionIdContext[] = {'u', 's', 'e', 'r', 'k', 'e', 'y', '-', 'l', 'b'};
 
@@ -55,7 +48,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
                 unsigned int offered_len, void*) {
   unsigned char* chosen = nullptr;
   unsigned char chosen_len = 0;
-  if (SSL_select_next_proto(&chosen, &chosen_len, kAlpnHttp11, sizeof kAlpnHttp11, offered, offered_len) !=
+  if (SSL_select_next_proto(&chosen, &chosen_len, tls_policy::kAlpnHttp11, sizeof tls_policy::kAlpnHttp11, offered,
+                            offered_len) !=
       OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = chosen;
@@ -63,13 +57,16 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
   return SSL_TLSEXT_ERR_OK;
 }
 
-// The policy: versions, suites, groups, ALPN, resumption. Failures here are
-// the program's own (a suite list OpenSSL rejects), not the operator's.
+// The policy (tls_policy in the header): versions, suites, groups, ALPN,
+// resumption. No server preference: every suite in it is strong, and the
+// client knows best whether it has AES hardware. Failures here are the
+// program's own (a suite list OpenSSL rejects), not the operator's.
 void apply_policy(SSL_CTX* ctx) {
   bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
             SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 &&
-            SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) == 1 && SSL_CTX_set_ciphersuites(ctx, kTls13Suites) == 1 &&
-            SSL_CTX_set1_groups_list(ctx, kGroups) == 1 && SSL_CTX_set_dh_auto(ctx, 1) == 1 &&
+            SSL_CTX_set_cipher_list(ctx, tls_policy::kTls12Ciphers) == 1 &&
+            SSL_CTX_set_ciphersuites(ctx, tls_policy::kTls13Suites) == 1 &&
+            SSL_CTX_set1_groups_list(ctx, tls_policy::kGroups) == 1 && SSL_CTX_set_dh_auto(ctx, 1) == 1 &&
             SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext) == 1;
   if (!ok) throw ConfigError("tls: OpenSSL refused the built-in TLS policy: " + openssl_reason());
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);

@@ -22,12 +22,6 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// The listener's policy (tls_policy in tls_context.hpp), from the client side.
-using tls_policy::kAlpnHttp11;
-using tls_policy::kGroups;
-using tls_policy::kTls12Ciphers;
-using tls_policy::kTls13Suites;
-
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw ConfigError("tls.upstream_ca: '" + path + "': " + what);
 }
@@ -43,9 +37,10 @@ bool is_ip_literal(const std::string& host) {
 UpstreamTlsContext::UpstreamTlsContext(const std::string& ca_file) : ctx_(asio::ssl::context::tls_client) {
   SSL_CTX* ctx = ctx_.native_handle();
   const bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
-                  SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) == 1 && SSL_CTX_set_ciphersuites(ctx, kTls13Suites) == 1 &&
-                  SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
-                  SSL_CTX_set_alpn_protos(ctx, kAlpnHttp11, sizeof kAlpnHttp11) == 0;
+                  SSL_CTX_set_cipher_list(ctx, tls_policy::kTls12Ciphers) == 1 &&
+                  SSL_CTX_set_ciphersuites(ctx, tls_policy::kTls13Suites) == 1 &&
+                  SSL_CTX_set1_groups_list(ctx, tls_policy::kGroups) == 1 &&
+                  SSL_CTX_set_alpn_protos(ctx, tls_policy::kAlpnHttp11, sizeof tls_policy::kAlpnHttp11) == 0;
   if (!ok) {
     ERR_clear_error();
     throw ConfigError("tls.upstream_ca: OpenSSL refused the built-in client TLS policy");
