@@ -1,7 +1,18 @@
-# HAProxy's and nginx's configurations for the side-by-side benchmarks,
-# sourced by bench/run.sh (plain HTTP) and bench/tls.sh (TLS termination) so
-# both measure the same set-up. Each function writes one configuration to
-# standard output:
+# The set-up the side-by-side benchmarks share, sourced by bench/run.sh
+# (plain HTTP), bench/tls.sh (TLS termination) and
+# bench/syscalls-per-request.sh, so all measure the same thing: the three
+# backends the fronts stand before, and HAProxy's and nginx's
+# configurations.
+#
+#   free_port                      a free TCP port on 127.0.0.1
+#   wait_port PORT                 until something listens there (10 s, else exit 1)
+#   start_backends BIN WORK        three userkey-backend processes on the embedded
+#                                  dump (access log off, 1,024 lookup threads) on
+#                                  free ports: their pids are added to `pids`,
+#                                  their ports set in `backends`; returns once
+#                                  they listen (logs: WORK/backend-N.log)
+#
+# Each configuration function writes one configuration to standard output:
 #
 #   haproxy_config [--tls CRT_PEM] PORT THREADS FRONT_MAX UPSTREAM_CAP BACKEND_PORT...
 #   nginx_config [--tls CERT KEY] WORK PORT THREADS NOFILE FRONT_MAX UPSTREAM_CAP BACKEND_PORT...
@@ -16,6 +27,22 @@
 # --tls terminates TLS with the servers' policy below: HAProxy `bind ... ssl
 # crt CRT_PEM` (certificate and key in one file), nginx `listen ... ssl` with
 # CERT and KEY.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+start_backends() {
+  local bin=$1 work=$2 i p
+  backends=()
+  for i in 1 2 3; do
+    p=$(free_port)
+    "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 1024 \
+      >"$work/backend-$i.log" 2>&1 &
+    pids+=($!)
+    backends+=("$p")
+  done
+  for p in "${backends[@]}"; do wait_port "$p"; done
+}
 
 # The servers' TLS policy, the same for all three fronts (userkey-lb's
 # built-in one: lib/lb/tls_context.cpp).

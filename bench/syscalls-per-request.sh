@@ -39,18 +39,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-backends=()
-for i in 1 2 3; do
-  p=$(free_port)
-  "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 1024 \
-    >"$work/backend-$i.log" 2>&1 &
-  pids+=($!)
-  backends+=("$p")
-done
-for p in "${backends[@]}"; do wait_port "$p"; done
+start_backends "$bin" "$work"
 lb_port=$(free_port)
 ups=()
 for p in "${backends[@]}"; do ups+=(--upstream "127.0.0.1:$p,max_conns=64"); done

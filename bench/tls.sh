@@ -79,8 +79,6 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 [ -n "${BENCH_KEEP:-}" ] && trap "kill \"\${pids[@]}\" 2>/dev/null; echo logs in $work" EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 # --- the certificate: a throwaway CA and a leaf for 127.0.0.1, EC P-256 --------
 pki=$work/pki
@@ -115,15 +113,7 @@ cc -shared -fPIC -O2 -o "$work/wrk-no-resume.so" bench/wrk-no-resume.c -ldl -lss
 client_env=(env OPENSSL_CONF="$work/client-openssl.cnf" LD_PRELOAD="$work/wrk-no-resume.so")
 
 # --- backends, as bench/run.sh -----------------------------------------------------
-backends=()
-for i in 1 2 3; do
-  p=$(free_port)
-  "$bin/userkey-backend" --listen "127.0.0.1:$p" --name "backend-$i" --dump dump --access-log false --threads 1024 \
-    >"$work/backend-$i.log" 2>&1 &
-  pids+=($!)
-  backends+=("$p")
-done
-for p in "${backends[@]}"; do wait_port "$p"; done
+start_backends "$bin" "$work"
 
 # --- userkey-lb: TLS only -----------------------------------------------------------
 lb_port=$(free_port)
