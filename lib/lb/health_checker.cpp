@@ -19,9 +19,6 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// One probe on a connection of its own: true for a 2xx within cfg.timeout;
-// nullopt when our side ran short (no descriptor, buffer or port for it),
-// which says nothing about the upstream.
 // The GET and its answer, over the connection or its TLS layer.
 template <class S>
 awaitable<bool> exchange(S& s, const ActiveHealthConfig& cfg, const std::string& host_header,
