@@ -10,7 +10,6 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/read.hpp>
 
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
@@ -114,14 +113,20 @@ public:
                       std::shared_ptr<TlsContext> tls)
       : ClientConnection(c, std::move(sock), std::move(ip), open_now),
         tls_context(std::move(tls)),
-        stream(socket, tls_context->get()) {}
+        stream(socket, *tls_context) {}
 
   // The context this connection was made with: a reload gives new
   // connections another one, this one keeps its own.
   std::shared_ptr<TlsContext> tls_context;
-  TlsStream stream;
+  TlsSocketStream stream;
   bool handshake_done = false;
 };
+
+// After a response: what the client has sent since, taken without waiting.
+// Under load the next request is usually in by the time the response's
+// write has completed, and one read straight into the buffer does what a
+// readiness check (FIONREAD) and then the read did in two system calls.
+enum class ReadNow { data, nothing, closed };
 
 // How a session reaches its client's bytes; the session code is written once
 // over these. Plain: the socket itself, nothing held above it.
@@ -133,20 +138,35 @@ struct PlainLayer {
   static bool holds_input(Connection&) { return false; }
   static void settle(error_code&) {}
   static std::string_view version(Connection&) { return {}; }
+  static void going_idle(Connection&) {}
+  static ReadNow read_now(Connection& c, asio::mutable_buffer into, std::size_t& n) {
+    const ssize_t got = ::recv(c.socket.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+    if (got > 0) {
+      n = static_cast<std::size_t>(got);
+      return ReadNow::data;
+    }
+    if (got == 0) return ReadNow::closed;  // (at a request boundary: a quiet close, as an idle one)
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? ReadNow::nothing : ReadNow::closed;
+  }
 };
 
-// TLS: the connection's TLS stream. Client bytes can wait above the socket:
-// in OpenSSL (decrypted or not), or passed to it by Asio but not read yet
-// (Asio's own input buffer keeps bytes only while that is full, so this
-// sees those too, as far as a connection going idle needs).
+// TLS: the connection's TLS stream, OpenSSL on the socket. Client bytes can
+// wait above the socket in OpenSSL (read ahead, decrypted or not).
 struct TlsLayer {
   using Connection = TlsClientConnection;
   static constexpr bool secure = true;
   static constexpr std::string_view forwarded_proto = "https";
-  static TlsStream& stream(Connection& c) { return c.stream; }
-  static bool holds_input(Connection& c) {
-    SSL* ssl = c.stream.native_handle();
-    return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+  static TlsSocketStream& stream(Connection& c) { return c.stream; }
+  static bool holds_input(Connection& c) { return c.stream.has_pending(); }
+  static void going_idle(Connection& c) { c.stream.release_idle_memory(); }
+  // (OpenSSL wanting to write first, to answer a key update say: `data`
+  // with nothing taken, and the read of the next head does that write.)
+  static ReadNow read_now(Connection& c, asio::mutable_buffer into, std::size_t& n) {
+    const auto step = c.stream.read_now(into.data(), into.size());
+    if (step.ec) return ReadNow::closed;
+    if (step.want == TlsSocketStream::Want::read) return ReadNow::nothing;
+    n = step.bytes;
+    return ReadNow::data;
   }
   // A read's error as the codec should judge it: a client that closed
   // without close_notify (most do), or whose TLS broke, is gone (end of
@@ -172,23 +192,16 @@ bool input_waiting(typename Layer::Connection& c, error_code& ec) {
   return Layer::holds_input(c) || (c.socket.available(ec) > 0 && !ec);
 }
 
-// After a response on a plain connection: takes what the client has sent
-// since, without waiting. Under load the next request is usually in by the
-// time the response's write has completed, and one recv straight into the
-// buffer does what a readiness check (FIONREAD) and then the read did in two
-// system calls.
-enum class ReadNow { data, nothing, closed };
-ReadNow read_now(Socket& client, beast::flat_buffer& buffer) {
+// After a response: takes what the client has sent since into `buffer`,
+// without waiting (see ReadNow).
+template <class Layer>
+ReadNow read_now(typename Layer::Connection& c, beast::flat_buffer& buffer) {
   const std::size_t room = beast::read_size(buffer, 65536);
   if (room == 0) return ReadNow::data;  // (full: there is a request to parse)
-  const auto space = buffer.prepare(room);
-  const ssize_t n = ::recv(client.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
-  if (n > 0) {
-    buffer.commit(static_cast<std::size_t>(n));
-    return ReadNow::data;
-  }
-  if (n == 0) return ReadNow::closed;  // (at a request boundary: a quiet close, as an idle one)
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? ReadNow::nothing : ReadNow::closed;
+  std::size_t n = 0;
+  const ReadNow result = Layer::read_now(c, buffer.prepare(room), n);
+  if (result == ReadNow::data) buffer.commit(n);
+  return result;
 }
 
 // A refusal written before any request is read: when the request is already
@@ -276,7 +289,7 @@ awaitable<bool> handshake(TlsClientConnection& c) {
   c.busy = true;
   c.deadline_at(c.idle_since + c.ctx.cfg.limits.header_timeout);
   error_code ec;
-  co_await c.stream.async_handshake(asio::ssl::stream_base::server, nothrow(ec));
+  co_await c.stream.async_handshake(nothrow(ec));
   const bool timed_out = c.clear_deadline();
   c.busy = false;
   if (timed_out || ec) {
@@ -478,18 +491,10 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
       // The next request is already here (pipelined, or sent at once): serve
       // it in this run. Otherwise go idle, holding none of this.
       if (buffer.size() == 0) {
-        if constexpr (Layer::secure) {
-          if (!input_waiting<Layer>(c, ec)) {
-            if (ec) co_return;
-            wait_for_request<Layer>(conn);  // (a copy: `c` stays valid should this throw)
-            co_return;
-          }
-        } else {
-          switch (read_now(c.socket, buffer)) {
-            case ReadNow::data: break;
-            case ReadNow::nothing: wait_for_request<Layer>(conn); co_return;
-            case ReadNow::closed: co_return;
-          }
+        switch (read_now<Layer>(c, buffer)) {
+          case ReadNow::data: break;
+          case ReadNow::nothing: wait_for_request<Layer>(conn); co_return;  // (a copy: `c` stays valid should this throw)
+          case ReadNow::closed: co_return;
         }
       }
     }
@@ -569,12 +574,13 @@ struct RequestReady {
 // (the deadline set here), drained, or closed by the client: the last
 // holder lets go and the connection closes.
 //
-// (A TLS connection waits on its socket too: its layer holds no unread input
+// (A TLS connection waits on its socket too: OpenSSL holds no unread input
 // when it gets here.)
 template <class Layer>
 void wait_for_request(ConnPtr<Layer> conn) {
   auto& c = *conn;
   c.busy = false;
+  Layer::going_idle(c);
   c.deadline_at(c.first ? c.idle_since + c.ctx.cfg.limits.header_timeout
                         : c.idle_since + c.ctx.cfg.limits.idle_timeout);
   WaitMemory* memory = &c.wait_memory;

@@ -81,7 +81,7 @@ void apply_policy(SSL_CTX* ctx) {
 }  // namespace
 
 TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file)
-    : ctx_(asio::ssl::context::tls_server) {
+    : ctx_(asio::ssl::context::tls_server), socket_bio_(make_socket_bio_method()) {
   check_readable("tls.cert", cert_file);
   check_readable("tls.key", key_file);
   ERR_clear_error();

@@ -16,13 +16,14 @@
 // made with for its whole life, so a reload drops none.
 //
 // Leaves to others: accepting (listener, like any connection), the
-// handshake and the encrypted stream (downstream_session, per connection).
+// handshake and the encrypted stream (TlsSocketStream, per connection, made
+// from a context and its socket BIO method).
 #pragma once
 
 #include "io_types.hpp"
+#include "tls_stream.hpp"
 
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -49,10 +50,6 @@ inline constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
 inline constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 }  // namespace tls_policy
 
-/// A client connection's TLS layer, over the connection's own socket (which
-/// the connection keeps owning: cancelling it reaches the TLS operations).
-using TlsStream = asio::ssl::stream<Socket&>;
-
 class TlsContext {
 public:
   /// Reads `cert_file` (PEM chain, leaf first) and `key_file` (PEM private
@@ -65,6 +62,9 @@ public:
 
   asio::ssl::context& get() { return ctx_; }
 
+  /// The BIO method of this context's connections (TlsSocketStream).
+  const BIO_METHOD* socket_bio() const { return socket_bio_.get(); }
+
   /// When the (leaf) certificate expires, Unix seconds.
   std::int64_t expires() const { return expires_; }
 
@@ -75,6 +75,7 @@ public:
 
 private:
   asio::ssl::context ctx_;
+  std::unique_ptr<BIO_METHOD, BioMethodFree> socket_bio_;
   std::int64_t expires_ = 0;
 };
 

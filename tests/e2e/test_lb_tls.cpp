@@ -201,6 +201,115 @@ TEST_CASE("TLS: X-Forwarded-Proto is https for requests that came over TLS, http
   CHECK(plain.body == "proto=http fields=1");
 }
 
+namespace {
+
+// An upstream for bulk: POST echoes the body; GET /big answers kBigLines
+// numbered lines ("000000042\n"), so a byte lost, doubled or moved shows.
+constexpr std::size_t kBigLines = 800'000;  // 8 MB
+std::string numbered_lines(std::size_t n) {
+  std::string s;
+  s.reserve(n * 10);
+  char line[16];
+  for (std::size_t i = 0; i < n; ++i) s.append(line, static_cast<std::size_t>(std::snprintf(line, sizeof line, "%09zu\n", i)));
+  return s;
+}
+struct BulkUpstream {
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  const std::string big = numbered_lines(kBigLines);
+  BulkUpstream() {
+    server.Post(".*", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(req.body, "application/octet-stream");
+    });
+    server.Get("/big", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(big, "application/octet-stream");
+    });
+    server.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content("path=" + req.path, "text/plain");
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~BulkUpstream() {
+    server.stop();
+    thread.join();
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// One keep-alive TLS connection (Python's ssl, verified against the CA):
+// a 900 KB body sent in many records and echoed; an 8 MB answer read only
+// after a second's pause (the lb's writes find the socket full and wait);
+// a head sent in three records with pauses; two requests pipelined in one
+// write. Prints one line per step.
+constexpr const char* kBulkClient = R"PY(
+import socket, ssl, sys, time
+ca, port, big_lines = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost")
+pending = b""
+def response():
+    global pending
+    while b"\r\n\r\n" not in pending:
+        chunk = sock.recv(65536)
+        if not chunk: raise SystemExit("closed in a head")
+        pending += chunk
+    head, pending = pending.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    length = int([l.split(":")[1] for l in lines if l.lower().startswith("content-length:")][0])
+    while len(pending) < length:
+        chunk = sock.recv(1 << 20)
+        if not chunk: raise SystemExit("closed in a body")
+        pending += chunk
+    body, pending = pending[:length], pending[length:]
+    return lines[0].split(" ")[1], body
+def numbered_lines(n):
+    return b"".join(b"%09d\n" % i for i in range(n))
+body = numbered_lines(90000)
+sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+for off in range(0, len(body), 5000):
+    sock.sendall(body[off:off + 5000])
+status, got = response()
+print("echo status=%s same=%s" % (status, got == body), flush=True)
+sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(1)
+status, got = response()
+print("big status=%s length=%d same=%s" % (status, len(got), got == numbered_lines(big_lines)), flush=True)
+for piece in (b"GET /pie", b"ces HTTP/1.1\r\nHo", b"st: x\r\n\r\n"):
+    sock.sendall(piece)
+    time.sleep(0.1)
+status, got = response()
+print("pieces status=%s body=%s" % (status, got.decode()), flush=True)
+sock.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+a, b = response(), response()
+print("pipelined %s %s %s %s" % (a[0], a[1].decode(), b[0], b[1].decode()), flush=True)
+)PY";
+
+}  // namespace
+
+TEST_CASE("TLS: bodies of many records cross both ways on one keep-alive connection: a slow reader, a head in "
+          "pieces, pipelined requests") {
+  Certificates certs;
+  BulkUpstream upstream;
+  const auto tls_port = free_port();
+  LbProcess lb(with({"--upstream", upstream.upstream(), "--no-active-health"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  const auto script = certs.dir.path() / "bulk.py";
+  std::ofstream(script) << kBulkClient;
+  ChildProcess python({"/usr/bin/python3", script.string(), certs.ca.string(), std::to_string(tls_port),
+                       std::to_string(kBigLines)},
+                      certs.dir.path() / "bulk.log");
+  CHECK(python.wait(60s) == 0);
+  const auto said = python.log();
+  CHECK_MESSAGE(contains(said, "echo status=200 same=True"), said);
+  CHECK_MESSAGE(contains(said, "big status=200 length=" + std::to_string(kBigLines * 10) + " same=True"), said);
+  CHECK_MESSAGE(contains(said, "pieces status=200 body=path=/pieces"), said);
+  CHECK_MESSAGE(contains(said, "pipelined 200 path=/one 200 path=/two"), said);
+  CHECK(lb.proc.running());
+}
+
 TEST_CASE("TLS: openssl s_client connects with TLS 1.2 and 1.3, verifies the chain, gets ALPN http/1.1, resumes") {
   Certificates certs;
   QuietBackend backend;
