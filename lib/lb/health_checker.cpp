@@ -41,7 +41,7 @@ awaitable<bool> exchange(S& s, const ActiveHealthConfig& cfg, const std::string&
 // over TLS (a handshake that fails, a certificate that does not verify:
 // the probe fails).
 awaitable<std::optional<bool>> probe(asio::io_context& ioc, const tcp::endpoint& ep, const ActiveHealthConfig& cfg,
-                                     const UpstreamConfig& upstream, asio::ssl::context* tls) {
+                                     const UpstreamConfig& upstream, asio::ssl::context& tls) {
   Stream stream(ioc);
   stream.expires_after(cfg.timeout);
   error_code ec;
@@ -52,8 +52,7 @@ awaitable<std::optional<bool>> probe(asio::io_context& ioc, const tcp::endpoint&
   http::response<http::string_body> res;
   bool answered = false;
   if (upstream.tls) {
-    if (tls == nullptr) co_return false;
-    auto layer = make_upstream_tls(stream, *tls, upstream.host);
+    auto layer = make_upstream_tls(stream, tls, upstream.host);
     co_await layer->async_handshake(asio::ssl::stream_base::client, nothrow(ec));
     if (ec) co_return false;
     answered = co_await exchange(*layer, cfg, host_header, res);

@@ -28,10 +28,10 @@ class HealthChecker {
 public:
   /// `cluster`, `stopped` and `log` must outlive the checker, and the
   /// checker the loop it is attached to.
-  /// `tls`: the client context probes of upstreams with tls=on use (they
-  /// fail without one).
+  /// `tls`: the client context probes of upstreams with tls=on use; it
+  /// must outlive the checker too.
   HealthChecker(const Cluster& cluster, const std::atomic<bool>& stopped, spdlog::logger& log,
-                asio::ssl::context* tls = nullptr)
+                asio::ssl::context& tls)
       : cluster_(cluster), stopped_(stopped), log_(log), tls_(tls) {}
 
   /// The loop probes run on; until attached (and after detach) start() does nothing.
@@ -48,7 +48,7 @@ private:
   const Cluster& cluster_;
   const std::atomic<bool>& stopped_;
   spdlog::logger& log_;
-  asio::ssl::context* tls_;
+  asio::ssl::context& tls_;
   asio::io_context* loop_ = nullptr;
 };
 

@@ -80,7 +80,7 @@ struct ProxyServer::Impl {
   // configuration, so a reload may turn tls on for an upstream.
   std::unique_ptr<engine::UpstreamTlsContext> upstream_tls =
       std::make_unique<engine::UpstreamTlsContext>(cfg.tls.upstream_ca_file);
-  engine::HealthChecker health{cluster, stopped, *log, &upstream_tls->get()};
+  engine::HealthChecker health{cluster, stopped, *log, upstream_tls->get()};
 
   std::vector<std::unique_ptr<engine::Worker>> workers;
   std::unique_ptr<engine::Listener> listener;      // plain HTTP; null when off
@@ -129,7 +129,7 @@ bool ProxyServer::start(std::string* error) {
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
   const engine::EngineContext ctx{im.cfg,     im.stats,   im.admission,
                                   im.cluster, *im.log,    im.json_access_log.get(),
-                                  im.draining, im.stopped, im.tls.get(), &im.upstream_tls->get()};
+                                  im.draining, im.stopped, im.tls.get(), im.upstream_tls->get()};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
   // Each listener accepts on the first loop; they differ only in how their

@@ -181,12 +181,7 @@ awaitable<ConnPtr> UpstreamPool::connect(Slot slot, Failure& failure) {
   c->stream.socket().set_option(tcp::no_delay(true), ec);
   if (upstream_->config().tls) {
     // The handshake within what is left of the connect timeout.
-    if (shared_.tls == nullptr) {
-      last_tls_error_ = "no client TLS context";
-      failure = Failure::tls_failed;
-      co_return nullptr;
-    }
-    c->tls = make_upstream_tls(c->stream, *shared_.tls, upstream_->config().host);
+    c->tls = make_upstream_tls(c->stream, shared_.tls, upstream_->config().host);
     co_await c->tls->async_handshake(asio::ssl::stream_base::client, nothrow(ec));
     if (ec) {
       failure = is_local_error(ec) ? Failure::local_error : Failure::tls_failed;

@@ -104,9 +104,10 @@ std::optional<std::uint32_t> loop_share(std::uint32_t max_conns, const PoolSetti
 /// (a queued request leaves the count when its frame is destroyed).
 struct PoolShared {
   PoolSettings settings;
-  /// The client TLS context for upstreams with tls=on (null: none can be
-  /// reached; their connects fail).
-  asio::ssl::context* tls = nullptr;
+  /// The client TLS context for upstreams with tls=on. A reference: the
+  /// facade builds it for every configuration (a reload may turn tls on),
+  /// so a pool never meets a tls=on upstream without one.
+  asio::ssl::context& tls;
   std::size_t waiting = 0;  ///< requests queued on this loop
 };
 

@@ -15,6 +15,19 @@
 
 namespace userkey::lb::engine {
 
+namespace {
+
+// `op(s)` on the stream requests to `conn` go over: its TLS layer when it has
+// one, else the connection itself. `op` starts one asynchronous operation and
+// returns its awaitable, the same type for either stream, so the exchange is
+// written once and nothing more is allocated than the operation's own frame.
+template <class Op>
+auto on_stream(Conn& conn, Op&& op) {
+  return conn.tls ? op(*conn.tls) : op(conn.stream);
+}
+
+}  // namespace
+
 const Snapshot& UpstreamRouter::refresh() {
   if (!snap_ || snap_->generation != cluster_.generation()) {
     snap_ = cluster_.snapshot();
@@ -50,8 +63,8 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     error_code ec;
     conn->stream.expires_after(upstream_timeout_);
     const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
-    const std::size_t written = conn->tls ? co_await asio::async_write(*conn->tls, wire, nothrow(ec))
-                                          : co_await asio::async_write(conn->stream, wire, nothrow(ec));
+    const std::size_t written =
+        co_await on_stream(*conn, [&](auto& s) { return asio::async_write(s, wire, nothrow(ec)); });
     conn->buffer.clear();
     // Interim 1xx responses (other than 101) are skipped: the final response
     // follows on the same connection.
@@ -61,14 +74,10 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
       rp.emplace();
       rp->body_limit(64 * 1024 * 1024);
       if (req.method() == http::verb::head) rp->skip(true);
-      if (conn->tls) {
-        co_await http::async_read(*conn->tls, conn->buffer, *rp, nothrow(ec));
-        // An upstream that closes without close_notify has closed: as a
-        // plain connection's end of stream.
-        if (ec == asio::ssl::error::stream_truncated) ec = http::error::end_of_stream;
-      } else {
-        co_await http::async_read(conn->stream, conn->buffer, *rp, nothrow(ec));
-      }
+      co_await on_stream(*conn, [&](auto& s) { return http::async_read(s, conn->buffer, *rp, nothrow(ec)); });
+      // An upstream that closes TLS without close_notify has closed: as a
+      // plain connection's end of stream (which never reports this error).
+      if (ec == asio::ssl::error::stream_truncated) ec = http::error::end_of_stream;
       got_some = got_some || rp->got_some();
       const unsigned code = rp->get().result_int();
       if (ec || code / 100 != 1 || code == 101) break;

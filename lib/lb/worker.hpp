@@ -48,8 +48,9 @@ struct EngineContext {
   /// The TLS server context the TLS listener's connections are made with;
   /// null without one.
   const TlsContextStore* tls;
-  /// The client TLS context for upstreams with tls=on.
-  asio::ssl::context* upstream_tls;
+  /// The client TLS context for upstreams with tls=on (built for every
+  /// configuration, so always there).
+  asio::ssl::context& upstream_tls;
 };
 
 class Worker {

@@ -587,9 +587,11 @@ namespace {
 // test's leaf certificate; HTTP/1.1 keep-alive. It answers any GET with the
 // path, the X-Forwarded-Proto it got and how many connections it accepted.
 constexpr const char* kHttpsUpstream = R"PY(
-import http.server, ssl, sys
+import http.server, ssl, sys, threading
 port_file, cert, key, host = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 accepted = 0
+probes = 0
+probes_lock = threading.Lock()
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     def get_request(self):
@@ -600,7 +602,12 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        body = ("path=%s proto=%s connections=%d" % (self.path, self.headers.get("X-Forwarded-Proto"), accepted)).encode()
+        global probes
+        if self.path == "/healthz" and self.headers.get("User-Agent") == "userkey-lb-health":
+            with probes_lock:
+                probes += 1
+        body = ("path=%s proto=%s probes=%d connections=%d"
+                % (self.path, self.headers.get("X-Forwarded-Proto"), probes, accepted)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -618,6 +625,17 @@ os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
 )PY";
 
+// A count the HTTPS upstream reports in its answers ("... probes=3
+// connections=2"); -1 when `body` has none (an answer not from it).
+int reported(const std::string& body, const std::string& name) {
+  const auto at = body.find(" " + name + "=");
+  return at == std::string::npos ? -1 : std::stoi(body.substr(at + name.size() + 2));
+}
+
+// An upstream that speaks nothing but HTTPS, with the certificate of
+// `certs`. Its answers report the GET /healthz requests of the lb's prober
+// it has answered (probes) and the connections it has accepted, over its
+// whole life.
 struct HttpsUpstream {
   TempDir dir;
   std::uint16_t port = 0;
@@ -645,21 +663,32 @@ TEST_CASE("TLS to upstreams: tls=on verifies the upstream's certificate against 
   for (const std::string host : {"127.0.0.1", "localhost"}) {
     CAPTURE(host);
     LbProcess lb({"--upstream", host + ":" + std::to_string(up.port) + ",tls=on", "--tls-upstream-ca",
-                  certs.ca.string()});
-    std::string last;
+                  certs.ca.string(), "--health-interval", "100ms"});
+    std::string first, last;
     for (int i = 0; i < 5; ++i) {
       const auto r = http_get(lb.port, "/over-tls?i=" + std::to_string(i));
       CHECK_MESSAGE(r.status == 200, lb.proc.log());
-      last = r.body;
+      (i == 0 ? first : last) = r.body;
     }
     CHECK(contains(last, "path=/over-tls?i=4 proto=http"));
-    // Active health probes go over TLS too: the upstream stays up.
-    std::this_thread::sleep_for(1500ms);
+    // Active health probes go over TLS too. The upstream speaks nothing but
+    // TLS, so each probe it answers came through a handshake in which the lb
+    // verified its certificate; it must answer at least two (rise) more
+    // after this lb's first request, and the lb must hold it up. An
+    // upstream_up of 1 alone would not show it: an upstream starts up, and
+    // failed probes take `fall` of them to bring it down.
+    const int probes_before = reported(first, "probes");
+    REQUIRE(probes_before >= 0);
+    CHECK_MESSAGE(eventually([&] { return reported(http_get(lb.port, "/").body, "probes") >= probes_before + 2; }, 10s),
+                  lb.proc.log());
     CHECK(lb.metric("userkey_lb_upstream_up{upstream=\"" + host + ":" + std::to_string(up.port) + "\"}") == 1);
     CHECK_FALSE(contains(lb.proc.log(), "TLS handshake with upstream"));
+    CHECK_FALSE(contains(lb.proc.log(), "is DOWN"));
   }
-  // Five requests from one client, one after the other, over pooled
-  // connections: far fewer connections than requests (probes included).
+  // Five requests from one client, one after the other, and no probes
+  // (--no-active-health): the four after the first reuse the connection the
+  // first opened, so the upstream accepts none between the first answer and
+  // the last.
   LbProcess lb({"--upstream", "127.0.0.1:" + std::to_string(up.port) + ",tls=on", "--tls-upstream-ca",
                 certs.ca.string(), "--no-active-health"});
   std::string first, last;
@@ -668,8 +697,8 @@ TEST_CASE("TLS to upstreams: tls=on verifies the upstream's certificate against 
     REQUIRE(r.status == 200);
     (i == 0 ? first : last) = r.body;
   }
-  const auto connections = [](const std::string& body) { return std::stoi(body.substr(body.rfind('=') + 1)); };
-  CHECK(connections(last) == connections(first));
+  CHECK(reported(first, "connections") > 0);
+  CHECK(reported(last, "connections") == reported(first, "connections"));
 }
 
 TEST_CASE("TLS to upstreams: a certificate the CA did not sign, or for another name, is refused (502) and logged; a "
@@ -683,9 +712,10 @@ TEST_CASE("TLS to upstreams: a certificate the CA did not sign, or for another n
     const auto r = http_get(lb.port, "/");
     CHECK(r.status >= 502);
     CHECK(r.status <= 503);
-    CHECK_MESSAGE(contains(lb.proc.log(), "TLS handshake with upstream 127.0.0.1:" + std::to_string(up.port) +
-                                              " failed"),
-                  lb.proc.log());
+    // The lb's log goes through an async writer: its line may land after
+    // the answer.
+    const std::string refused = "TLS handshake with upstream 127.0.0.1:" + std::to_string(up.port) + " failed";
+    CHECK_MESSAGE(eventually([&] { return contains(lb.proc.log(), refused); }, 10s, 20ms), lb.proc.log());
     CHECK(contains(lb.proc.log(), "certificate verify failed"));
   }
   {
@@ -696,7 +726,8 @@ TEST_CASE("TLS to upstreams: a certificate the CA did not sign, or for another n
                   certs.ca.string(), "--no-active-health", "--retries", "0"});
     const auto r = http_get(lb.port, "/");
     CHECK(r.status >= 502);
-    CHECK_MESSAGE(contains(lb.proc.log(), "TLS handshake with upstream 127.0.0.2:"), lb.proc.log());
+    const std::string refused = "TLS handshake with upstream 127.0.0.2:";
+    CHECK_MESSAGE(eventually([&] { return contains(lb.proc.log(), refused); }, 10s, 20ms), lb.proc.log());
     CHECK(contains(lb.proc.log(), "certificate verify failed"));
   }
   TempDir dir;

@@ -8,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
@@ -30,6 +31,13 @@ using namespace std::chrono_literals;
 using userkey::test::run_until;
 
 namespace {
+
+// The client TLS context every PoolShared holds. These tests' upstreams are
+// plain (tls=off): their pools never use it.
+asio::ssl::context& client_tls() {
+  static asio::ssl::context ctx{asio::ssl::context::tls_client};
+  return ctx;
+}
 
 std::shared_ptr<lb::Upstream> make_upstream(std::uint16_t port, std::uint32_t max_conns) {
   lb::UpstreamConfig c;
@@ -76,7 +84,7 @@ struct Fixture {
   }
   std::uint64_t open() const { return stats->open_connections.load(); }
 
-  engine::PoolShared shared;  // outlives the loop's coroutines
+  engine::PoolShared shared{{}, client_tls()};  // outlives the loop's coroutines
   asio::io_context io;
   engine::Acceptor server{io};
   engine::tcp::endpoint endpoint;
@@ -279,7 +287,7 @@ TEST_CASE("pool: slots come back on exception paths") {
     CHECK(f.open() == 0);
   }
   SUBCASE("a loop torn down with a connection in use and a request queued") {
-    engine::PoolShared shared;
+    engine::PoolShared shared{{}, client_tls()};
     shared.settings.queue_timeout = 60s;
     auto stats = std::make_shared<lb::UpstreamStats>();
     {
@@ -361,7 +369,7 @@ TEST_CASE("pool: each of several loops owns its share of max_conns") {
   // release hands over at once.
   Fixture f(3, {.loops = 2, .loop_index = 1});
   asio::io_context other_io;
-  engine::PoolShared other_shared{{.loops = 2, .loop_index = 0}};
+  engine::PoolShared other_shared{{.loops = 2, .loop_index = 0}, client_tls()};
   auto other = std::make_shared<UpstreamPool>(other_io, other_shared, f.upstream, f.stats, f.endpoint);
   std::vector<UpstreamPool::Acquired> held;
   asio::co_spawn(
@@ -412,7 +420,7 @@ TEST_CASE("pool: on a shared budget, the next queued request polls for slots onc
   s.queue_timeout = 50ms;
   Fixture f(1, s);
   asio::io_context other_io;
-  engine::PoolShared other_shared{{.loops = 2, .loop_index = 1}};
+  engine::PoolShared other_shared{{.loops = 2, .loop_index = 1}, client_tls()};
   auto other = std::make_shared<UpstreamPool>(other_io, other_shared, f.upstream, f.stats, f.endpoint);
   std::optional<UpstreamPool::Acquired> held;
   asio::co_spawn(

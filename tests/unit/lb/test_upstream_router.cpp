@@ -9,6 +9,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -30,6 +31,13 @@ using namespace std::chrono_literals;
 using userkey::test::run_until;
 
 namespace {
+
+// The client TLS context every PoolShared holds. These tests' upstreams are
+// plain (tls=off): their pools never use it.
+asio::ssl::context& client_tls() {
+  static asio::ssl::context ctx{asio::ssl::context::tls_client};
+  return ctx;
+}
 
 // Upstreams that never answer (`count` of them, on one silent listener
 // each), and what a loop needs to route to them.
@@ -70,7 +78,7 @@ TEST_CASE("router: a request's in-flight count is given back even when its loop 
   // never ends normally (its loop stopped, an exception) must not leave the
   // upstream looking busy for ever.
   RouterFixture f;
-  engine::PoolShared shared;
+  engine::PoolShared shared{{}, client_tls()};
   {
     // The order a Worker has: the loop, then its pools and router.
     auto io = std::make_unique<asio::io_context>();
@@ -100,7 +108,7 @@ TEST_CASE("router: a request the policy sends to a full upstream goes to one wit
     cfg.policy = "ip_hash";
     for (auto& u : cfg.upstreams) u.max_conns = 1;
   });
-  engine::PoolShared shared;
+  engine::PoolShared shared{{}, client_tls()};
   {
     // The requests' buffers outlive the loop, which outlives nothing else
     // here (the order a Worker and its sessions have).
