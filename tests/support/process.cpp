@@ -14,7 +14,9 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -23,20 +25,61 @@ extern char** environ;
 
 namespace userkey::test {
 
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// Whether nothing holds `port` on 127.0.0.1 (0: the kernel picks one;
+// `chosen` gets it).
+bool bindable(std::uint16_t port, std::uint16_t& chosen) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("free_port: no socket");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("free_port: bind failed");
-  }
+  addr.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (ok) ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
-  return ntohs(addr.sin_port);
+  chosen = ntohs(addr.sin_port);
+  return ok;
+}
+
+// The first port of the kernel's ephemeral range (what outgoing
+// connections are given).
+unsigned ephemeral_low() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned low = 0;
+  if (!(range >> low)) low = 32768;
+  return low;
+}
+
+}  // namespace
+
+// Picked at random below the ephemeral range, from 10000 up: a port the
+// kernel could give away as the source of any process's outgoing
+// connection (the lb's to its upstreams, a client's) may be taken between
+// this check and the test's listen, which happened under load. Never one
+// this process handed out before (its holder may not have bound it yet).
+std::uint16_t free_port() {
+  static std::mutex mu;
+  static std::set<std::uint16_t> handed_out;
+  static std::mt19937 pick(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  std::lock_guard lock(mu);
+  constexpr unsigned kFirst = 10000;
+  const unsigned low = ephemeral_low();
+  std::uint16_t chosen = 0;
+  if (low > kFirst + 1000) {
+    for (int tries = 0; tries < 2000; ++tries) {
+      const auto port = static_cast<std::uint16_t>(kFirst + pick() % (low - kFirst));
+      if (handed_out.count(port) == 0 && bindable(port, chosen)) {
+        handed_out.insert(port);
+        return port;
+      }
+    }
+  }
+  if (!bindable(0, chosen)) throw std::runtime_error("free_port: bind failed");
+  handed_out.insert(chosen);
+  return chosen;
 }
 
 TempDir::TempDir() {

@@ -16,7 +16,8 @@
 
 namespace userkey::test {
 
-/// A port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
+/// A port on 127.0.0.1 that was free a moment ago (bound, then closed), below
+/// the kernel's ephemeral range so no outgoing connection takes it meanwhile.
 std::uint16_t free_port();
 
 /// A fresh directory under the system temp dir, removed at destruction.
