@@ -119,32 +119,29 @@ TlsSocketStream::Step judge(SSL* ssl, int result, int last_errno) {
 
 }  // namespace
 
-TlsSocketStream::Step TlsSocketStream::try_handshake() {
+// One OpenSSL call (`call(bytes)`, 1 on success) from an empty error queue.
+template <class Call>
+TlsSocketStream::Step TlsSocketStream::attempt(Call call) {
   ERR_clear_error();
   last_errno_ = 0;
-  const int result = SSL_do_handshake(ssl_.get());
-  if (result == 1) return {};
+  std::size_t bytes = 0;
+  const int result = call(bytes);
+  if (result == 1) return {error_code(), bytes, Want::nothing};
   return judge(ssl_.get(), result, last_errno_);
+}
+
+TlsSocketStream::Step TlsSocketStream::try_handshake() {
+  return attempt([this](std::size_t&) { return SSL_do_handshake(ssl_.get()); });
 }
 
 TlsSocketStream::Step TlsSocketStream::try_read(void* data, std::size_t size) {
   if (size == 0) return {};
-  ERR_clear_error();
-  last_errno_ = 0;
-  std::size_t n = 0;
-  const int result = SSL_read_ex(ssl_.get(), data, size, &n);
-  if (result == 1) return {error_code(), n, Want::nothing};
-  return judge(ssl_.get(), result, last_errno_);
+  return attempt([&](std::size_t& bytes) { return SSL_read_ex(ssl_.get(), data, size, &bytes); });
 }
 
 TlsSocketStream::Step TlsSocketStream::try_write(const void* data, std::size_t size) {
   if (size == 0) return {};
-  ERR_clear_error();
-  last_errno_ = 0;
-  std::size_t n = 0;
-  const int result = SSL_write_ex(ssl_.get(), data, size, &n);
-  if (result == 1) return {error_code(), n, Want::nothing};
-  return judge(ssl_.get(), result, last_errno_);
+  return attempt([&](std::size_t& bytes) { return SSL_write_ex(ssl_.get(), data, size, &bytes); });
 }
 
 }  // namespace userkey::lb::engine

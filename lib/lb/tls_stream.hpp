@@ -211,6 +211,9 @@ private:
 
   friend struct SocketBio;
 
+  template <class Call>
+  Step attempt(Call call);
+
   Socket& socket_;
   int last_errno_ = 0;  // of the BIO's last recv / send that failed
   std::unique_ptr<SSL, SslFree> ssl_;

@@ -19,6 +19,7 @@
 
 #include "support/backend_process.hpp"
 #include "support/ferretdb.hpp"
+#include "support/httplib_upstream.hpp"
 #include "support/process.hpp"
 #include "support/raw_upstream.hpp"
 
@@ -469,32 +470,23 @@ namespace {
 // An in-process upstream that answers after `delay`, counting how many
 // requests it handles at once.
 struct SlowUpstream {
-  httplib::Server server;
-  int port = 0;
+  explicit SlowUpstream(std::chrono::milliseconds delay)
+      : http([this, delay](httplib::Server& server) {
+          server.new_task_queue = [] { return new httplib::ThreadPool(16); };  // owned by httplib
+          server.Get(".*", [this, delay](const httplib::Request&, httplib::Response& res) {
+            const int n = ++now;
+            int p = peak.load();
+            while (n > p && !peak.compare_exchange_weak(p, n)) {
+            }
+            std::this_thread::sleep_for(delay);
+            --now;
+            res.set_content("{\"ok\":true}", "application/json");
+          });
+        }) {}
+  std::string upstream(int max_conns) const { return http.upstream() + ",max_conns=" + std::to_string(max_conns); }
+
   std::atomic<int> now{0}, peak{0};
-  std::thread thread;
-  explicit SlowUpstream(std::chrono::milliseconds delay) {
-    server.new_task_queue = [] { return new httplib::ThreadPool(16); };  // owned by httplib
-    server.Get(".*", [this, delay](const httplib::Request&, httplib::Response& res) {
-      const int n = ++now;
-      int p = peak.load();
-      while (n > p && !peak.compare_exchange_weak(p, n)) {
-      }
-      std::this_thread::sleep_for(delay);
-      --now;
-      res.set_content("{\"ok\":true}", "application/json");
-    });
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~SlowUpstream() {
-    server.stop();
-    thread.join();
-  }
-  std::string upstream(int max_conns) const {
-    return "127.0.0.1:" + std::to_string(port) + ",max_conns=" + std::to_string(max_conns);
-  }
+  HttplibUpstream http;  // last: stops before the counters go
 };
 
 std::vector<int> concurrent_gets(std::uint16_t port, int clients) {

@@ -136,24 +136,14 @@ struct QuietBackend : BackendProcess {
 
 // An upstream that answers with the X-Forwarded-Proto it was sent.
 struct ProtoEcho {
-  httplib::Server server;
-  int port = 0;
-  std::thread thread;
-  ProtoEcho() {
+  HttplibUpstream http{[](httplib::Server& server) {
     server.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
       res.set_content("proto=" + req.get_header_value("X-Forwarded-Proto") +
                           " fields=" + std::to_string(req.get_header_value_count("X-Forwarded-Proto")),
                       "text/plain");
     });
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~ProtoEcho() {
-    server.stop();
-    thread.join();
-  }
-  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+  }};
+  std::string upstream() const { return http.upstream(); }
 };
 
 }  // namespace
@@ -214,11 +204,8 @@ std::string numbered_lines(std::size_t n) {
   return s;
 }
 struct BulkUpstream {
-  httplib::Server server;
-  int port = 0;
-  std::thread thread;
   const std::string big = numbered_lines(kBigLines);
-  BulkUpstream() {
+  HttplibUpstream http{[this](httplib::Server& server) {
     server.Post(".*", [](const httplib::Request& req, httplib::Response& res) {
       res.set_content(req.body, "application/octet-stream");
     });
@@ -228,15 +215,8 @@ struct BulkUpstream {
     server.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
       res.set_content("path=" + req.path, "text/plain");
     });
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~BulkUpstream() {
-    server.stop();
-    thread.join();
-  }
-  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+  }};  // (after `big`: stops before it goes)
+  std::string upstream() const { return http.upstream(); }
 };
 
 // One keep-alive TLS connection (Python's ssl, verified against the CA):

@@ -36,10 +36,7 @@ struct QuietBackend : BackendProcess {
 // An in-process upstream that echoes, as its body, what it received: the
 // X-Forwarded-For field count and value and whether X-Trailer came.
 struct EchoUpstream {
-  httplib::Server server;
-  int port = 0;
-  std::thread thread;
-  EchoUpstream() {
+  HttplibUpstream http{[](httplib::Server& server) {
     auto echo = [](const httplib::Request& req, httplib::Response& res) {
       res.set_content("xff-fields=" + std::to_string(req.get_header_value_count("X-Forwarded-For")) +
                           " xff=" + req.get_header_value("X-Forwarded-For") +
@@ -48,15 +45,8 @@ struct EchoUpstream {
     };
     server.Get(".*", echo);
     server.Post(".*", echo);
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~EchoUpstream() {
-    server.stop();
-    thread.join();
-  }
-  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+  }};
+  std::string upstream() const { return http.upstream(); }
 };
 
 // A raw upstream that answers GET /upgrade with 101 Switching Protocols

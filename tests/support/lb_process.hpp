@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/httplib_upstream.hpp"
 #include "support/process.hpp"
 
 namespace userkey::test {
@@ -80,32 +81,21 @@ struct LbProcess {
 /// An in-process HTTP upstream: GET /slow sleeps `slow` before answering,
 /// every other GET answers at once with its name (after `delay`).
 struct FakeUpstream {
-  httplib::Server server;
-  std::string name;
-  int port = 0;
-  std::atomic<int> served{0};
-  std::thread thread;
-
   explicit FakeUpstream(std::string n, std::chrono::milliseconds slow = std::chrono::milliseconds(2000),
                         std::chrono::milliseconds delay = std::chrono::milliseconds(0))
-      : name(std::move(n)) {
-    server.new_task_queue = [] { return new httplib::ThreadPool(16); };  // owned by httplib
-    server.Get(".*", [this, slow, delay](const httplib::Request& req, httplib::Response& res) {
-      std::this_thread::sleep_for(req.path == "/slow" ? slow : delay);
-      ++served;
-      res.set_content("{\"backend\":\"" + name + "\"}", "application/json");
-    });
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ~FakeUpstream() {
-    server.stop();
-    thread.join();
-  }
-  FakeUpstream(const FakeUpstream&) = delete;
-  FakeUpstream& operator=(const FakeUpstream&) = delete;
-  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+      : name(std::move(n)), http([this, slow, delay](httplib::Server& server) {
+          server.new_task_queue = [] { return new httplib::ThreadPool(16); };  // owned by httplib
+          server.Get(".*", [this, slow, delay](const httplib::Request& req, httplib::Response& res) {
+            std::this_thread::sleep_for(req.path == "/slow" ? slow : delay);
+            ++served;
+            res.set_content("{\"backend\":\"" + name + "\"}", "application/json");
+          });
+        }) {}
+  std::string upstream() const { return http.upstream(); }
+
+  std::string name;
+  std::atomic<int> served{0};
+  HttplibUpstream http;  // last: stops before the rest goes
 };
 
 /// `clients` threads sending GET `target` on keep-alive connections until
