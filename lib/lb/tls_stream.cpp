@@ -76,14 +76,21 @@ TlsSocketStream::TlsSocketStream(Socket& socket, TlsContext& context)
   SSL_set_bio(ssl_.get(), bio, bio);  // (one reference, owned by the SSL from here)
   SSL_set_accept_state(ssl_.get());
   // Writes retried after a want may come from a moved buffer (the gather
-  // buffer of a later write is the same one, but a caller's may not be);
-  // buffers go while empty; a read takes what the socket has, up to a
-  // record's worth of buffer, not a header and then its record.
-  SSL_set_mode(ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // buffer of a later write is the same one, but a caller's may not be); a
+  // read takes what the socket has, up to a record's worth of buffer, not a
+  // header and then its record. (No SSL_MODE_RELEASE_BUFFERS: it frees and
+  // makes both 17 KiB buffers again around every request of a busy
+  // connection; release_idle_memory() frees them when it goes idle.)
+  SSL_set_mode(ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_read_ahead(ssl_.get(), 1);
 }
 
 TlsSocketStream::~TlsSocketStream() = default;
+
+void TlsSocketStream::release_idle_memory() {
+  std::vector<unsigned char>().swap(gather_);
+  SSL_free_buffers(ssl_.get());  // (0 when a buffer holds bytes: then it stays)
+}
 
 bool TlsSocketStream::has_pending() const { return SSL_has_pending(ssl_.get()) == 1; }
 

@@ -9,11 +9,11 @@
 // operation is tried at once, and only when OpenSSL says it wants the socket
 // readable or writable does it wait for that, then try again. OpenSSL reads
 // ahead (a whole segment per recv, not a record header and then its body)
-// and releases its buffers while a connection has nothing in them.
+// and keeps its record buffers while requests keep coming; a connection
+// going idle frees them (release_idle_memory()), as it frees the rest.
 //
 // Owns: the SSL object (made from a TlsContext, in server mode) and a
-// gather buffer for writes made of several buffers (released by
-// release_idle_memory()). Does not own the socket: the connection does, and
+// gather buffer for writes made of several buffers. Does not own the socket: the connection does, and
 // cancelling it (deadline sweep, drain) ends a pending operation with
 // operation_aborted, as for a plain connection.
 //
@@ -92,8 +92,10 @@ public:
   /// request is usually in already.
   Step read_now(void* data, std::size_t size) { return try_read(data, size); }
 
-  /// Frees the gather buffer (a connection going idle holds none).
-  void release_idle_memory() { std::vector<unsigned char>().swap(gather_); }
+  /// Frees the gather buffer and OpenSSL's record buffers (a connection
+  /// going idle holds none; OpenSSL makes them again at the next read).
+  /// OpenSSL keeps a buffer that still holds bytes.
+  void release_idle_memory();
 
   /// The server handshake. Completes with (error_code).
   template <class Token>
