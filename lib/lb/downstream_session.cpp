@@ -162,7 +162,7 @@ struct TlsLayer {
   // (OpenSSL wanting to write first, to answer a key update say: `data`
   // with nothing taken, and the read of the next head does that write.)
   static ReadNow read_now(Connection& c, asio::mutable_buffer into, std::size_t& n) {
-    const auto step = c.stream.read_now(into.data(), into.size());
+    const auto step = c.stream.try_read(into.data(), into.size());
     if (step.ec) return ReadNow::closed;
     if (step.want == TlsSocketStream::Want::read) return ReadNow::nothing;
     n = step.bytes;

@@ -82,15 +82,11 @@ public:
   };
 
   /// One step of each operation, never waiting (what the asynchronous
-  /// operations below repeat).
+  /// operations below repeat). try_read also serves a session that takes
+  /// the next request after an answer without waiting.
   Step try_handshake();
   Step try_read(void* data, std::size_t size);
   Step try_write(const void* data, std::size_t size);
-
-  /// Takes what the client has sent, without waiting, into `data` (reading
-  /// the socket when OpenSSL holds nothing): after an answer, the next
-  /// request is usually in already.
-  Step read_now(void* data, std::size_t size) { return try_read(data, size); }
 
   /// Frees the gather buffer and OpenSSL's record buffers (a connection
   /// going idle holds none; OpenSSL makes them again at the next read).
