@@ -3,13 +3,13 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
 #include "backend/bson_handles.hpp"
 #include "backend/bson_user.hpp"
 #include "backend/client_pool.hpp"
+#include "backend/mongo_errors.hpp"
 #include "backend/mongo_uri.hpp"
 
 namespace userkey {
@@ -40,26 +40,7 @@ void init_driver_once() {
   });
 }
 
-// Whether a driver error means "refused our credentials" (else: unreachable).
-bool auth_refused(const bson_error_t& e) {
-  // A pooled client reports a refused login either directly or, when the
-  // failure happened while selecting a server, inside the selection error
-  // that lists each server's last error.
-  return (e.domain == MONGOC_ERROR_CLIENT && e.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
-         (e.domain == MONGOC_ERROR_SERVER && (e.code == 18 /* AuthenticationFailed */ ||
-                                              e.code == 13 /* Unauthorized */)) ||
-         (e.domain == MONGOC_ERROR_SERVER_SELECTION && std::strstr(e.message, "Authentication failed"));
-}
-
 constexpr const char* kRefused = "database refused the credentials";
-
-// Which kind of failure a driver error is, for the error counters.
-DatabaseError kind_of(const bson_error_t& e) {
-  if (auth_refused(e)) return DatabaseError::unauthorized;
-  if (e.domain == MONGOC_ERROR_SERVER_SELECTION) return DatabaseError::unreachable;
-  if (e.domain == MONGOC_ERROR_STREAM) return DatabaseError::network;
-  return DatabaseError::other;
-}
 
 // Every pooled client stayed busy for the pool's max_wait: the server is slow
 // or hung, and waiting longer would only queue requests behind it.
@@ -74,13 +55,13 @@ public:
   std::uint64_t get(DatabaseError e) const { return counts_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed); }
 
   LookupResult classify(const bson_error_t& e) {
-    const auto kind = kind_of(e);
+    const auto kind = detail::classify_driver_error(e);
     add(kind);
     if (kind == DatabaseError::unauthorized) return LookupResult::error(LookupStatus::unauthorized, kRefused);
     return LookupResult::error(LookupStatus::unavailable, std::string("database unavailable: ") + e.message);
   }
   StoreStatus store_failure(const bson_error_t& e) {
-    const auto kind = kind_of(e);
+    const auto kind = detail::classify_driver_error(e);
     add(kind);
     if (kind == DatabaseError::unauthorized) return StoreStatus::error(StoreStatus::Code::unauthorized, kRefused);
     return StoreStatus::error(StoreStatus::Code::unavailable, std::string("database unavailable: ") + e.message);

@@ -30,8 +30,8 @@ struct CacheStats {
 /// Why a database operation failed, as MongoRepository counts it.
 enum class DatabaseError : std::size_t {
   unreachable,   ///< no usable server within the server-selection timeout (down, refusing, hung)
-  network,       ///< a connection broke or a socket read timed out mid-operation
-  unauthorized,  ///< the server refused our credentials
+  network,       ///< a connection broke or a socket read timed out mid-operation (the login included)
+  unauthorized,  ///< the server refused our credentials (not: a login that timed out)
   pool_timeout,  ///< every pooled client stayed busy for the pool's wait
   other,         ///< anything else the driver or server reported (a failed command)
   count_
