@@ -48,6 +48,11 @@ SettingsTable<BackendConfig> make_table() {
          .help = "Connect, server-selection and socket timeout for MongoDB: a lookup answers 503 within it when the "
                  "database is down or hung"},
         field(&C::mongo_timeout), kinds::duration(true));
+  t.add({.key = "mongo_pool",
+         .flag = "--mongo-pool",
+         .help = "Most MongoDB operations at once (clients in the pool); further lookups wait up to --mongo-timeout "
+                 "for a client"},
+        field(&C::mongo_pool), kinds::whole<std::size_t>(1, 4096));
   t.add({.key = "cache_ttl", .flag = "--cache-ttl", .help = "How long a found key is cached; 0 disables the cache"},
         field(&C::cache, &CacheConfig::ttl), kinds::duration());
   t.add({.key = "negative_ttl", .flag = "--negative-ttl", .help = "How long an unknown id is cached"},
@@ -87,8 +92,10 @@ RepositoryOptions repository_options(const BackendConfig& config, const EnvLooku
     mc.database = config.database;
     mc.collection = config.collection;
     mc.server_selection_timeout = mc.socket_timeout = mc.connect_timeout = config.mongo_timeout;
-    // A client for every lookup worker, so no worker waits for a client.
-    mc.max_pool_size = static_cast<std::uint32_t>(std::max<std::size_t>(mc.max_pool_size, config.server.threads));
+    // Fewer clients than workers: extra lookups queue here (the server's
+    // lookup deadline, mongo_timeout + a margin, still bounds the whole wait).
+    mc.max_pool_size = static_cast<std::uint32_t>(config.mongo_pool);
+    mc.pool_wait_timeout = config.mongo_timeout;
     out.mongo = mongo_config_from_env(mc, /*uri_given=*/true, env);
   }
   return out;

@@ -121,8 +121,10 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
     REQUIRE_MESSAGE(admin.wait(30s) == 0, admin.log());
   }
   // No cache: every lookup goes to the database, so none can be a 200
-  // while it is gone.
-  BackendProcess b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--cache-size", "0", "--access-log", "false"},
+  // while it is gone. Fewer pooled clients (4) than load clients (6): some
+  // lookups wait for a client, and are still answered within the bound.
+  BackendProcess b({"--mongo-uri", db.uri(), "--mongo-timeout", "1s", "--mongo-pool", "4", "--cache-size", "0",
+                    "--access-log", "false"},
                    kCreds);
   REQUIRE(wait_for_status(b.port, "/readyz", 200, 10s));
   const pid_t backend_pid = b.proc.pid();
@@ -201,6 +203,7 @@ void outage_under_load(const std::function<void(FerretDb&)>& fail, const std::fu
   CHECK(m.value("userkey_backend_db_errors_total", "kind=\"unauthorized\"") == 0.0);
   CHECK(m.value("userkey_backend_requests_total", "code=\"503\"") >= static_cast<double>(answered_503));
   CHECK(m.value("userkey_backend_db_pool_in_use") == 0.0);
+  CHECK(m.value("userkey_backend_db_pool_size") == 4.0);
 }
 
 }  // namespace

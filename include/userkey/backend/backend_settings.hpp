@@ -36,6 +36,12 @@ struct BackendConfig {
   /// Server-selection and socket timeout (more than zero: the driver reads
   /// zero as "forever").
   std::chrono::milliseconds mongo_timeout = MongoConfig{}.server_selection_timeout;
+  /// Most MongoDB operations at once (the client pool's size). Lookups beyond
+  /// it wait for a client, up to mongo_timeout, instead of opening more
+  /// connections: a burst on a cold pool would otherwise open one connection
+  /// (and one login) per worker at once, and a database on a few cores slows
+  /// down past the timeout under that many.
+  std::size_t mongo_pool = 16;
   /// In front of MongoDB only.
   CacheConfig cache;
   std::string log_level = "info";
@@ -47,8 +53,8 @@ const SettingsTable<BackendConfig>& backend_settings();
 
 /// The store `config` names: the dump, or MongoDB with credentials from
 /// mongo_user / mongo_pass (through `env`) when the URI has none. Every
-/// MongoDB timeout is `mongo_timeout`; the client pool has at least one
-/// client per lookup worker (`server.threads`).
+/// MongoDB timeout is `mongo_timeout`; the client pool holds `mongo_pool`
+/// clients, and a lookup waits up to `mongo_timeout` for one.
 RepositoryOptions repository_options(const BackendConfig& config, const EnvLookup& env = {});
 
 /// How far past `mongo_timeout` a lookup waiting for a worker is answered

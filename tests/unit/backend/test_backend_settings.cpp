@@ -38,7 +38,7 @@ TEST_CASE("the backend's flags and USERKEY_ environment names, in --help order")
     CHECK_FALSE(s.help().empty());
   }
   CHECK(flags == std::vector<std::string>{"--listen", "--admin", "--name", "--dump", "--mongo-uri", "--db", "--collection",
-                                          "--mongo-timeout", "--cache-ttl", "--negative-ttl", "--stale-ttl", "--cache-size",
+                                          "--mongo-timeout", "--mongo-pool", "--cache-ttl", "--negative-ttl", "--stale-ttl", "--cache-size",
                                           "--threads", "--backlog", "--access-log", "--log-level"});
   CHECK(backend_settings().find("listen")->env() == "USERKEY_LISTEN");
   CHECK(backend_settings().find("mongo_uri")->env() == "USERKEY_MONGO_URI");
@@ -50,7 +50,8 @@ TEST_CASE("--help shows the defaults of BackendConfig, the exclusion and where c
        {"--listen TEXT:HOST:PORT=127.0.0.1:5001 (Env:USERKEY_LISTEN)", "--name TEXT (Env:USERKEY_NAME)",
         "--dump TEXT=dump (Env:USERKEY_DUMP) Excludes: --mongo-uri", "--mongo-uri TEXT (Env:USERKEY_MONGO_URI) Excludes: --dump",
         "--db TEXT=myusers (Env:USERKEY_DB)", "--collection TEXT=users (Env:USERKEY_COLLECTION)",
-        "--mongo-timeout TEXT:DURATION=400ms (Env:USERKEY_MONGO_TIMEOUT)", "--cache-ttl TEXT:DURATION=30s",
+        "--mongo-timeout TEXT:DURATION=400ms (Env:USERKEY_MONGO_TIMEOUT)",
+        "--mongo-pool UINT:INT in [1 - 4096]=16 (Env:USERKEY_MONGO_POOL)", "--cache-ttl TEXT:DURATION=30s",
         "--negative-ttl TEXT:DURATION=2s", "--stale-ttl TEXT:DURATION=5m (Env:USERKEY_STALE_TTL)", "--cache-size UINT=10000", "--threads UINT:INT in [1 - 4096]=128",
         "--backlog INT:INT in [1 - 65535]=4096", "--admin TEXT:HOST:PORT|off=off (Env:USERKEY_ADMIN)", "--access-log BOOLEAN=true", "--log-level TEXT:{trace,", "mongo_user / mongo_pass"}) {
     CAPTURE(line);
@@ -69,6 +70,7 @@ TEST_CASE("the table covers every field and round-trips") {
   c.database = "x";
   c.collection = "y";
   c.mongo_timeout = 1s;
+  c.mongo_pool = 3;
   c.cache.ttl = 0s;
   c.cache.negative_ttl = 1s;
   c.cache.stale_ttl = 0s;
@@ -105,9 +107,13 @@ TEST_CASE("repository_options: the dump, or MongoDB with the timeout and credent
   CHECK(r.mongo->connect_timeout == 900ms);  // a hung server's handshake is bounded too
   CHECK(r.mongo->username == "u");
   CHECK(r.mongo->password == "p");
-  CHECK(r.mongo->max_pool_size >= c.server.threads);  // no lookup worker waits for a client
+  // 16 operations at once, whatever the worker count; the others wait for a
+  // client as long as one operation may take.
+  CHECK(r.mongo->max_pool_size == 16);
+  CHECK(r.mongo->pool_wait_timeout == 900ms);
   c.server.threads = 1000;
-  CHECK(userkey::repository_options(c).mongo->max_pool_size == 1000);
+  c.mongo_pool = 4;
+  CHECK(userkey::repository_options(c).mongo->max_pool_size == 4);
 }
 
 TEST_CASE("server_config: a lookup deadline just past --mongo-timeout in front of MongoDB, none on the dump") {
