@@ -27,6 +27,8 @@ DatabaseError classify_driver_error(const bson_error_t& e) {
   if (e.domain == MONGOC_ERROR_SERVER && (e.code == 18 /* AuthenticationFailed */ || e.code == 13 /* Unauthorized */))
     return DatabaseError::unauthorized;
   if (e.domain == MONGOC_ERROR_CLIENT && e.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) {
+    // The server's own refusal wins, whatever wrapped it.
+    if (contains(message, "Authentication failed")) return DatabaseError::unauthorized;
     if (transport_failure(message)) return DatabaseError::network;
     if (conversation_failure(message)) return DatabaseError::other;
     return DatabaseError::unauthorized;
