@@ -2,7 +2,9 @@
 # Installs what the real compose test (tests/compose-real/) and the podman path
 # of docs/operations.md need on Debian 12, and nothing that is already there:
 #   1. podman (runc, netavark + aardvark-dns so containers resolve each other by
-#      name), docker-compose 1.29 (it drives podman's Docker-compatible API;
+#      name, and iptables, which netavark runs to set up every network: Debian
+#      only suggests it, and without it a build stops with "netavark: No such
+#      file or directory"), docker-compose 1.29 (it drives podman's Docker-compatible API;
 #      see docker/compose.podman.yaml for why not podman-compose),
 #      debootstrap, and npm when there is none;
 #   2. a containers.conf drop-in: runc instead of crun (crun stops with
@@ -25,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(podman runc netavark aardvark-dns docker-compose debootstrap)
+packages=(podman runc netavark aardvark-dns iptables docker-compose debootstrap)
 missing=()
 # npm: docker/podman/build-images.sh installs mongo-express's npm package with it.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
