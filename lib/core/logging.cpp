@@ -1,14 +1,16 @@
 #include "userkey/core/logging.hpp"
 
-#include <spdlog/async.h>
-#include <spdlog/async_logger.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <unistd.h>
 
@@ -17,35 +19,95 @@ namespace userkey {
 namespace {
 
 constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
-constexpr std::size_t kQueueLines = 8192;
+// The least time between two writes of info lines: what comes sooner waits
+// to share the next write(2).
+constexpr auto kFlushInterval = std::chrono::milliseconds(50);
+// Written at once, without waiting out the interval.
 constexpr std::size_t kBatchBytes = 64 * 1024;
+// Beyond this much unwritten text (stderr blocked or far too slow), new
+// lines are dropped and counted rather than held or waited for.
+constexpr std::size_t kMaxPendingBytes = 8 * 1024 * 1024;
 
-// The async writer thread's sink: lines collect in memory and go to `fd` in
-// one write(2) once the queue behind them is empty (or kBatchBytes are
-// waiting). At rest every line is written as it arrives; under load one
-// system call carries many lines, where spdlog's stdout/stderr sinks make one
-// call and one flush per line.
-class BatchingFdSink final : public spdlog::sinks::base_sink<std::mutex> {
+// The deferred sink: the calling thread formats each line into a buffer;
+// the sink's writer thread sends the buffer in one write(2). A line that
+// comes when the last write is kFlushInterval old or more goes out at once;
+// sooner, it waits until then with whatever else comes (a warning or worse,
+// or kBatchBytes waiting, goes at once). A caller wakes the writer only when
+// the buffer was empty, so under load the writer wakes about twice per
+// interval, not once per line as with a queue that hands every line to a
+// sleeping consumer, and a quiet server's lines appear as they are logged.
+//
+// Locks: base_sink's mutex_ guards the buffer and the flags and is held by
+// every sink_it_ / flush_; write_mutex_ orders writes (the writer takes it,
+// under mutex_, before letting go of mutex_ to write), so a flush_ from a
+// caller never overtakes lines the writer has already taken.
+class DeferredFdSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
-  BatchingFdSink(int fd, const spdlog::details::thread_pool& pool) : fd_(fd), pool_(pool) {}
-  ~BatchingFdSink() override {
-    const std::lock_guard lock(mutex_);
-    write_out();
+  explicit DeferredFdSink(int fd) : fd_(fd) { writer_ = std::thread([this] { run(); }); }
+  ~DeferredFdSink() override {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
   }
+  DeferredFdSink(const DeferredFdSink&) = delete;
+  DeferredFdSink& operator=(const DeferredFdSink&) = delete;
 
 protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (pending_.size() >= kMaxPendingBytes) {
+      ++dropped_;
+      return;
+    }
+    const bool was_empty = pending_.size() == 0;
     formatter_->format(msg, pending_);
-    // (queue_size() is not const in spdlog 1.10, though it only reads.)
-    if (pending_.size() >= kBatchBytes || const_cast<spdlog::details::thread_pool&>(pool_).queue_size() == 0)
-      write_out();
+    if (msg.level >= spdlog::level::warn) urgent_ = true;
+    if (was_empty || urgent_ || pending_.size() >= kBatchBytes) wake_.notify_one();
   }
-  void flush_() override { write_out(); }
+  // logger->flush(): what is written so far is out when this returns.
+  void flush_() override {
+    const std::lock_guard order(write_mutex_);
+    note_dropped();
+    write_all(pending_);
+    pending_.clear();
+  }
 
 private:
-  void write_out() {
-    const char* p = pending_.data();
-    std::size_t left = pending_.size();
+  bool due() const { return stopping_ || urgent_ || pending_.size() >= kBatchBytes; }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stopping_ || pending_.size() > 0; });
+      if (!due()) wake_.wait_until(lock, last_write_ + kFlushInterval, [this] { return due(); });
+      note_dropped();
+      std::swap(pending_, writing_);
+      urgent_ = false;
+      const bool last = stopping_;
+      last_write_ = std::chrono::steady_clock::now();
+      {
+        const std::lock_guard order(write_mutex_);
+        lock.unlock();
+        write_all(writing_);
+        writing_.clear();
+      }
+      lock.lock();
+      if (last && pending_.size() == 0) return;
+    }
+  }
+
+  // (mutex_ held) Says how many lines were dropped, once there is room.
+  void note_dropped() {
+    if (dropped_ == 0) return;
+    fmt::format_to(std::back_inserter(pending_), "{} log lines dropped: the log output did not keep up\n", dropped_);
+    dropped_ = 0;
+  }
+
+  void write_all(const spdlog::memory_buf_t& text) const {
+    const char* p = text.data();
+    std::size_t left = text.size();
     while (left > 0) {
       const auto n = ::write(fd_, p, left);
       if (n < 0 && errno == EINTR) continue;
@@ -53,42 +115,29 @@ private:
       p += n;
       left -= static_cast<std::size_t>(n);
     }
-    pending_.clear();
   }
 
-  int fd_;
-  const spdlog::details::thread_pool& pool_;
-  spdlog::memory_buf_t pending_;
+  const int fd_;
+  std::condition_variable wake_;
+  std::mutex write_mutex_;
+  spdlog::memory_buf_t pending_;  // mutex_
+  spdlog::memory_buf_t writing_;  // the writer thread only
+  std::chrono::steady_clock::time_point last_write_{};  // the writer thread only
+  std::size_t dropped_ = 0;       // mutex_
+  bool urgent_ = false;           // mutex_
+  bool stopping_ = false;         // mutex_
+  std::thread writer_;            // last: started once the rest exists
 };
 
-// An async logger with its own writer thread (no spdlog globals). The logger
-// keeps only a weak reference to its thread pool, so the pair lives here and
-// the returned pointer aliases the logger while owning both. The logger must
-// itself be owned by a shared_ptr (it posts shared_from_this() with every
-// line). Destruction drops the logger reference first, then the pool, whose
-// thread writes what is still queued before it stops.
-struct AsyncLoggerWithPool {
-  AsyncLoggerWithPool(const std::string& name, int fd)
-      : pool(std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1)),
-        logger(std::make_shared<spdlog::async_logger>(name, std::make_shared<BatchingFdSink>(fd, *pool), pool,
-                                                      spdlog::async_overflow_policy::overrun_oldest)) {}
-  std::shared_ptr<spdlog::details::thread_pool> pool;
-  std::shared_ptr<spdlog::async_logger> logger;
-};
-
-// Async: no flush_on, as each flush would be one more message through the
-// queue (the sink writes whenever the queue runs empty). Sync: each line is
-// flushed as it is written.
+// Deferred: no flush_on, the sink's writer sends lines out itself. Sync:
+// each line is flushed as it is written.
 std::shared_ptr<spdlog::logger> logger_with_sink(const std::string& name, int fd, LogDelivery delivery) {
-  if (delivery == LogDelivery::async) {
-    auto holder = std::make_shared<AsyncLoggerWithPool>(name, fd);
-    return std::shared_ptr<spdlog::logger>(holder, holder->logger.get());
-  }
   spdlog::sink_ptr sink;
-  if (fd == STDOUT_FILENO) sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  if (delivery == LogDelivery::async) sink = std::make_shared<DeferredFdSink>(fd);
+  else if (fd == STDOUT_FILENO) sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   else sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>(name, std::move(sink));
-  logger->flush_on(spdlog::level::info);
+  if (delivery == LogDelivery::sync) logger->flush_on(spdlog::level::info);
   return logger;
 }
 

@@ -110,11 +110,11 @@ TEST_CASE("backend on the embedded dump answers the / contract") {
   CHECK(html.headers["vary"] == "Accept");
   CHECK(unknown.headers["vary"] == "Accept");
 
-  // One access-log line per request, with method, target and status.
-  std::this_thread::sleep_for(100ms);
-  const auto log = b.proc.log();
-  CHECK(log.find("GET /?user_id=1 200") != std::string::npos);
-  CHECK(log.find("GET /?user_id=99 400") != std::string::npos);
+  // One access-log line per request, with method, target and status (the
+  // log's writer thread may write a line a moment after the answer).
+  CHECK_MESSAGE(eventually([&] { return b.proc.log().find("GET /?user_id=99 400") != std::string::npos; }, 10s, 20ms),
+                b.proc.log());
+  CHECK(b.proc.log().find("GET /?user_id=1 200") != std::string::npos);
 }
 
 TEST_CASE("a burst of concurrent connections is served without failures") {
@@ -240,6 +240,7 @@ TEST_CASE("admin tool + backend on FerretDB with credentials from mongo_user / m
     CHECK(e.value("userkey_backend_requests_total", "code=\"503\"") >= 2.0);
     CHECK(e.value("userkey_backend_cache_hits_total") == 0.0);
   }
+  CHECK(eventually([&] { return bad.proc.log().find("refused our credentials") != std::string::npos; }, 10s, 20ms));
   const auto log = bad.proc.log();
   CHECK(log.find("refused our credentials") != std::string::npos);
   CHECK(log.find("refused our credentials") == log.rfind("refused our credentials"));
@@ -301,8 +302,8 @@ TEST_CASE("--admin HOST:PORT serves /metrics there only; the listen port answers
   CHECK(http_get(admin, "/?user_id=1").status == 404);
   CHECK(http_get(admin, "/readyz").status == 404);
   // The log says where the metrics are.
-  std::this_thread::sleep_for(100ms);
-  CHECK(b.proc.log().find("metrics on http://127.0.0.1:" + std::to_string(admin) + "/metrics") != std::string::npos);
+  const std::string where = "metrics on http://127.0.0.1:" + std::to_string(admin) + "/metrics";
+  CHECK_MESSAGE(eventually([&] { return b.proc.log().find(where) != std::string::npos; }, 10s, 20ms), b.proc.log());
   // An admin address already in use is a start-up error.
   std::string out;
   CHECK(run({USERKEY_BACKEND_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port()), "--dump", dump_dir().string(),

@@ -148,12 +148,9 @@ TEST_CASE("round_robin: 9 requests reach each of 3 backends exactly 3 times, in 
 
   // The access log (asynchronous) has a line per request: client, method,
   // target, status, latency, upstream.
-  bool logged = false;
-  for (int i = 0; i < 50 && !logged; ++i) {
-    logged = lb.proc.log().find("127.0.0.1 GET /?user_id=99 400 ") != std::string::npos;
-    if (!logged) std::this_thread::sleep_for(20ms);
-  }
-  CHECK(logged);
+  CHECK_MESSAGE(
+      eventually([&] { return lb.proc.log().find("127.0.0.1 GET /?user_id=99 400 ") != std::string::npos; }, 10s, 20ms),
+      lb.proc.log());
   CHECK(lb.proc.log().find("upstream=127.0.0.1:") != std::string::npos);
 }
 

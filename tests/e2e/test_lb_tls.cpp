@@ -360,7 +360,10 @@ TEST_CASE("TLS only: --listen off serves HTTPS alone") {
   REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.log());
   const auto r = curl(certs, "https://localhost:" + std::to_string(tls_port) + "/?user_id=1");
   CHECK_MESSAGE(contains(r.output, "status=200"), r.output);
-  CHECK(contains(lb.log(), "listening on https://127.0.0.1:" + std::to_string(tls_port)));
+  // (the log's writer thread may write a line a moment after it is logged)
+  CHECK_MESSAGE(eventually([&] { return contains(lb.log(), "listening on https://127.0.0.1:" + std::to_string(tls_port)); },
+                           10s, 20ms),
+                lb.log());
   CHECK_FALSE(contains(lb.log(), "listening on http://"));
 }
 
@@ -493,9 +496,9 @@ TEST_CASE("TLS: SIGHUP reloads the certificate for new connections, an open one 
   lb.proc.signal(SIGHUP);
   eventually([&] { return lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") >= 1; }, 10s, 20ms);
   CHECK(lb.metric("userkey_lb_tls_reloads_total{result=\"failed\"}") == 1);
-  CHECK_MESSAGE(contains(lb.proc.log(), "TLS certificate reload failed, keeping the running one: tls.cert: '" +
-                                            live_chain.string() + "': not a usable PEM certificate chain"),
-                lb.proc.log());
+  const std::string why = "TLS certificate reload failed, keeping the running one: tls.cert: '" + live_chain.string() +
+                          "': not a usable PEM certificate chain";
+  CHECK_MESSAGE(eventually([&] { return contains(lb.proc.log(), why); }, 10s, 20ms), lb.proc.log());
   CHECK(contains(served_subject(certs, tls_port), "CN=reloaded"));
   CHECK_FALSE(contains(lb.proc.log(), "PRIVATE KEY"));
   CHECK(lb.proc.running());

@@ -14,18 +14,22 @@ enum class LogDelivery {
   /// The calling thread writes each line (simple; fine for thread-per-
   /// connection servers).
   sync,
-  /// Lines go through a bounded queue to a writer thread owned by the
-  /// logger, so an event loop never blocks on a slow stderr. The writer
-  /// sends what has collected in one write(2) whenever the queue runs empty
-  /// (so a line is out as soon as the writer is idle). When the queue is
-  /// full the oldest queued lines are dropped rather than stall.
+  /// The calling thread formats each line into a buffer and a writer thread
+  /// owned by the logger sends the buffer in one write(2): at once when the
+  /// last write is 50 ms old or more, else when it is (at once for a warning
+  /// or worse, or once 64 KiB wait). An event loop never blocks on a slow
+  /// stderr, a quiet server's lines appear as they are logged, and a busy
+  /// one pays no thread wake-up and no system call per line. Beyond 8 MiB of
+  /// unwritten text, new lines are dropped, and how many is logged once
+  /// there is room.
   async,
 };
 
 /// A logger called `name` writing to stderr at `level` ("trace", "debug",
 /// "info", "warn", "error", "critical", "off"). Throws std::invalid_argument
 /// for an unknown level. Not registered globally: it lives as long as the
-/// returned pointer (with `async`, queued lines are written before it goes).
+/// returned pointer (with `async`, buffered lines are written before it goes,
+/// and `flush()` writes them at once).
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level = "info",
                                             LogDelivery delivery = LogDelivery::sync);
 
