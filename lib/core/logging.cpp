@@ -34,8 +34,9 @@ constexpr std::size_t kMaxPendingBytes = 8 * 1024 * 1024;
 // sooner, it waits until then with whatever else comes (a warning or worse,
 // or kBatchBytes waiting, goes at once). A caller wakes the writer only when
 // the buffer was empty, so under load the writer wakes about twice per
-// interval, not once per line as with a queue that hands every line to a
-// sleeping consumer, and a quiet server's lines appear as they are logged.
+// write (one write per interval or per kBatchBytes), not once per line as
+// with a queue that hands every line to a sleeping consumer, and a quiet
+// server's lines appear as they are logged.
 //
 // Locks: base_sink's mutex_ guards the buffer and the flags and is held by
 // every sink_it_ / flush_; write_mutex_ orders writes (the writer takes it,
