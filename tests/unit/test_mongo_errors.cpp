@@ -42,8 +42,6 @@ TEST_CASE("a login that timed out or broke is a network failure, not a refusal")
   CHECK(kind(MONGOC_ERROR_CLIENT, MONGOC_ERROR_CLIENT_AUTHENTICATE,
              "Failed to send \"saslStart\" command with database \"admin\": Failed to read 4 bytes: socket error or "
              "timeout") == DatabaseError::network);
-  // (Not seen here: a refusal wrapped the way transport failures are. The
-  // server's words win.)
   CHECK(kind(MONGOC_ERROR_CLIENT, MONGOC_ERROR_CLIENT_AUTHENTICATE,
              "Failed to send \"saslContinue\" command with database \"admin\": socket error or timeout") ==
         DatabaseError::network);
