@@ -45,10 +45,11 @@ std::optional<Refusal> rate_limit_step(RateLimiter& limiter, std::string_view ip
   return Refusal{Rejection::rate_limited, 429, "rate limit exceeded", secs};
 }
 
-Admission::Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies)
+Admission::Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies,
+                     RealIpHeader real_ip_header)
     : filter_(make_filter(limits)),
       rate_(limits.rate, limits.burst, std::chrono::seconds(60), limits.ipv6_prefix),
       connections_(limits.max_conns_per_ip, limits.ipv6_prefix),
-      trusted_(trusted_proxies) {}
+      trusted_(trusted_proxies, real_ip_header) {}
 
 }  // namespace userkey::lb::engine

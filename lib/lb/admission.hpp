@@ -19,6 +19,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/log_throttle.hpp"
 #include "real_ip.hpp"
 #include "userkey/lb/ip_filter.hpp"
 #include "userkey/lb/proxy_config.hpp"
@@ -78,7 +79,8 @@ class Admission {
 public:
   /// Throws std::invalid_argument for a bad CIDR in limits.allow / deny or
   /// `trusted_proxies`.
-  explicit Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies = {});
+  explicit Admission(const LimitsConfig& limits, std::span<const std::string> trusted_proxies = {},
+                     RealIpHeader real_ip_header = RealIpHeader::x_forwarded_for);
 
   /// Before a connection is served: the IP filter, then the per-client cap.
   std::optional<Refusal> admit_connection(std::string_view ip, ConnectionPass& pass) {
@@ -102,6 +104,11 @@ public:
   bool rate_limited() const { return rate_.enabled(); }
   /// Whose X-Forwarded-For / Forwarded are believed.
   const TrustedProxies& trusted_proxies() const { return trusted_; }
+  /// Whether a connection from `peer` may name its client in a PROXY
+  /// header: from a trusted proxy, or from anyone when none is listed.
+  bool proxy_header_trusted(std::string_view peer) const { return trusted_.empty() || trusted_.trusted(peer); }
+  /// The log lines about connections refused for an untrusted PROXY peer.
+  LogThrottle& untrusted_proxy_notices() { return untrusted_proxy_notices_; }
   /// Drops rate buckets that are full and idle.
   void sweep(TimePoint now) { rate_.sweep(now); }
 
@@ -110,6 +117,7 @@ private:
   RateLimiter rate_;
   ConnectionLimiter connections_;
   TrustedProxies trusted_;
+  LogThrottle untrusted_proxy_notices_;
 };
 
 }  // namespace userkey::lb::engine

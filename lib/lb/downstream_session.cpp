@@ -10,180 +10,25 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/read.hpp>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
-#include <span>
 #include <vector>
 
 #include "access_log.hpp"
+#include "client_transport.hpp"
 #include "http1_codec.hpp"
-#include "proxy_protocol.hpp"
+#include "idle_wait.hpp"
+#include "local_reply.hpp"
+#include "proxy_header_reader.hpp"
 #include "request_id.hpp"
-#include "tls_context.hpp"
 #include "upstream_router.hpp"
 
 namespace userkey::lb::engine {
 
-// Counted in connections_open from accept to close, refused or served (so a
-// refusal in progress counts against max_connections too); listed from
-// accept to close, so every deadline is swept, a refusal's included.
-ClientConnection::ClientConnection(const SessionContext& c, Socket sock, std::string ip, std::int64_t& open_now)
-    : ctx(c),
-      socket(std::move(sock)),
-      client_ip(std::move(ip)),
-      idle_since(SteadyClock::now()),
-      registry_(c.sessions),
-      stats_(c.stats) {
-  open_now = stats_.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
-  registry_.add(*this);
-}
-
-// Runs when the last holder lets go, possibly while the loop is destroyed
-// (so only what outlives the loop is touched): the per-IP count and
-// connections_open go before the socket closes.
-ClientConnection::~ClientConnection() {
-  registry_.remove(*this);
-  pass.reset();
-  stats_.connections_open.fetch_sub(1, std::memory_order_relaxed);
-  error_code ec;
-  socket.shutdown(tcp::socket::shutdown_send, ec);
-  socket.close(ec);
-}
-
-void SessionRegistry::add(ClientConnection& c) {
-  c.prev_ = nullptr;
-  c.next_ = head_;
-  if (head_) head_->prev_ = &c;
-  head_ = &c;
-}
-
-void SessionRegistry::remove(ClientConnection& c) {
-  if (c.prev_)
-    c.prev_->next_ = c.next_;
-  else if (head_ == &c)
-    head_ = c.next_;
-  if (c.next_) c.next_->prev_ = c.prev_;
-  c.prev_ = c.next_ = nullptr;
-}
-
-// Cancelling never runs a handler inline (completions are posted), so the
-// list does not change under these walks.
-void SessionRegistry::close_idle(std::chrono::milliseconds min_idle) {
-  const auto now = SteadyClock::now();
-  for (auto* c = head_; c; c = c->next_) {
-    if (!c->busy && now - c->idle_since >= min_idle) {
-      error_code ec;
-      c->socket.cancel(ec);
-    }
-  }
-}
-
-void SessionRegistry::expire(TimePoint now) {
-  for (auto* c = head_; c; c = c->next_) {
-    if (c->deadline <= now) {
-      c->deadline = TimePoint::max();
-      c->timed_out = true;
-      error_code ec;
-      c->socket.cancel(ec);
-    }
-  }
-}
-
-std::chrono::milliseconds session_sweep_period(const LimitsConfig& limits) {
-  const auto shortest = std::min({limits.header_timeout, limits.body_timeout, limits.idle_timeout});
-  return std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds(10),
-                                               std::chrono::milliseconds(250));
-}
-
 namespace {
-
-// A connection of the TLS listener: its TLS layer runs over the connection's
-// own socket, so the registry's cancels and the deadline sweep reach it like
-// any other. Destroyed before the socket it uses (a member of the derived
-// class).
-class TlsClientConnection : public ClientConnection {
-public:
-  TlsClientConnection(const SessionContext& c, Socket sock, std::string ip, std::int64_t& open_now,
-                      std::shared_ptr<TlsContext> tls)
-      : ClientConnection(c, std::move(sock), std::move(ip), open_now),
-        tls_context(std::move(tls)),
-        stream(socket, *tls_context) {}
-
-  // The context this connection was made with: a reload gives new
-  // connections another one, this one keeps its own.
-  std::shared_ptr<TlsContext> tls_context;
-  TlsSocketStream stream;
-  bool handshake_done = false;
-};
-
-// After a response: what the client has sent since, taken without waiting.
-// Under load the next request is usually in by the time the response's
-// write has completed, and one read straight into the buffer does what a
-// readiness check (FIONREAD) and then the read did in two system calls.
-enum class ReadNow { data, nothing, closed };
-
-// How a session reaches its client's bytes; the session code is written once
-// over these. Plain: the socket itself, nothing held above it.
-struct PlainLayer {
-  using Connection = ClientConnection;
-  static constexpr bool secure = false;
-  static constexpr std::string_view forwarded_proto = "http";
-  static Socket& stream(Connection& c) { return c.socket; }
-  static bool holds_input(Connection&) { return false; }
-  static void settle(error_code&) {}
-  static std::string_view version(Connection&) { return {}; }
-  static void going_idle(Connection&) {}
-  static ReadNow read_now(Connection& c, asio::mutable_buffer into, std::size_t& n) {
-    const ssize_t got = ::recv(c.socket.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
-    if (got > 0) {
-      n = static_cast<std::size_t>(got);
-      return ReadNow::data;
-    }
-    if (got == 0) return ReadNow::closed;  // (at a request boundary: a quiet close, as an idle one)
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? ReadNow::nothing : ReadNow::closed;
-  }
-};
-
-// TLS: the connection's TLS stream, OpenSSL on the socket. Client bytes can
-// wait above the socket in OpenSSL (read ahead, decrypted or not).
-struct TlsLayer {
-  using Connection = TlsClientConnection;
-  static constexpr bool secure = true;
-  static constexpr std::string_view forwarded_proto = "https";
-  static TlsSocketStream& stream(Connection& c) { return c.stream; }
-  static bool holds_input(Connection& c) { return c.stream.has_pending(); }
-  static void going_idle(Connection& c) { c.stream.release_idle_memory(); }
-  // (OpenSSL wanting to write first, to answer a key update say: `data`
-  // with nothing taken, and the read of the next head does that write.)
-  static ReadNow read_now(Connection& c, asio::mutable_buffer into, std::size_t& n) {
-    const auto step = c.stream.try_read(into.data(), into.size());
-    if (step.ec) return ReadNow::closed;
-    if (step.want == TlsSocketStream::Want::read) return ReadNow::nothing;
-    n = step.bytes;
-    return ReadNow::data;
-  }
-  // A read's error as the codec should judge it: a client that closed
-  // without close_notify (most do), or whose TLS broke, is gone (end of
-  // stream), not a bad request to answer over a stream that no longer works.
-  static void settle(error_code& ec) {
-    if (ec == asio::ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category())
-      ec = asio::error::eof;
-  }
-  // The negotiated version ("TLSv1.3"): a static string of OpenSSL's.
-  static std::string_view version(Connection& c) { return SSL_get_version(c.stream.native_handle()); }
-};
-
-template <class Layer>
-using ConnPtr = std::shared_ptr<typename Layer::Connection>;
-
-template <class Layer>
-void wait_for_request(ConnPtr<Layer> conn);
 
 // Whether a request's bytes are already here (buffered above the socket or
 // readable from it): then it is served without going idle.
@@ -204,117 +49,6 @@ ReadNow read_now(typename Layer::Connection& c, beast::flat_buffer& buffer) {
   return result;
 }
 
-// A refusal written before any request is read: when the request is already
-// there and is a HEAD, the answer must have no body.
-bool peeks_head_request(Socket& client) {
-  char first[5];
-  const ssize_t n = ::recv(client.native_handle(), first, sizeof first, MSG_PEEK | MSG_DONTWAIT);
-  return n == static_cast<ssize_t>(sizeof first) && std::string_view(first, sizeof first) == "HEAD ";
-}
-
-// GCC 12 at -O2 inlines Asio's recycling frame allocator into a coroutine's
-// ramp and then takes the frame's class operator delete for a mismatch with
-// the ::operator new inside it (a false positive; the pair is Asio's own
-// awaitable_frame_base::operator new / delete): first seen in serve(), off
-// for every coroutine of this file since the session became templates.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-// The lb's own answer. `head_request`: headers only (a HEAD response has no
-// body, whatever its Content-Length says). `request_id`: the request's, when
-// its head was read.
-//
-// The lingering close works on the socket under any layer (a TLS client is
-// not sent close_notify first: the answer is framed, so it is complete).
-template <class Layer>
-awaitable<void> write_error(typename Layer::Connection& c, unsigned status, std::string_view message, bool keep_alive,
-                            unsigned version = 11, std::chrono::seconds retry_after = std::chrono::seconds(0),
-                            bool head_request = false, std::string_view request_id = {}) {
-  const Response res = http1::make_error_response(status, message, version, retry_after);
-  std::string head;
-  http1::serialize_client_response(head, res, version, keep_alive, false, request_id);
-  const std::array<asio::const_buffer, 2> out{
-      asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
-  c.deadline_after(std::chrono::seconds(5));
-  error_code ec;
-  co_await asio::async_write(Layer::stream(c), out, nothrow(ec));
-  if (c.clear_deadline()) ec = asio::error::timed_out;
-  if (!keep_alive && !ec) {
-    // Lingering close: the client may still be sending what we refused (a
-    // huge header or body). Closing with unread data would reset the
-    // connection and could destroy this answer before the client reads it,
-    // so stop sending, then read and discard for a moment.
-    c.socket.shutdown(tcp::socket::shutdown_send, ec);
-    c.deadline_after(std::chrono::seconds(1));
-    std::array<char, 4096> discard;
-    for (std::size_t total = 0; total < 256 * 1024;) {
-      const std::size_t n = co_await c.socket.async_read_some(asio::buffer(discard), nothrow(ec));
-      if (ec || c.timed_out) break;
-      total += n;
-    }
-    c.clear_deadline();
-  }
-}
-
-// A request the lb answers itself (or drops), counted; then the connection
-// closes. `head_request`: the request was a HEAD (no body in the answer).
-template <class Layer>
-awaitable<void> answer(typename Layer::Connection& c, const http1::RequestDecision& d, bool head_request,
-                       std::string_view request_id = {}) {
-  if (d.reason) c.ctx.stats.reject(*d.reason);
-  if (d.action == http1::RequestDecision::Action::reject)
-    co_await write_error<Layer>(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
-}
-
-// Why a handshake failed, from its error: OpenSSL's reason when it gave one
-// (it names "http request" when the first bytes were plain HTTP), else the
-// socket's.
-TlsFailure classify_handshake_error(const error_code& ec) {
-  if (ec.category() == asio::error::get_ssl_category()) {
-    const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
-    if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) return TlsFailure::plain_http;
-    return TlsFailure::protocol;
-  }
-  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof || ec == asio::error::connection_reset ||
-      ec == asio::error::broken_pipe || ec == asio::error::operation_aborted)
-    return TlsFailure::closed;
-  return TlsFailure::protocol;
-}
-
-// The TLS handshake of a new connection, within the deadline of its first
-// head (header_timeout from accept), so a client that never starts or never
-// finishes it is cut like a slow head. False: the connection ends (timed
-// out, not TLS at all, no common version or suite, closed).
-awaitable<bool> handshake(TlsClientConnection& c) {
-  c.busy = true;
-  c.deadline_at(c.idle_since + c.ctx.cfg.limits.header_timeout);
-  error_code ec;
-  co_await c.stream.async_handshake(nothrow(ec));
-  const bool timed_out = c.clear_deadline();
-  c.busy = false;
-  if (timed_out || ec) {
-    const TlsFailure why = timed_out ? TlsFailure::timeout : classify_handshake_error(ec);
-    c.ctx.stats.tls_failed(why);
-    // (OpenSSL's reason names no secret; the client's address is in the line.)
-    c.ctx.log.debug("TLS handshake with {} failed ({}): {}", c.client_ip, to_string(why),
-                    timed_out ? "timed out" : ec.message());
-    co_return false;
-  }
-  c.ctx.stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-  c.handshake_done = true;
-  co_return true;
-}
-
-// A connection refused before any request is read: answered (a TLS client
-// after its handshake: it could read nothing else), then closed.
-template <class Layer>
-awaitable<void> refuse(ConnPtr<Layer> conn, Refusal refused, bool head_request) {
-  if constexpr (Layer::secure) {
-    if (!co_await handshake(*conn)) co_return;
-  }
-  co_await write_error<Layer>(*conn, refused.status, refused.message, false, 11, refused.retry_after, head_request);
-}
-
 // The client of a request: the connection's (`c.client_ip` itself), or,
 // when the connection comes from a trusted proxy, the client its
 // X-Forwarded-For / Forwarded names (written into `buffer`, returned).
@@ -329,11 +63,22 @@ std::string_view unparsed(const beast::flat_buffer& buffer) {
   return {static_cast<const char*>(buffer.data().data()), buffer.size()};
 }
 
+}  // namespace
+
+// GCC 12 at -O2 inlines Asio's recycling frame allocator into a coroutine's
+// ramp and then takes the frame's class operator delete for a mismatch with
+// the ::operator new inside it (a false positive; the pair is Asio's own
+// awaitable_frame_base::operator new / delete): first seen in serve(), off
+// for every coroutine of this file since the session became templates.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+
 // Serves requests while they keep coming; when none is pending (nothing
 // buffered, nothing readable), hands the connection back to a readiness
 // wait and ends, releasing its buffer and parser.
 template <class Layer>
-awaitable<void> serve(ConnPtr<Layer> conn) {
+awaitable<void> serve(ClientPtr<Layer> conn) {
   auto& c = *conn;
   const SessionContext& ctx = c.ctx;
   const auto& lim = ctx.cfg.limits;
@@ -505,90 +250,10 @@ awaitable<void> serve(ConnPtr<Layer> conn) {
   }
 }
 
-// Hands out a connection's WaitMemory (Asio allocates a handler's
-// operation through the handler's associated allocator). The operation is
-// freed before its handler runs or is destroyed, while the handler still
-// holds the connection.
-template <class T>
-class WaitAllocator {
-public:
-  using value_type = T;
-  explicit WaitAllocator(WaitMemory* memory) noexcept : memory_(memory) {}
-  template <class U>
-  WaitAllocator(const WaitAllocator<U>& other) noexcept : memory_(other.memory_) {}
-
-  T* allocate(std::size_t n) {
-    if (!memory_->in_use && n * sizeof(T) <= sizeof memory_->bytes) {
-      memory_->in_use = true;
-      return reinterpret_cast<T*>(memory_->bytes);
-    }
-    return static_cast<T*>(::operator new(n * sizeof(T)));
-  }
-  void deallocate(T* p, std::size_t) noexcept {
-    if (reinterpret_cast<unsigned char*>(p) == memory_->bytes) {
-      memory_->in_use = false;
-      return;
-    }
-    ::operator delete(p);
-  }
-  friend bool operator==(const WaitAllocator& a, const WaitAllocator& b) noexcept { return a.memory_ == b.memory_; }
-  friend bool operator!=(const WaitAllocator& a, const WaitAllocator& b) noexcept { return a.memory_ != b.memory_; }
-
-private:
-  template <class U>
-  friend class WaitAllocator;
-  WaitMemory* memory_;
-};
-
-// The readiness wait's handler: the connection, and where its operation lives.
-template <class Layer>
-struct RequestReady {
-  ConnPtr<Layer> conn;
-  WaitMemory* memory;
-
-  using allocator_type = WaitAllocator<void>;
-  allocator_type get_allocator() const noexcept { return allocator_type(memory); }
-
-  void operator()(const error_code& ec) {
-    auto& ready = *conn;
-    const bool timed_out = ready.clear_deadline();
-    if (timed_out || ec) {  // idle too long, drained, or gone
-      if constexpr (Layer::secure) {
-        // A TLS client that connected and never sent its hello: a handshake
-        // that timed out.
-        if (timed_out && !ready.handshake_done) ready.ctx.stats.tls_failed(TlsFailure::timeout);
-      }
-      return;
-    }
-    try {
-      asio::co_spawn(ready.ctx.io, serve<Layer>(conn), asio::detached);
-    } catch (const std::exception& e) {
-      // (Out of memory, say: this connection closes, the loop goes on.)
-      ready.ctx.log.error("connection from {} ended by an internal error: {}", ready.client_ip, e.what());
-    }
-  }
-};
-
-// Waits, holding only the connection, for its next request's first byte (or
-// a new connection's first): then a coroutine serves it. Idle too long
-// (the deadline set here), drained, or closed by the client: the last
-// holder lets go and the connection closes.
-//
-// (A TLS connection waits on its socket too: OpenSSL holds no unread input
-// when it gets here.)
-template <class Layer>
-void wait_for_request(ConnPtr<Layer> conn) {
-  auto& c = *conn;
-  c.busy = false;
-  Layer::going_idle(c);
-  c.deadline_at(c.first ? c.idle_since + c.ctx.cfg.limits.header_timeout
-                        : c.idle_since + c.ctx.cfg.limits.idle_timeout);
-  WaitMemory* memory = &c.wait_memory;
-  c.socket.async_wait(tcp::socket::wait_read, RequestReady<Layer>{std::move(conn), memory});
-}
+namespace {
 
 template <class Layer>
-ConnPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::string ip, std::int64_t& open) {
+ClientPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::string ip, std::int64_t& open) {
   if constexpr (Layer::secure)
     return std::make_shared<TlsClientConnection>(ctx, std::move(sock), std::move(ip), open, ctx.tls->current());
   else
@@ -596,72 +261,16 @@ ConnPtr<Layer> make_connection(const SessionContext& ctx, Socket sock, std::stri
 }
 
 template <class Layer>
-void admit_and_serve(ConnPtr<Layer> conn, std::int64_t open);
+void admit_and_serve(ClientPtr<Layer> conn, std::int64_t open);
 
-// --proxy-protocol: the PROXY header that starts the connection, within
-// header_timeout of accept. What has arrived is peeked and parsed; bytes
-// that are surely header (it is not complete yet) are taken, and once it is
-// complete exactly its rest, so what follows (the request, or a TLS hello)
-// stays for the session (and a peek finds the client's close). Its source
-// becomes the connection's client_ip, before admission. A connection
-// without a valid header is closed unanswered and counted.
+// --proxy-protocol: the header first (proxy_header_reader), then admission
+// of the client it names.
 template <class Layer>
-awaitable<void> read_proxy_header(ConnPtr<Layer> conn, std::int64_t open) {
-  auto& c = *conn;
-  const SessionContext& ctx = c.ctx;
-  const int fd = c.socket.native_handle();
-  std::array<std::uint8_t, proxy_protocol::kMaxHeaderLength> bytes;
-  std::size_t taken = 0;
-  proxy_protocol::Result header;
-  c.deadline_at(c.idle_since + ctx.cfg.limits.header_timeout);
-  const auto fail = [&](std::optional<ProxyHeaderFailure> why, std::string_view detail) {
-    c.clear_deadline();
-    if (why) ctx.stats.reject(*why);
-    ctx.log.debug("connection from {} closed: PROXY header {}", c.client_ip, detail);
-  };
-  // (Closed or cut before sending anything: a TCP probe, not counted.)
-  const auto truncated = [&] { return taken > 0 ? std::optional(ProxyHeaderFailure::truncated) : std::nullopt; };
-  for (;;) {
-    const ssize_t n = ::recv(fd, bytes.data() + taken, bytes.size() - taken, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) {
-      const std::size_t seen = taken + static_cast<std::size_t>(n);
-      header = proxy_protocol::parse(std::span<const std::uint8_t>(bytes.data(), seen));
-      if (header.status == proxy_protocol::Result::Status::parsed) break;
-      if (header.status == proxy_protocol::Result::Status::invalid) {
-        fail(ProxyHeaderFailure::invalid, header.reason);
-        co_return;
-      }
-      // Need more: all of it is header.
-      if (::recv(fd, bytes.data() + taken, static_cast<std::size_t>(n), MSG_DONTWAIT) != n) co_return;
-      taken = seen;
-    } else if (n == 0) {
-      fail(truncated(), "truncated");
-      co_return;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      fail(truncated(), "cut by an error");
-      co_return;
-    }
-    error_code ec;
-    co_await c.socket.async_wait(tcp::socket::wait_read, nothrow(ec));
-    if (c.timed_out) {
-      fail(ProxyHeaderFailure::timeout, "timed out");
-      co_return;
-    }
-    if (ec) {
-      fail(std::nullopt, ec.message());
-      co_return;
-    }
-  }
-  c.clear_deadline();
-  const std::size_t rest = header.length - taken;
-  // (The peek showed these bytes, so a short take should not happen; if it
-  // does, the connection is closed and counted like a header cut short.)
-  if (::recv(fd, bytes.data() + taken, rest, MSG_DONTWAIT) != static_cast<ssize_t>(rest)) {
-    fail(ProxyHeaderFailure::truncated, "cut short while taken");
-    co_return;
-  }
-  if (header.source) c.client_ip = std::move(header.source->address);
-  admit_and_serve<Layer>(std::move(conn), open);
+awaitable<void> proxy_then_admit(ClientPtr<Layer> conn, std::int64_t open) {
+  // (The result is held in a variable first: GCC 12 miscompiles this
+  // co_await as an if's condition, destroying the awaited frame twice.)
+  const bool header_read = co_await read_proxy_header(*conn);
+  if (header_read) admit_and_serve<Layer>(std::move(conn), open);
 }
 
 template <class Layer>
@@ -674,16 +283,19 @@ void start_session(const SessionContext& ctx, Socket sock) {
   sock.set_option(tcp::no_delay(true), ec);
   std::int64_t open = 0;
   auto conn = make_connection<Layer>(ctx, std::move(sock), ip_addr.to_string(), open);
-  if (ctx.cfg.proxy_protocol)
-    asio::co_spawn(ctx.io, read_proxy_header<Layer>(std::move(conn), open), asio::detached);
-  else
+  if (!ctx.cfg.proxy_protocol) {
     admit_and_serve<Layer>(std::move(conn), open);
+    return;
+  }
+  // An untrusted peer's connection closes here, unread.
+  if (proxy_header_allowed(*conn))
+    asio::co_spawn(ctx.io, proxy_then_admit<Layer>(std::move(conn), open), asio::detached);
 }
 
 // Admission (the connection cap, the IP filter, the per-IP cap: on the
 // connection's client_ip, final by now), then serving.
 template <class Layer>
-void admit_and_serve(ConnPtr<Layer> conn, std::int64_t open) {
+void admit_and_serve(ClientPtr<Layer> conn, std::int64_t open) {
   const SessionContext& ctx = conn->ctx;
   auto& c = *conn;
   error_code ec;
@@ -694,9 +306,13 @@ void admit_and_serve(ConnPtr<Layer> conn, std::int64_t open) {
   else
     refused = ctx.admission.admit_connection(c.client_ip, c.pass);
   if (refused) {
-    // Answered before any request is read, then closed.
     ctx.stats.reject(refused->reason);
-    const bool head_request = !Layer::secure && peeks_head_request(c.socket);
+    // A TLS client is refused before its handshake, as HAProxy's `tcp-request
+    // connection reject`: no handshake CPU is spent on it, and the
+    // connection closes unanswered (an HTTP answer would need the handshake).
+    if constexpr (Layer::secure) return;
+    // A plain one is answered before any request is read, then closed.
+    const bool head_request = peeks_head_request(c.socket);
     asio::co_spawn(ctx.io, refuse<Layer>(std::move(conn), *refused, head_request), asio::detached);
     return;
   }

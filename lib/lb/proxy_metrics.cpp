@@ -61,6 +61,7 @@ std::string_view to_string(ProxyHeaderFailure f) {
     case ProxyHeaderFailure::invalid: return "invalid";
     case ProxyHeaderFailure::truncated: return "truncated";
     case ProxyHeaderFailure::timeout: return "timeout";
+    case ProxyHeaderFailure::untrusted: return "untrusted";
     case ProxyHeaderFailure::count_: break;
   }
   return "unknown";

@@ -93,7 +93,7 @@ struct ProxyServer::Impl {
   Impl(ProxyConfig c, PolicyRegistry r, std::shared_ptr<spdlog::logger> l, HostResolver res)
       : cfg(std::move(c)),
         log(l ? std::move(l) : std::make_shared<spdlog::logger>("lb")),
-        admission(cfg.limits, cfg.trusted_proxies),
+        admission(cfg.limits, cfg.trusted_proxies, cfg.real_ip_header),
         cluster(cfg, std::move(r), PolicyContext{&random, &clock}, std::move(res), log) {
     cluster.set_listener([this](const std::shared_ptr<const engine::Snapshot>& snap) { health.start(snap); });
     if (tls) stats.tls_certificate_expiry.store(tls->current()->expires(), std::memory_order_relaxed);

@@ -59,6 +59,20 @@ ValueKind<std::string> url_path() {
   });
 }
 
+ValueKind<RealIpHeader> real_ip_header() {
+  ValueKind<RealIpHeader> k;
+  k.type_name = "TEXT:{x-forwarded-for,forwarded}";
+  k.parse = [](std::string_view t) {
+    if (t == "x-forwarded-for") return RealIpHeader::x_forwarded_for;
+    if (t == "forwarded") return RealIpHeader::forwarded;
+    throw ValueError("must be one of x-forwarded-for, forwarded; got '" + std::string(t) + "'");
+  };
+  k.format = [](const RealIpHeader& h) {
+    return std::string(h == RealIpHeader::forwarded ? "forwarded" : "x-forwarded-for");
+  };
+  return k;
+}
+
 ValueKind<AccessLogFormat> access_log_format() {
   ValueKind<AccessLogFormat> k;
   k.type_name = "TEXT:{text,json}";
@@ -244,8 +258,13 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::proxy_protocol), kinds::boolean());
   t.add({.key = "trusted_proxies",
          .flag = "--trusted-proxies",
-         .help = "Believe X-Forwarded-For / Forwarded only from these proxies, repeatable (comma-separated)"},
+         .help = "Believe --real-ip-header, and with --proxy-protocol the PROXY header, only from these peers; "
+                 "repeatable (comma-separated)"},
         field(&C::trusted_proxies), cidr());
+  t.add({.key = "real_ip_header",
+         .flag = "--real-ip-header",
+         .help = "The header a trusted proxy names the client in; the other one is never read"},
+        field(&C::real_ip_header), real_ip_header());
 
   // Upstream connections, queueing, lifecycle
   t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},

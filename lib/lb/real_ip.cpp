@@ -39,32 +39,22 @@ void split_outside_quotes(std::string_view s, char sep, F&& each) {
   each(s.substr(start));
 }
 
-// The `for=` values of Forwarded fields (RFC 7239), in order; an element
-// without one is an empty node (which stops the walk there).
-void forwarded_for_nodes(const boost::beast::http::fields& headers, std::vector<std::string_view>& nodes) {
-  for (const auto& f : headers) {
-    if (!boost::beast::iequals(f.name_string(), "Forwarded")) continue;
-    const std::string_view value(f.value().data(), f.value().size());
-    split_outside_quotes(value, ',', [&](std::string_view element) {
-      std::string_view node;
-      split_outside_quotes(element, ';', [&](std::string_view pair) {
-        pair = trim(pair);
-        const auto eq = pair.find('=');
-        if (eq == std::string_view::npos) return;
-        const std::string_view name = trim(pair.substr(0, eq));
-        if (boost::beast::iequals(boost::beast::string_view(name.data(), name.size()), "for"))
-          node = trim(pair.substr(eq + 1));
-      });
-      nodes.push_back(node);
-    });
+// Splits `s` at every comma: X-Forwarded-For has no quoting.
+template <class F>
+void split_commas(std::string_view s, F&& each) {
+  for (std::size_t start = 0;;) {
+    const auto comma = s.find(',', start);
+    if (comma == std::string_view::npos) {
+      each(s.substr(start));
+      return;
+    }
+    each(s.substr(start, comma - start));
+    start = comma + 1;
   }
 }
 
-}  // namespace
-
-std::optional<IpAddress> forwarded_node_address(std::string_view node) {
-  node = trim(node);
-  if (node.size() >= 2 && node.front() == '"' && node.back() == '"') node = node.substr(1, node.size() - 2);
+// An address with its :port, and the [brackets] around IPv6, taken off.
+std::optional<IpAddress> address_with_port(std::string_view node) {
   if (!node.empty() && node.front() == '[') {
     const auto close = node.find(']');
     if (close == std::string_view::npos) return std::nullopt;
@@ -85,7 +75,42 @@ std::optional<IpAddress> forwarded_node_address(std::string_view node) {
   return IpAddress::parse(node);  // IPv4, or bare IPv6
 }
 
-TrustedProxies::TrustedProxies(std::span<const std::string> cidrs) {
+}  // namespace
+
+void forwarded_for_values(std::string_view field_value, const std::function<void(std::string_view)>& each) {
+  split_outside_quotes(field_value, ',', [&](std::string_view element) {
+    std::string_view node;
+    split_outside_quotes(element, ';', [&](std::string_view pair) {
+      pair = trim(pair);
+      const auto eq = pair.find('=');
+      if (eq == std::string_view::npos) return;
+      const std::string_view name = trim(pair.substr(0, eq));
+      if (boost::beast::iequals(boost::beast::string_view(name.data(), name.size()), "for"))
+        node = trim(pair.substr(eq + 1));
+    });
+    each(node);
+  });
+}
+
+std::optional<IpAddress> forwarded_for_address(std::string_view entry) {
+  entry = trim(entry);
+  if (entry.find('"') != std::string_view::npos) return std::nullopt;
+  return address_with_port(entry);
+}
+
+std::optional<IpAddress> forwarded_node_address(std::string_view node) {
+  node = trim(node);
+  if (node.size() >= 2 && node.front() == '"' && node.back() == '"') {
+    node = node.substr(1, node.size() - 2);
+    // (An address needs no quoted-pair: a value with one is not an address.)
+    if (node.find_first_of("\\\"") != std::string_view::npos) return std::nullopt;
+  } else if (node.find('"') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return address_with_port(node);
+}
+
+TrustedProxies::TrustedProxies(std::span<const std::string> cidrs, RealIpHeader header) : header_(header) {
   for (const auto& text : cidrs) {
     std::string err;
     auto c = Cidr::parse(text, &err);
@@ -108,10 +133,11 @@ namespace {
 
 // Right to left over `nodes`, from a trusted peer: the first untrusted
 // address; all trusted: the leftmost; a bad entry: the last good address.
-std::optional<IpAddress> walk(const TrustedProxies& trusted, const std::vector<std::string_view>& nodes) {
+std::optional<IpAddress> walk(const TrustedProxies& trusted, const std::vector<std::string_view>& nodes,
+                               RealIpHeader kind) {
   std::optional<IpAddress> client;
   for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) {
-    const auto ip = forwarded_node_address(*it);
+    const auto ip = kind == RealIpHeader::forwarded ? forwarded_node_address(*it) : forwarded_for_address(*it);
     if (!ip) break;
     client = ip;
     if (!trusted.trusted(*ip)) break;
@@ -126,21 +152,25 @@ void TrustedProxies::resolve(std::string_view peer, const boost::beast::http::fi
   out.assign(peer);
   if (!trusted(peer)) return;
   std::vector<std::string_view> nodes;
+  const bool forwarded = header_ == RealIpHeader::forwarded;
+  const boost::beast::string_view name = forwarded ? "Forwarded" : "X-Forwarded-For";
   for (const auto& f : headers) {
-    if (f.value().empty() || !boost::beast::iequals(f.name_string(), "X-Forwarded-For")) continue;
-    split_outside_quotes(std::string_view(f.value().data(), f.value().size()), ',',
-                         [&](std::string_view node) { nodes.push_back(node); });
+    if (f.value().empty() || !boost::beast::iequals(f.name_string(), name)) continue;
+    const std::string_view value(f.value().data(), f.value().size());
+    if (forwarded)
+      forwarded_for_values(value, [&](std::string_view node) { nodes.push_back(node); });
+    else
+      split_commas(value, [&](std::string_view entry) { nodes.push_back(entry); });
   }
-  if (nodes.empty()) forwarded_for_nodes(headers, nodes);
-  if (const auto client = walk(*this, nodes)) out = client->to_string();
+  if (const auto client = walk(*this, nodes, header_)) out = client->to_string();
 }
 
 void TrustedProxies::resolve_forwarded_for(std::string_view peer, std::string_view list, std::string& out) const {
   out.assign(peer);
   if (!trusted(peer)) return;
   std::vector<std::string_view> nodes;
-  split_outside_quotes(list, ',', [&](std::string_view node) { nodes.push_back(node); });
-  if (const auto client = walk(*this, nodes)) out = client->to_string();
+  split_commas(list, [&](std::string_view entry) { nodes.push_back(entry); });
+  if (const auto client = walk(*this, nodes, RealIpHeader::x_forwarded_for)) out = client->to_string();
 }
 
 }  // namespace userkey::lb::engine

@@ -15,6 +15,9 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/proxy_protocol.cpp
   ${CMAKE_CURRENT_LIST_DIR}/real_ip.cpp
   ${CMAKE_CURRENT_LIST_DIR}/access_log.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/client_connection.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/client_transport.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/proxy_header_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/downstream_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/health_checker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/listener.cpp

@@ -286,10 +286,20 @@ TEST_CASE("trusted proxies: X-Forwarded-For is believed only from them, right to
     CHECK_MESSAGE(
         eventually([&] { return lb.proc.log().find("203.0.113.7 GET /trusted 200 ") != std::string::npos; }, 3s),
         lb.proc.log());
-    // Forwarded (RFC 7239) when there is no X-Forwarded-For.
+    // Forwarded is not the header believed by default: never read.
     REQUIRE(status_of(raw_exchange(lb.port, get("/", "Forwarded: for=\"[2001:db8::7]:4711\", for=10.0.0.2\r\n"))) ==
             200);
-    CHECK(header(up.last_head(), "X-Real-IP") == "2001:db8::7");
+    CHECK(header(up.last_head(), "X-Real-IP") == "127.0.0.1");
+  }
+  SUBCASE("X-Forwarded-For is a plain comma list: a client's quote cannot hide the address its proxy appended") {
+    RecordingUpstream up;
+    LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--trusted-proxies", "127.0.0.1/32", "--deny",
+                  "198.51.100.9/32"});
+    // The front proxy appended the real address to what the client sent.
+    CHECK(status_of(raw_exchange(lb.port, get("/", "X-Forwarded-For: \"x, 198.51.100.9\r\n"))) == 403);
+    CHECK(status_of(raw_exchange(lb.port, get("/", "X-Forwarded-For: 1.2.3.4, 198.51.100.9\r\n"))) == 403);
+    REQUIRE(status_of(raw_exchange(lb.port, get("/", "X-Forwarded-For: \"x, 198.51.100.10\r\n"))) == 200);
+    CHECK(header(up.last_head(), "X-Real-IP") == "198.51.100.10");
   }
   SUBCASE("the resolved client is IP-filtered and rate-limited per request") {
     RecordingUpstream up;
@@ -315,4 +325,76 @@ TEST_CASE("trusted proxies: X-Forwarded-For is believed only from them, right to
     CHECK(header(up.last_head(), "X-Real-IP") == "127.0.0.1");
     CHECK(header(up.last_head(), "X-Forwarded-For") == "203.0.113.7, 10.0.0.1, 127.0.0.1");
   }
+}
+
+TEST_CASE("--real-ip-header forwarded: the Forwarded a trusted proxy wrote wins over the client's X-Forwarded-For") {
+  RecordingUpstream up;
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--trusted-proxies", "127.0.0.1/32",
+                "--real-ip-header", "forwarded", "--deny", "192.0.2.99/32"});
+  const std::string spoof = "X-Forwarded-For: 192.0.2.99\r\n";
+  REQUIRE(status_of(raw_exchange(lb.port, get("/", spoof + "Forwarded: for=203.0.113.7;proto=https\r\n"))) == 200);
+  CHECK(header(up.last_head(), "X-Real-IP") == "203.0.113.7");
+  REQUIRE(status_of(raw_exchange(lb.port, get("/", "Forwarded: for=\"[2001:db8::7]:4711\", for=127.0.0.1\r\n"))) ==
+          200);
+  CHECK(header(up.last_head(), "X-Real-IP") == "2001:db8::7");
+  // The client's own X-Forwarded-For alone names no one: the peer is the client.
+  REQUIRE(status_of(raw_exchange(lb.port, get("/", spoof))) == 200);
+  CHECK(header(up.last_head(), "X-Real-IP") == "127.0.0.1");
+  // A bad value is refused at start, naming the flag.
+  TempDir dir;
+  ChildProcess bad({USERKEY_LB_BIN, "--admin", "off", "--upstream", up.upstream(), "--real-ip-header", "x-real-ip"},
+                   dir.path() / "bad.log");
+  CHECK(bad.wait(10s) == 2);
+  CHECK_MESSAGE(bad.log().find("real-ip-header") != std::string::npos, bad.log());
+}
+
+TEST_CASE("PROXY protocol: only trusted peers may send the header; any other peer is closed before a byte is read") {
+  RecordingUpstream up;
+  // The peer (127.0.0.1) is denied and is not the trusted proxy: it must not
+  // get in by naming another address.
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--proxy-protocol", "true", "--trusted-proxies",
+                "10.9.9.9/32", "--deny", "127.0.0.1/32"});
+  // (The start-up's port probe was such a connection too.)
+  const auto before = failures(lb, "untrusted");
+  for (int i = 0; i < 5; ++i) CHECK(raw_exchange(lb.port, proxy_v1("10.1.2.3") + get("/")).empty());
+  CHECK(raw_exchange(lb.port, proxy_v2("10.1.2.4") + get("/")).empty());
+  CHECK(up.count() == 0);
+  CHECK(eventually([&] { return failures(lb, "untrusted") == before + 6; }, 3s));
+  CHECK(failures(lb, "invalid") == 0);
+  CHECK(lb.metric("userkey_lb_rejections_total{reason=\"denied\"}") == 0);  // refused before admission
+  // Logged once per interval, not once per connection.
+  std::size_t lines = 0;
+  const auto log = lb.proc.log();
+  for (auto at = log.find("PROXY header is believed only from"); at != std::string::npos;
+       at = log.find("PROXY header is believed only from", at + 1))
+    ++lines;
+  CHECK_MESSAGE(lines == 1, log);
+
+  // From a trusted peer, the header is believed as before.
+  RecordingUpstream up2;
+  LbProcess trusted({"--upstream", up2.upstream(), "--no-active-health", "--proxy-protocol", "true",
+                     "--trusted-proxies", "127.0.0.1/32"});
+  REQUIRE(status_of(raw_exchange(trusted.port, proxy_v1("10.1.2.3") + get("/"))) == 200);
+  CHECK(header(up2.last_head(), "X-Real-IP") == "10.1.2.3");
+}
+
+TEST_CASE("TLS: a denied or over-cap client is closed before its handshake, no handshake CPU spent") {
+  RecordingUpstream up;
+  SelfSigned cert;
+  const std::uint16_t tls_port = free_port();
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--tls-listen",
+                "127.0.0.1:" + std::to_string(tls_port), "--tls-cert", cert.cert, "--tls-key", cert.key, "--deny",
+                "127.0.0.1/32"});
+  REQUIRE(wait_for_port(tls_port, 10s));
+  const auto denied = [&] { return lb.metric("userkey_lb_rejections_total{reason=\"denied\"}"); };
+  const auto before = denied();  // (the port probes were denied connections too)
+  CHECK(tls_exchange(tls_port, "", get("/")).empty());
+  CHECK(tls_exchange(tls_port, "", get("/")).empty());
+  CHECK(eventually([&] { return denied() == before + 2; }, 3s));
+  CHECK(lb.metric("userkey_lb_tls_handshakes_total") == 0);
+  for (const char* why : {"timeout", "plain_http", "protocol", "closed"})
+    CHECK(lb.metric(std::string("userkey_lb_tls_handshake_failures_total{reason=\"") + why + "\"}") == 0);
+  CHECK(up.count() == 0);
+  // The plain listener still answers a denied client with 403.
+  CHECK(status_of(raw_exchange(lb.port, get("/"))) == 403);
 }

@@ -64,6 +64,10 @@ struct TlsConfig {
   std::string upstream_ca_file;
 };
 
+/// Which request header names the client behind a trusted proxy:
+/// X-Forwarded-For (a plain comma list) or Forwarded (RFC 7239 `for=`).
+enum class RealIpHeader { x_forwarded_for, forwarded };
+
 struct ProxyConfig {
   /// The plain HTTP listener; empty host = none (then tls.listen is required).
   std::string listen_host = "127.0.0.1";
@@ -105,10 +109,14 @@ struct ProxyConfig {
   /// behind HAProxy, an AWS NLB, ...). A connection without a valid one is
   /// closed unanswered. Needs restart.
   bool proxy_protocol = false;
-  /// CIDR blocks of proxies whose X-Forwarded-For / Forwarded are believed:
-  /// a request from one of them is from the first untrusted address of its
-  /// X-Forwarded-For, read right to left. Empty: none believed.
+  /// CIDR blocks of proxies whose `real_ip_header` is believed: a request
+  /// from one of them is from the first untrusted address of that header,
+  /// read right to left. Empty: none believed. With proxy_protocol, also the
+  /// only peers whose PROXY header is believed (a connection from any other
+  /// peer is closed before anything is read from it).
   std::vector<std::string> trusted_proxies;
+  /// The header a trusted proxy names the client in (nginx's real_ip_header).
+  RealIpHeader real_ip_header = RealIpHeader::x_forwarded_for;
 
   /// Event-loop threads; 0 = one per core, at most 4 (on 2 cores one loop
   /// measured as fast as two).

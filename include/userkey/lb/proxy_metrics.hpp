@@ -72,6 +72,7 @@ enum class ProxyHeaderFailure : std::size_t {
   invalid,    // not a header (no signature) or a malformed one
   truncated,  // the client closed in the middle of it
   timeout,    // not complete within header_timeout of accept
+  untrusted,  // the TCP peer is not a trusted proxy: closed before anything is read
   count_
 };
 std::string_view to_string(ProxyHeaderFailure f);

@@ -74,6 +74,7 @@ lb::ProxyConfig everything_changed() {
   c.tls.upstream_ca_file = "/etc/lb/upstream-ca.pem";
   c.proxy_protocol = true;
   c.trusted_proxies = {"10.0.0.0/8", "192.0.2.1"};
+  c.real_ip_header = lb::RealIpHeader::forwarded;
   return c;
 }
 
@@ -103,7 +104,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 46);
+  CHECK(keys.size() == 47);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
