@@ -213,7 +213,9 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .flag = "--max-header-bytes",
          .help = "Request line + headers limit (431 beyond)"},
         field(&C::limits, &L::max_header_bytes), kinds::whole<u32>(kMinHeaderBytes, kMaxHeaderBytes));
-  t.add({.key = "limits.max_body_bytes", .flag = "--max-body-bytes", .help = "Request body limit (413 beyond)"},
+  t.add({.key = "limits.max_body_bytes",
+         .flag = "--max-body-bytes",
+         .help = "Request body limit at the lb (413 beyond, not forwarded); default = userkey-backend's own"},
         field(&C::limits, &L::max_body_bytes), kinds::whole<u64>());
   t.add({.key = "limits.header_timeout", .flag = "--header-timeout", .help = "Time to receive a request head"},
         field(&C::limits, &L::header_timeout), positive_duration);

@@ -3,30 +3,15 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/write.hpp>
-#include <boost/beast/http/read.hpp>
-
 #include <array>
 #include <optional>
 #include <span>
 
 #include "http1_codec.hpp"
+#include "upstream_exchange.hpp"
 #include "userkey/core/query_string.hpp"
 
 namespace userkey::lb::engine {
-
-namespace {
-
-// `op(s)` on the stream requests to `conn` go over: its TLS layer when it has
-// one, else the connection itself. `op` starts one asynchronous operation and
-// returns its awaitable, the same type for either stream, so the exchange is
-// written once and nothing more is allocated than the operation's own frame.
-template <class Op>
-auto on_stream(Conn& conn, Op&& op) {
-  return conn.tls ? op(*conn.tls) : op(conn.stream);
-}
-
-}  // namespace
 
 const Snapshot& UpstreamRouter::refresh() {
   if (!snap_ || snap_->generation != cluster_.generation()) {
@@ -60,31 +45,10 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
                                                                   : Outcome::connect_failed;
       co_return a;
     }
-    error_code ec;
-    conn->stream.expires_after(upstream_timeout_);
-    const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body())};
-    const std::size_t written =
-        co_await on_stream(*conn, [&](auto& s) { return asio::async_write(s, wire, nothrow(ec)); });
-    conn->buffer.clear();
-    // Interim 1xx responses (other than 101) are skipped: the final response
-    // follows on the same connection.
-    std::optional<http::response_parser<http::string_body>> rp;
-    bool got_some = false;
-    while (!ec) {
-      rp.emplace();
-      rp->body_limit(64 * 1024 * 1024);
-      if (req.method() == http::verb::head) rp->skip(true);
-      co_await on_stream(*conn, [&](auto& s) { return http::async_read(s, conn->buffer, *rp, nothrow(ec)); });
-      // An upstream that closes TLS without close_notify has closed: as a
-      // plain connection's end of stream (which never reports this error).
-      if (ec == asio::ssl::error::stream_truncated) ec = http::error::end_of_stream;
-      got_some = got_some || rp->got_some();
-      const unsigned code = rp->get().result_int();
-      if (ec || code / 100 != 1 || code == 101) break;
-    }
-    if (!ec) {
+    Exchange x = co_await exchange(*conn, head, req.body(), req.method() == http::verb::head, upstream_timeout_);
+    if (x.response) {
       conn->stream.expires_never();
-      a.response = rp->release();
+      a.response = std::move(*x.response);
       // 101: the connection now speaks another protocol (one the lb never
       // asked for: it does not forward Upgrade). Never pooled; a failure.
       if (a.response.result_int() == 101) {
@@ -92,15 +56,22 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
         a.outcome = Outcome::no_response;
         co_return a;
       }
-      // Reusable only if the upstream keeps it open and sent nothing extra.
-      if (a.response.keep_alive() && conn->buffer.size() == 0 && !stopped_.load(std::memory_order_relaxed))
+      // Any final response is the answer, also one that came before the
+      // whole request went (a 413 to a body the upstream refuses as soon as
+      // the head is in): relayed, never a failure. Reusable only if the
+      // whole request went, the upstream keeps it open and sent nothing
+      // extra.
+      if (x.request_complete() && a.response.keep_alive() && conn->buffer.size() == 0 &&
+          !stopped_.load(std::memory_order_relaxed))
         pool->release(std::move(conn));
       else
         conn.reset();  // closes it; its slot goes on
       a.outcome = Outcome::ok;
       co_return a;
     }
-    const bool nothing_back = !got_some;
+    const error_code ec = x.error;
+    const std::size_t written = x.written;
+    const bool nothing_back = !x.got_some;
     conn.reset();
     if (is_local_error(ec)) {
       a.outcome = Outcome::local_error;

@@ -5,16 +5,19 @@
 // request head, the hash key a policy sees, and the retry
 // loop: choose among eligible, untried upstreams (in panic, when too few are
 // available, passive verdicts are ignored; one full on this loop passes the
-// request to one with room, or the shortest queue) -> attempt (write, read the
-// response, skipping 1xx) -> outcome -> retry on another upstream (any
+// request to one with room, or the shortest queue) -> attempt (the exchange:
+// upstream_exchange; a final response that came before the whole request
+// went is the answer, never a failure, and its connection is not reused)
+// -> outcome -> retry on another upstream (any
 // request that never reached an upstream; idempotent ones also after no or a
 // timed-out response, at most once after a timeout; up to `retries`) or
 // answer 502 / 503 / 504. Reports passive health (through the cluster's
 // ejection budget; a request's timeouts count once, local failures and
 // oversized responses never) and per-upstream counters as it goes.
 //
-// Leaves to others: connections, reuse and queuing (upstream_pool), message
-// rules (http1_codec), the client connection (downstream_session), which
+// Leaves to others: connections, reuse and queuing (upstream_pool), the
+// write and read on a connection (upstream_exchange), message rules
+// (http1_codec), the client connection (downstream_session), which
 // upstreams exist (cluster).
 #pragma once
 

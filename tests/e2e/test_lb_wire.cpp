@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "support/backend_process.hpp"
@@ -60,6 +63,85 @@ struct SwitchingUpstream : RawUpstream {
                          : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
   }
 };
+
+// A raw upstream that answers every request 413 as soon as its head is in,
+// as a backend refusing a large body does, then either reads a little of
+// the body and closes with the rest unread (the kernel resets the
+// connection: `stall` false) or stops reading and holds the connection open
+// until it is destroyed (`stall` true).
+class EarlyRefusingUpstream {
+public:
+  explicit EarlyRefusingUpstream(bool stall) : stall_(stall) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~EarlyRefusingUpstream() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  EarlyRefusingUpstream(const EarlyRefusingUpstream&) = delete;
+  EarlyRefusingUpstream& operator=(const EarlyRefusingUpstream&) = delete;
+
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port_); }
+  static constexpr std::string_view kBody = R"({"error":"early refusal"})";
+  std::atomic<int> refused{0};
+
+private:
+  static bool readable(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) > 0;
+  }
+  // One connection at a time: the lb makes one per request here.
+  void run() {
+    while (!stop_) {
+      if (!readable(listener_, 50)) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      std::string in;
+      char buf[4096];
+      while (!stop_ && in.find("\r\n\r\n") == std::string::npos) {
+        if (!readable(fd, 50)) continue;
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+      }
+      RawUpstream::send_all(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                                "Content-Length: " + std::to_string(kBody.size()) +
+                                    "\r\nConnection: close\r\n\r\n" + std::string(kBody));
+      ++refused;
+      if (stall_) {
+        while (!stop_) std::this_thread::sleep_for(20ms);  // reads nothing more, closes nothing
+      } else {
+        for (std::size_t got = in.size(); got < 32 * 1024 && readable(fd, 1000);) {
+          const auto n = ::recv(fd, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          got += static_cast<std::size_t>(n);
+        }
+      }
+      ::close(fd);  // the rest of the body unread: a reset
+    }
+  }
+
+  bool stall_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+std::string post_of(std::size_t body_bytes) {
+  return "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body_bytes) +
+         "\r\nConnection: close\r\n\r\n" + std::string(body_bytes, 'b');
+}
 
 // What follows the head of the first response with `status` in `raw`.
 std::string after_head_of(const std::string& raw, const std::string& status) {
@@ -220,4 +302,58 @@ TEST_CASE("several X-Forwarded-For fields reach the upstream as one list, in ord
                                 "X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n");
   CHECK(status_of(raw) == 200);
   CHECK(raw.find("xff-fields=1 xff=10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1 ") != std::string::npos);
+}
+
+TEST_CASE("a body the backend refuses as soon as the head is in reaches the client as its 413; the backend stays in") {
+  BackendProcess b1({"--name", "backend-1", "--access-log", "false", "--dump", dump_dir().string()});
+  BackendProcess b2({"--name", "backend-2", "--access-log", "false", "--dump", dump_dir().string()});
+  // The lb takes bodies up to 8 MiB: more than the backend's 64 KiB. A
+  // 1 MiB body may fit in the kernel's buffers whole (the lb's write then
+  // ends before the backend's reset); an 8 MiB one does not.
+  LbProcess lb({"--upstream", b1.upstream(), "--upstream", b2.upstream(), "--policy", "round_robin",
+                "--max-body-bytes", "8388608", "--access-log", "false"});
+  for (int i = 0; i < 4; ++i) {  // every upstream gets each size
+    CAPTURE(i);
+    const auto raw = raw_exchange(lb.port, post_of(i < 2 ? 1024 * 1024 : 8 * 1024 * 1024), 10s);
+    CHECK(status_of(raw) == 413);
+    CHECK(after_head_of(raw, "413").find("\"error\":\"request body too large\"") != std::string::npos);
+  }
+  for (const auto& up : {b1.upstream(), b2.upstream()}) {
+    CAPTURE(up);
+    const auto st = lb.upstream_status(up);
+    CHECK(st["up"] == true);
+    CHECK(st["passively_down"] == false);
+    CHECK(st["errors"] == 0);
+  }
+  CHECK(lb.proc.log().find("failed (") == std::string::npos);
+  // Both still in rotation.
+  std::set<std::string> answered;
+  for (int i = 0; i < 4; ++i) {
+    const auto r = http_get(lb.port, "/?user_id=1");
+    CHECK(r.status == 200);
+    answered.insert(r.body.substr(r.body.find("backend-"), 9));
+  }
+  CHECK(answered.size() == 2);
+}
+
+TEST_CASE("an upstream's early 413 is relayed whether it then resets mid-body or stops reading; never a failure") {
+  for (const bool stall : {false, true}) {
+    CAPTURE(stall);
+    EarlyRefusingUpstream up(stall);
+    // The upstream timeout is long: an lb waiting on a write the upstream
+    // no longer reads would be seen waiting (and answer 504 after it).
+    // The body is more than the kernel buffers for a peer that reads
+    // nothing, so the lb's write cannot end by itself.
+    LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--max-body-bytes", "16777216",
+                  "--upstream-timeout", "20s", "--access-log", "false"});
+    const auto raw = raw_exchange(lb.port, post_of(16 * 1024 * 1024), 10s);
+    CHECK(status_of(raw) == 413);
+    CHECK(after_head_of(raw, "413") == EarlyRefusingUpstream::kBody);
+    CHECK(up.refused == 1);
+    const auto st = lb.upstream_status(up.upstream());
+    CHECK(st["up"] == true);
+    CHECK(st["errors"] == 0);
+    CHECK(lb.metric("userkey_lb_upstream_responses_total{upstream=\"" + up.upstream() + "\",code=\"4xx\"}") == 1);
+    CHECK_MESSAGE(lb.proc.log().find("failed (") == std::string::npos, lb.proc.log());
+  }
 }

@@ -31,9 +31,13 @@ struct LimitsConfig {
   /// CIDR lists; deny wins; a non-empty allow list admits only its members.
   std::vector<std::string> allow;
   std::vector<std::string> deny;
-  /// Request line + headers, bytes (431 beyond); body bytes (413 beyond).
+  /// Request line + headers, bytes (431 beyond); body bytes (413 beyond,
+  /// from the lb, before anything goes upstream). The body default is the
+  /// backend's own limit (userkey-backend refuses a larger body with 413 as
+  /// soon as its head is in; its routes take none), so the lb neither holds
+  /// nor forwards bodies the backends would refuse.
   std::uint32_t max_header_bytes = 8 * 1024;
-  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint64_t max_body_bytes = 64 * 1024;
   /// Time allowed to receive a complete request head (slowloris guard),
   /// from the connection's start or, between keep-alive requests, from the
   /// next request's first byte; how long an idle keep-alive client

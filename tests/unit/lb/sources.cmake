@@ -16,6 +16,7 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_client_table.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_listener.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_router.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_upstream_exchange.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_request_id.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_access_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_protocol.cpp
