@@ -127,7 +127,7 @@ TEST_CASE("admin: /healthz answers within 1 s while 11 clients trickle heads and
     const auto t0 = Clock::now();
     const auto r = http_get(lb.admin, "/healthz", {}, 3000ms);
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-    MESSAGE("probe " << probe << ": status " << r.status << " in " << took.count() << " ms");
+    INFO("probe " << probe << ": status " << r.status << " in " << took.count() << " ms");
     CHECK(r.status == 200);
     CHECK(r.body == "{\"status\":\"ok\"}\n");
     CHECK(took < 1000ms);
