@@ -2,7 +2,9 @@
 // Every setting is declared once, in userkey::backend_settings(); this file
 // only wires: command line (flags win over USERKEY_* environment) ->
 // repository -> Router -> BackendServer, with the library's signal loop on a
-// thread of its own: SIGINT/SIGTERM stop the server gracefully.
+// thread of its own: SIGINT / SIGTERM / SIGQUIT stop the server gracefully,
+// SIGUSR1 reopens the log file, SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN and
+// SIGTTOU are logged and ignored.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<spdlog::logger> log;
   try {
     settings.apply(cfg, cli.given());
-    log = userkey::make_logger("backend", cfg.log_level, userkey::LogDelivery::async);
+    log = userkey::make_logger("backend", cfg.log_level, userkey::LogDelivery::async, cfg.log_file);
   } catch (const std::exception& e) {
     std::cerr << "userkey-backend: " << e.what() << "\n";
     return 2;
@@ -60,10 +62,21 @@ int main(int argc, char** argv) {
 
   userkey::SignalLoopThread signal_loop(
       signals, {.reload = [&] { log->info("SIGHUP ignored (nothing to reload)"); },
+                .reopen_logs =
+                    [&] {
+                      std::string reopen_error;
+                      if (userkey::reopen_log_files(*log, &reopen_error)) log->info("SIGUSR1: log file reopened");
+                      else log->error("SIGUSR1: {}; writing on to the old file", reopen_error);
+                    },
                 .stop =
                     [&](int sig) {
-                      log->info("signal {} received, finishing in-flight requests", sig);
+                      log->info("{} received, finishing in-flight requests", userkey::signal_name(sig));
                       server.stop();
+                    },
+                .ignored =
+                    [&](int sig) {
+                      log->warn("{} ignored: userkey-backend gives it no meaning (SIGTERM, SIGINT or SIGQUIT stop)",
+                                userkey::signal_name(sig));
                     }});
   const bool served = server.run(router);
   signal_loop.cancel();  // run() failed: no signal will come to end the loop

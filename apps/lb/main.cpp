@@ -3,7 +3,9 @@
 // wires: the command line made from that table, build_proxy_config()
 // (defaults < --config TOML file < USERKEY_LB_* environment < flags), the
 // ProxyServer, and the library's signal loop (SIGHUP re-reads the file, flags
-// still on top, and reloads what reload() applies; SIGTERM / SIGINT drain).
+// still on top, and reloads what reload() applies; SIGUSR1 reopens the log
+// files; SIGTERM / SIGINT / SIGQUIT drain; SIGUSR2, SIGWINCH, SIGTTIN and
+// SIGTTOU are logged and ignored).
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
   userkey::CommandLine cli(
       "userkey-lb: HTTP load balancer in front of the userkey backends.\n"
       "Settings: built-in defaults < --config FILE (TOML, see docker/lb.example.toml) < USERKEY_LB_* "
-      "environment < flags. SIGHUP reloads the file; SIGTERM drains and exits.",
+      "environment < flags. SIGHUP reloads the file; SIGUSR1 reopens the log files; SIGTERM, SIGINT or SIGQUIT "
+      "drains and exits.",
       40);
   cli.add_file_option("--config", settings.settings().env_for("--config"), "TOML config file; reread on SIGHUP");
   cli.add_settings(settings);
@@ -58,9 +61,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<lb::ProxyServer> server;
   try {
     cfg = lb::build_proxy_config(file, given);
-    log = userkey::make_logger("lb", cfg.log_level, userkey::LogDelivery::async);
+    log = userkey::make_logger("lb", cfg.log_level, userkey::LogDelivery::async, cfg.log_file);
     server = std::make_unique<lb::ProxyServer>(cfg, registry, log);
-  } catch (const std::exception& e) {  // ConfigError (also unusable TLS files), or ProxyServer's invalid_argument
+  } catch (const std::exception& e) {  // ConfigError (also unusable TLS files), ProxyServer's invalid_argument,
+                                       // or a log file that cannot be opened (system_error)
     std::cerr << "userkey-lb: invalid configuration: " << e.what() << "\n";
     return 2;
   }
@@ -96,12 +100,23 @@ int main(int argc, char** argv) {
                log->error("reload failed, keeping the running configuration: {}", e.what());
              }
            },
+       .reopen_logs =
+           [&] {
+             std::string reopen_error;
+             if (server->reopen_logs(&reopen_error)) log->info("SIGUSR1: log files reopened");
+             else log->error("SIGUSR1: {}; writing on to the old file", reopen_error);
+           },
        .stop =
            [&](int sig) {
-             log->info("signal {} received, draining in-flight requests (up to {} ms)", sig,
+             log->info("{} received, draining in-flight requests (up to {} ms)", userkey::signal_name(sig),
                        started.drain_timeout.count());
              server->drain();
              log->info("stopped");
+           },
+       .ignored =
+           [&](int sig) {
+             log->warn("{} ignored: userkey-lb gives it no meaning (SIGTERM, SIGINT or SIGQUIT drain and stop)",
+                       userkey::signal_name(sig));
            }});
   return 0;
 }

@@ -72,6 +72,11 @@ SettingsTable<BackendConfig> make_table() {
         field(&C::server, &S::access_log), kinds::boolean());
   t.add({.key = "log_level", .flag = "--log-level", .help = "trace, debug, info, warn, error or off"},
         field(&C::log_level), kinds::log_level());
+  t.add({.key = "log_file",
+         .flag = "--log-file",
+         .help = "Write the log, access log lines included, to this file (appended to; reopened on SIGUSR1) "
+                 "instead of stderr"},
+        field(&C::log_file), kinds::text());
   return t;
 }
 

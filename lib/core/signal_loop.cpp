@@ -15,8 +15,17 @@ int loop(SignalWatcher& signals, const SignalHandlers& handlers, const std::atom
   for (;;) {
     const int sig = signals.wait();
     if (cancelled != nullptr && cancelled->load()) return 0;
-    if (sig == SIGHUP) {
+    const SignalAction action = signal_action(sig);
+    if (action == SignalAction::reload) {
       if (handlers.reload) handlers.reload();
+      continue;
+    }
+    if (action == SignalAction::reopen_logs) {
+      if (handlers.reopen_logs) handlers.reopen_logs();
+      continue;
+    }
+    if (action == SignalAction::ignore) {
+      if (handlers.ignored) handlers.ignored(sig);
       continue;
     }
     if (stopped_by != nullptr) stopped_by->store(sig);
@@ -36,7 +45,7 @@ SignalLoopThread::SignalLoopThread(SignalWatcher& signals, SignalHandlers handle
   // creates it, or one could arrive before it waits.
   sigset_t set, old;
   sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  for (const int sig : watched_signals()) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, &old);
   thread_ = std::thread([this, &signals, h = std::move(handlers)] { loop(signals, h, &cancelled_, &stopped_by_); });
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

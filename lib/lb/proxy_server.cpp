@@ -66,9 +66,16 @@ struct ProxyServer::Impl {
       cfg.tls.listen_host.empty() ? nullptr
                                   : std::make_unique<engine::TlsContextStore>(cfg.tls.cert_file, cfg.tls.key_file);
   std::shared_ptr<spdlog::logger> log;
-  // JSON access log lines: standard output, as they are.
+  // JSON access log lines, as they are: standard output or access_log_file.
   std::shared_ptr<spdlog::logger> json_access_log =
-      cfg.access_log && cfg.access_log_format == AccessLogFormat::json ? make_line_logger("access") : nullptr;
+      cfg.access_log && cfg.access_log_format == AccessLogFormat::json
+          ? make_line_logger("access", LogDelivery::async, cfg.access_log_file)
+          : nullptr;
+  // Text access log lines in a file of their own; null: in `log`.
+  std::shared_ptr<spdlog::logger> text_access_log =
+      cfg.access_log && cfg.access_log_format == AccessLogFormat::text && !cfg.access_log_file.empty()
+          ? make_logger("lb", "info", LogDelivery::async, cfg.access_log_file)
+          : nullptr;
   SplitMixRandom random{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
   SystemTimeSource clock;
   ProxyStats stats;
@@ -127,9 +134,17 @@ bool ProxyServer::start(std::string* error) {
   };
   std::uint32_t n = im.cfg.threads;
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
-  const engine::EngineContext ctx{im.cfg,     im.stats,   im.admission,
-                                  im.cluster, *im.log,    im.json_access_log.get(),
-                                  im.draining, im.stopped, im.tls.get(), im.upstream_tls->get()};
+  const engine::EngineContext ctx{im.cfg,
+                                  im.stats,
+                                  im.admission,
+                                  im.cluster,
+                                  *im.log,
+                                  im.json_access_log.get(),
+                                  im.text_access_log.get(),
+                                  im.draining,
+                                  im.stopped,
+                                  im.tls.get(),
+                                  im.upstream_tls->get()};
   for (std::uint32_t i = 0; i < n; ++i) im.workers.push_back(std::make_unique<engine::Worker>(ctx, i, n));
   auto& first = *im.workers.front();
   // Each listener accepts on the first loop; they differ only in how their
@@ -197,6 +212,14 @@ void ProxyServer::reload(const ProxyConfig& config) {
   }
   impl_->cluster.reload(config);
   impl_->log->info("configuration reloaded: {} upstreams, policy {}", config.upstreams.size(), config.policy);
+}
+
+bool ProxyServer::reopen_logs(std::string* error) {
+  auto& im = *impl_;
+  bool ok = reopen_log_files(*im.log, error);
+  for (auto* access : {im.json_access_log.get(), im.text_access_log.get()})
+    if (access != nullptr) ok = reopen_log_files(*access, ok ? error : nullptr) && ok;
+  return ok;
 }
 
 void ProxyServer::drain() {

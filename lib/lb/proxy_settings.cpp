@@ -301,6 +301,15 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .help = "Keep a well-formed X-Request-Id or make one; send it upstream and echo it (on/off)"},
         field(&C::request_id), kinds::boolean());
   t.add({.key = "log_level", .flag = "--log-level", .help = "Log level"}, field(&C::log_level), kinds::log_level());
+  t.add({.key = "log_file",
+         .flag = "--log-file",
+         .help = "Write the log to this file (appended to; reopened on SIGUSR1) instead of stderr"},
+        field(&C::log_file), kinds::text());
+  t.add({.key = "access_log_file",
+         .flag = "--access-log-file",
+         .help = "Write access log lines to this file (appended to; reopened on SIGUSR1) instead of the log (text) "
+                 "or stdout (json)"},
+        field(&C::access_log_file), kinds::text());
   return t;
 }
 

@@ -31,7 +31,8 @@ Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops)
     : ctx_(ctx),
       pool_shared_{pool_settings(ctx.cfg, index, loops), ctx.upstream_tls},
       router_(ctx.cluster, pools_, ctx.stats, ctx.log, ctx.cfg.upstream_timeout, ctx.stopped),
-      access_log_(ctx.cfg.access_log, ctx.cfg.access_log_format, ctx.log, ctx.json_access_log),
+      access_log_(ctx.cfg.access_log, ctx.cfg.access_log_format, ctx.text_access_log ? *ctx.text_access_log : ctx.log,
+                  ctx.json_access_log),
       session_ctx_{io_,     ctx.cfg,      ctx.stats,   ctx.admission, router_, sessions_, ctx.draining,
                    ctx.log, request_ids_, access_log_, ctx.tls} {}
 

@@ -43,6 +43,8 @@ struct EngineContext {
   spdlog::logger& log;
   /// Where JSON access log lines go (null: to `log`).
   spdlog::logger* json_access_log;
+  /// Where text access log lines go (null: to `log`).
+  spdlog::logger* text_access_log;
   const std::atomic<bool>& draining;
   const std::atomic<bool>& stopped;
   /// The TLS server context the TLS listener's connections are made with;

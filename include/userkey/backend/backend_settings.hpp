@@ -45,6 +45,9 @@ struct BackendConfig {
   /// In front of MongoDB only.
   CacheConfig cache;
   std::string log_level = "info";
+  /// The log (access log lines included): this file, appended to and
+  /// reopened on SIGUSR1, instead of stderr.
+  std::string log_file;
 };
 
 /// The table (keys such as "listen", "cache_ttl"; environment prefix

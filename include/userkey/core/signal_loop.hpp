@@ -1,9 +1,13 @@
-// The signal loop of a service: SIGHUP = reload, SIGTERM / SIGINT = stop,
-// shared by the apps and available to programs embedding the library.
+// The signal loop of a service, following the table of
+// userkey/core/signal_watcher.hpp: SIGHUP = reload, SIGUSR1 = reopen_logs,
+// SIGTERM / SIGINT / SIGQUIT = stop, SIGUSR2 / SIGWINCH / SIGTTIN / SIGTTOU =
+// ignored (told to `ignored`, the loop goes on). Shared by the apps and
+// available to programs embedding the library.
 //
 //   userkey::SignalWatcher signals;  // first thing in main(), before any thread
 //   ... start serving ...
 //   userkey::run_signal_loop(signals, {.reload = [&] { server.reload(load_config()); },
+//                                      .reopen_logs = [&] { userkey::reopen_log_files(*log); },
 //                                      .stop = [&](int) { server.drain(); }});
 //   return 0;
 //
@@ -30,8 +34,14 @@ namespace userkey {
 struct SignalHandlers {
   /// Called for each SIGHUP; empty = SIGHUP is ignored.
   std::function<void()> reload = {};
-  /// Called once with SIGTERM or SIGINT; the loop ends when it returns.
+  /// Called for each SIGUSR1; empty = SIGUSR1 is ignored.
+  std::function<void()> reopen_logs = {};
+  /// Called once with SIGTERM, SIGINT or SIGQUIT; the loop ends when it
+  /// returns.
   std::function<void(int signal)> stop = {};
+  /// Called for each signal the table ignores (SIGUSR2, SIGWINCH, SIGTTIN,
+  /// SIGTTOU), e.g. to log it; the loop goes on either way.
+  std::function<void(int signal)> ignored = {};
 };
 
 /// Waits for signals on the calling thread and calls `handlers`, until a
@@ -50,8 +60,8 @@ public:
   /// Ends the loop if it is still waiting, without calling `stop`, and
   /// joins it. Safe to call more than once, from any thread but the loop's.
   void cancel();
-  /// Delivers `sig` (SIGHUP, SIGTERM or SIGINT) to the loop as if it came
-  /// from outside, e.g. a reload asked for over an admin endpoint.
+  /// Delivers `sig` (a signal of the table) to the loop as if it came from
+  /// outside, e.g. a reload asked for over an admin endpoint.
   void send(int sig);
   /// The stop signal that ended the loop, or 0 (still running or cancelled).
   int stopped_by() const { return stopped_by_.load(); }

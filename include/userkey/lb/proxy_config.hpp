@@ -142,6 +142,13 @@ struct ProxyConfig {
   /// client's X-Request-Id fields pass through untouched and none is added.
   bool request_id = true;
   std::string log_level = "info";
+  /// The process log: this file (appended to, reopened on SIGUSR1) instead
+  /// of stderr. Read by the app, which makes the logger. Needs restart.
+  std::string log_file;
+  /// Access log lines (text or JSON): this file (appended to, reopened on
+  /// SIGUSR1) instead of the process log (text) or stdout (JSON). Needs
+  /// restart.
+  std::string access_log_file;
 };
 
 }  // namespace userkey::lb

@@ -61,7 +61,8 @@ public:
   /// CIDR, an empty upstream list or an upstream name that does not resolve;
   /// ConfigError (userkey/core/settings.hpp) when tls.listen is set and
   /// tls.cert / tls.key cannot be read, are not PEM, or do not belong
-  /// together. `resolver` defaults to system_resolve.
+  /// together; std::system_error when access_log_file cannot be opened.
+  /// `resolver` defaults to system_resolve.
   ProxyServer(ProxyConfig config, PolicyRegistry registry, std::shared_ptr<spdlog::logger> log,
               HostResolver resolver = {});
   ~ProxyServer();
@@ -83,6 +84,13 @@ public:
   /// std::invalid_argument like the constructor, leaving the running
   /// configuration untouched.
   void reload(const ProxyConfig& config);
+
+  /// Opens again the log files the server writes to (those of its logger
+  /// made by make_logger with a file, and access_log_file), after logrotate
+  /// moved them: see reopen_log_files() (userkey/core/logging.hpp). Safe
+  /// while serving, from any thread. False with `error` set when one cannot
+  /// be opened (it keeps writing to the old one).
+  bool reopen_logs(std::string* error = nullptr);
 
   /// Stops accepting, lets in-flight requests finish (up to drain_timeout),
   /// then stops. Blocks until done.

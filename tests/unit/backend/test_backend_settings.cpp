@@ -39,7 +39,7 @@ TEST_CASE("the backend's flags and USERKEY_ environment names, in --help order")
   }
   CHECK(flags == std::vector<std::string>{"--listen", "--admin", "--name", "--dump", "--mongo-uri", "--db", "--collection",
                                           "--mongo-timeout", "--mongo-pool", "--cache-ttl", "--negative-ttl", "--stale-ttl", "--cache-size",
-                                          "--threads", "--backlog", "--access-log", "--log-level"});
+                                          "--threads", "--backlog", "--access-log", "--log-level", "--log-file"});
   CHECK(backend_settings().find("listen")->env() == "USERKEY_LISTEN");
   CHECK(backend_settings().find("mongo_uri")->env() == "USERKEY_MONGO_URI");
 }
@@ -79,6 +79,7 @@ TEST_CASE("the table covers every field and round-trips") {
   c.server.backlog = 16;
   c.server.access_log = false;
   c.log_level = "warn";
+  c.log_file = "/var/log/userkey/backend.log";
   CHECK(t.changed(BackendConfig{}, c).size() == t.settings().size());
   BackendConfig back;
   t.apply(back, t.values_of(c));

@@ -1,14 +1,18 @@
-// Unit tests for make_logger (lib/core/logging): what reaches stderr. fd 2
-// is pointed at a temporary file for the duration of each case.
+// Unit tests for make_logger (lib/core/logging): what reaches stderr (fd 2
+// is pointed at a temporary file for the duration of each case), and log
+// files reopened after a rename (logrotate).
 #include <doctest/doctest.h>
 #include <spdlog/logger.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -158,4 +162,122 @@ TEST_CASE("logging: a stalled output never blocks the caller; the lines it drops
   CHECK(dropped > 0);
   CHECK(static_cast<long>(count_lines(out)) - notes + dropped == kLines);
   CHECK(out.find(filler + " 0\n") != std::string::npos);
+}
+
+namespace {
+
+// A fresh directory for log files, removed with what it holds.
+class LogDir {
+public:
+  LogDir() {
+    char tmpl[] = "/tmp/userkey-logdir-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~LogDir() { std::filesystem::remove_all(path_); }
+  LogDir(const LogDir&) = delete;
+  LogDir& operator=(const LogDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+  std::filesystem::path path_;
+};
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("logging: a file logger appends; after a rename, reopen_log_files sends new lines to a new file") {
+  for (const auto delivery : {userkey::LogDelivery::sync, userkey::LogDelivery::async}) {
+    CAPTURE(static_cast<int>(delivery));
+    LogDir dir;
+    const std::string path = dir / "app.log";
+    { std::ofstream(path) << "kept from before\n"; }
+    auto log = userkey::make_logger("t", "info", delivery, path);
+    log->info("before the rotation");
+    std::filesystem::rename(path, dir / "app.log.1");
+    log->info("after the rename, before the reopen");  // still the open (renamed) file
+    std::string error;
+    REQUIRE(userkey::reopen_log_files(*log, &error));
+    CHECK(error.empty());
+    log->info("after the reopen");
+    log->flush();
+    const std::string old_text = file_text(dir / "app.log.1");
+    const std::string new_text = file_text(path);
+    CHECK(old_text.rfind("kept from before\n", 0) == 0);  // appended, not truncated
+    CHECK(old_text.find(" info [t] before the rotation\n") != std::string::npos);
+    CHECK(old_text.find(" info [t] after the rename, before the reopen\n") != std::string::npos);
+    CHECK(old_text.find("after the reopen") == std::string::npos);
+    CHECK(count_lines(new_text) == 1);
+    CHECK(new_text.find(" info [t] after the reopen\n") != std::string::npos);
+    log.reset();
+  }
+}
+
+TEST_CASE("logging: reopen while other threads log: every line lands whole in one of the files, in order") {
+  LogDir dir;
+  const std::string path = dir / "busy.log";
+  auto log = userkey::make_line_logger("t", userkey::LogDelivery::async, path);
+  constexpr int kThreads = 2, kLines = 20000;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kLines; ++i) log->info("writer {} line {:06} {}", t, i, std::string(40, 'y'));
+    });
+  std::vector<std::string> rotated;
+  for (int r = 0; r < 5; ++r) {  // rotate while they write
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    rotated.push_back(dir / ("busy.log." + std::to_string(r)));
+    std::filesystem::rename(path, rotated.back());
+    REQUIRE(userkey::reopen_log_files(*log));
+  }
+  for (auto& w : writers) w.join();
+  log.reset();
+  rotated.push_back(path);
+
+  int next[kThreads] = {};
+  const std::string tail = " " + std::string(40, 'y');
+  for (const auto& file : rotated) {
+    std::istringstream in(file_text(file));
+    for (std::string line; std::getline(in, line);) {
+      int t = -1, i = -1;
+      REQUIRE_MESSAGE(std::sscanf(line.c_str(), "writer %d line %d", &t, &i) == 2, line);
+      REQUIRE((t >= 0 && t < kThreads));
+      CHECK(line.size() >= tail.size());
+      CHECK(line.compare(line.size() - tail.size(), tail.size(), tail) == 0);  // not torn
+      CHECK(i == next[t]);  // none lost, none twice, in order across the files
+      next[t] = i + 1;
+    }
+  }
+  for (int t = 0; t < kThreads; ++t) CHECK(next[t] == kLines);
+}
+
+TEST_CASE("logging: a log file that cannot be opened is an error at start, and keeps the old one on reopen") {
+  LogDir dir;
+  CHECK_THROWS_AS(userkey::make_logger("t", "info", userkey::LogDelivery::async, dir / "no/such/dir/x.log"),
+                  std::system_error);
+  const std::string sub = dir / "sub";
+  std::filesystem::create_directory(sub);
+  auto log = userkey::make_logger("t", "info", userkey::LogDelivery::async, sub + "/app.log");
+  std::filesystem::rename(sub, dir / "gone");  // the directory itself moved away
+  std::string error;
+  CHECK_FALSE(userkey::reopen_log_files(*log, &error));
+  CHECK(error.find("cannot open log file") != std::string::npos);
+  log->info("still logged");
+  log->flush();
+  CHECK(file_text(dir / "gone/app.log").find("still logged\n") != std::string::npos);
+}
+
+TEST_CASE("logging: reopen_log_files on a stderr logger changes nothing") {
+  CapturedStderr err;
+  auto log = userkey::make_logger("t", "info", userkey::LogDelivery::async);
+  CHECK(userkey::reopen_log_files(*log));
+  log->info("on stderr");
+  log->flush();
+  CHECK(err.text().find("on stderr\n") != std::string::npos);
 }

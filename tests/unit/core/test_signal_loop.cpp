@@ -1,5 +1,7 @@
-// Unit tests for the signal loop: SIGHUP calls reload, SIGTERM / SIGINT call
-// stop once and end the loop, cancel() ends it without calling stop. Signals
+// Unit tests for the signal loop: SIGHUP calls reload, SIGUSR1 reopen_logs,
+// SIGTERM / SIGINT / SIGQUIT call stop once and end the loop, SIGUSR2 /
+// SIGWINCH / SIGTTIN / SIGTTOU are handed to `ignored` and the loop goes on;
+// cancel() ends it without calling stop. Signals
 // are sent to the loop's thread alone (pthread_kill), never to the process.
 #include <doctest/doctest.h>
 
@@ -8,7 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support/process.hpp"
 #include "userkey/core/signal_loop.hpp"
@@ -96,4 +101,61 @@ TEST_CASE("run_signal_loop runs the handlers on the calling thread and returns t
   t.join();
   CHECK(result == SIGINT);
   CHECK(same_thread);
+}
+
+TEST_CASE("SignalLoopThread: each signal of the table reaches its handler; ignored ones do not end the loop") {
+  RestoreMask mask;
+  userkey::SignalWatcher signals;
+  std::atomic<int> reloads{0}, reopens{0}, stops{0}, stop_signal{0};
+  std::mutex mu;
+  std::vector<int> ignored;
+  userkey::SignalLoopThread loop(signals, {.reload = [&] { ++reloads; },
+                                           .reopen_logs = [&] { ++reopens; },
+                                           .stop =
+                                               [&](int sig) {
+                                                 ++stops;
+                                                 stop_signal = sig;
+                                               },
+                                           .ignored =
+                                               [&](int sig) {
+                                                 const std::lock_guard lock(mu);
+                                                 ignored.push_back(sig);
+                                               }});
+  auto ignored_count = [&] {
+    const std::lock_guard lock(mu);
+    return ignored.size();
+  };
+  std::size_t expected = 0;
+  for (int sig : {SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU}) {
+    loop.send(sig);
+    ++expected;
+    REQUIRE(eventually([&] { return ignored_count() == expected; }, 2s));
+  }
+  loop.send(SIGUSR1);
+  REQUIRE(eventually([&] { return reopens.load() == 1; }, 2s));
+  loop.send(SIGHUP);
+  REQUIRE(eventually([&] { return reloads.load() == 1; }, 2s));
+  CHECK(loop.stopped_by() == 0);  // none of those ended it
+  {
+    const std::lock_guard lock(mu);
+    CHECK(ignored == std::vector<int>{SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU});
+  }
+  loop.send(SIGQUIT);
+  REQUIRE(eventually([&] { return stops.load() == 1; }, 2s));
+  CHECK(stop_signal == SIGQUIT);
+  CHECK(loop.stopped_by() == SIGQUIT);
+  loop.cancel();
+  CHECK(reopens == 1);
+  CHECK(reloads == 1);
+}
+
+TEST_CASE("SignalLoopThread: without handlers, SIGUSR1 and the ignored signals change nothing") {
+  RestoreMask mask;
+  userkey::SignalWatcher signals;
+  std::atomic<int> stops{0};
+  userkey::SignalLoopThread loop(signals, {.stop = [&](int) { ++stops; }});
+  for (int sig : {SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGHUP}) loop.send(sig);
+  loop.send(SIGINT);
+  REQUIRE(eventually([&] { return stops.load() == 1; }, 2s));
+  CHECK(loop.stopped_by() == SIGINT);
 }

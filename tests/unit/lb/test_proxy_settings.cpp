@@ -67,6 +67,8 @@ lb::ProxyConfig everything_changed() {
   c.access_log_format = lb::AccessLogFormat::json;
   c.request_id = false;
   c.log_level = "warn";
+  c.log_file = "/var/log/userkey/lb.log";
+  c.access_log_file = "/var/log/userkey/access.log";
   c.tls.listen_host = "127.0.0.1";
   c.tls.listen_port = 8443;
   c.tls.cert_file = "/etc/lb/chain.pem";
@@ -104,7 +106,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 47);
+  CHECK(keys.size() == 49);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
