@@ -198,14 +198,14 @@ ConnectionLimiter::Admit ConnectionLimiter::try_acquire(std::string_view ip) {
   ClientKeyBuffer buf;
   const std::string_view key = client_key(ip, v6_prefix_, buf);
   return table_.with_shard(key, [&](auto& counts) {
-    auto it = counts.find(key);
-    if (it == counts.end()) {
-      if (table_.full(counts)) return Admit::untracked;
-      counts.emplace(std::string(key), 1u);
+    std::uint32_t* count = counts.find(key);
+    if (count == nullptr) {
+      if (counts.full()) return Admit::untracked;
+      counts.insert(key, 1u);
       return Admit::counted;
     }
-    if (it->second >= cap_) return Admit::refused;
-    ++it->second;
+    if (*count >= cap_) return Admit::refused;
+    ++*count;
     return Admit::counted;
   });
 }
@@ -215,9 +215,8 @@ void ConnectionLimiter::release(std::string_view ip) {
   ClientKeyBuffer buf;
   const std::string_view key = client_key(ip, v6_prefix_, buf);
   table_.with_shard(key, [&](auto& counts) {
-    auto it = counts.find(key);
-    if (it == counts.end()) return;
-    if (--it->second == 0) counts.erase(it);
+    std::uint32_t* count = counts.find(key);
+    if (count != nullptr && --*count == 0) counts.erase(key);
   });
 }
 
@@ -226,8 +225,8 @@ std::uint32_t ConnectionLimiter::count(std::string_view ip) const {
   ClientKeyBuffer buf;
   const std::string_view key = client_key(ip, v6_prefix_, buf);
   return table_.with_shard(key, [&](const auto& counts) {
-    auto it = counts.find(key);
-    return it == counts.end() ? 0u : it->second;
+    const std::uint32_t* count = counts.peek(key);
+    return count == nullptr ? 0u : *count;
   });
 }
 

@@ -72,17 +72,16 @@ RateLimiter::Decision RateLimiter::try_acquire(std::string_view ip, TimePoint no
   ClientKeyBuffer buf;
   const std::string_view key = client_key(ip, v6_prefix_, buf);
   return table_.with_shard(key, [&](auto& buckets) -> Decision {
-    auto it = buckets.find(key);
-    if (it == buckets.end()) {
-      if (table_.full(buckets)) {
-        std::erase_if(buckets, [&](const auto& entry) { return expendable(entry.second, now); });
-        if (table_.full(buckets))
-          ClientTable<TokenBucket>::evict_one(buckets, [&](const TokenBucket& b) { return b.tokens(now); });
-      }
-      it = buckets.emplace(std::string(key), TokenBucket(rate_, burst_)).first;
+    TokenBucket* bucket = buckets.find(key);
+    if (bucket == nullptr) {
+      // O(1) whatever the shard holds: the fullest of its least recently
+      // used buckets makes room (an idle, expendable one is full: it ranks
+      // highest); whole-shard sweeps are sweep()'s, off the request path.
+      if (buckets.full()) buckets.evict_one([&](const TokenBucket& b) { return b.tokens(now); });
+      bucket = &buckets.insert(key, TokenBucket(rate_, burst_));
     }
-    if (it->second.try_take(now)) return {};
-    return Decision{false, std::max(std::chrono::milliseconds{1}, it->second.retry_after(now))};
+    if (bucket->try_take(now)) return {};
+    return Decision{false, std::max(std::chrono::milliseconds{1}, bucket->retry_after(now))};
   });
 }
 

@@ -10,9 +10,15 @@
 // serving different clients rarely contend. Memory is bounded twice: sweep()
 // drops buckets that are full again and have been idle longer than the idle
 // TTL (the proxy calls it periodically); and the table holds at most
-// max_clients buckets: a new client in a full shard first sweeps that shard,
-// then evicts the bucket that holds the most tokens among a few (a full
-// bucket is what a new client gets anyway, so that loses the least).
+// max_clients buckets: a new client in a full shard evicts, among the
+// shard's few least recently used buckets, the one holding the most tokens
+// (a full bucket is what a new client gets anyway, so that loses the least;
+// an idle, expendable bucket is full). That costs the same however many
+// clients are tracked, so clients rotating addresses cannot make each new
+// key a walk of the shard under its lock; and a client still limited keeps
+// its empty bucket while fuller ones are at hand, rather than being pushed
+// out by newcomers to come back with a fresh burst. Every request, allowed
+// or not, marks its client's bucket as recently used.
 //
 // Time is always passed in (TimePoint `now`), so both are deterministic in
 // tests; callers must pass a non-decreasing clock (steady_clock). A clock

@@ -94,3 +94,116 @@ TEST_CASE("RateLimiter: one bucket per /64, and a bounded table") {
     CHECK(rl.size() <= bound);
   }
 }
+
+namespace {
+using IntTable = lb::ClientTable<int>;
+bool has(const IntTable::Shard& s, std::string_view k) { return s.peek(k) != nullptr; }
+}  // namespace
+
+TEST_CASE("ClientTable: a full shard takes a new key and drops its least recently used one") {
+  IntTable table(3 * IntTable::kShards);  // 3 entries per shard
+  REQUIRE(table.shard_capacity() == 3);
+  table.with_shard("any", [](IntTable::Shard& s) {
+    s.insert("a", 1);
+    s.insert("b", 2);
+    s.insert("c", 3);
+    CHECK(s.full());
+    REQUIRE(s.find("a") != nullptr);  // a is now the most recently used: b is the least
+    CHECK(*s.find("a") == 1);
+
+    s.insert("d", 4);
+    CHECK(s.size() == 3);
+    CHECK_FALSE(has(s, "b"));
+    CHECK(has(s, "a"));
+    CHECK(has(s, "c"));
+    CHECK(has(s, "d"));
+
+    s.insert("e", 5);  // then c, the least recently used of a, c, d
+    CHECK_FALSE(has(s, "c"));
+    CHECK(has(s, "a"));
+    CHECK(s.size() == 3);
+  });
+}
+
+TEST_CASE("ClientTable: peek() reads without changing which entry is the least recently used") {
+  IntTable table(2 * IntTable::kShards);
+  table.with_shard("any", [](IntTable::Shard& s) {
+    s.insert("old", 1);
+    s.insert("new", 2);
+    REQUIRE(s.peek("old") != nullptr);
+    CHECK(*s.peek("old") == 1);
+    CHECK(s.peek("absent") == nullptr);
+    CHECK(s.find("absent") == nullptr);
+    s.insert("newest", 3);
+    CHECK_FALSE(has(s, "old"));
+    CHECK(has(s, "new"));
+  });
+}
+
+TEST_CASE("ClientTable: evict_one drops the highest ranked of the least recently used entries only") {
+  const std::size_t n = 2 * IntTable::kEvictSample;  // 16: the sample is the older half
+  IntTable table(n * IntTable::kShards);
+  const auto rank = [](int v) { return v; };
+  table.with_shard("any", [&](IntTable::Shard& s) {
+    for (std::size_t i = 0; i < n; ++i) {  // k0 is the least recently used
+      const int value = i == 2 ? 5 : i == 12 ? 9 : 0;
+      s.insert("k" + std::to_string(i), value);
+    }
+    s.evict_one(rank);  // k2 ranks highest among k0..k7; k12 is out of the sample
+    CHECK_FALSE(has(s, "k2"));
+    CHECK(has(s, "k12"));
+    CHECK(s.size() == n - 1);
+
+    s.evict_one(rank);  // the rest of the sample ties at 0: the oldest goes
+    CHECK_FALSE(has(s, "k0"));
+
+    REQUIRE(s.find("k1") != nullptr);  // touched: the oldest is k3 now
+    s.evict_one(rank);
+    CHECK_FALSE(has(s, "k3"));
+    CHECK(has(s, "k1"));
+    CHECK(has(s, "k12"));
+    CHECK(s.size() == n - 3);
+  });
+  IntTable empty(IntTable::kShards);
+  empty.with_shard("any", [&](IntTable::Shard& s) {
+    s.evict_one(rank);  // nothing to evict: no-op
+    CHECK(s.size() == 0);
+  });
+}
+
+TEST_CASE("ClientTable: erase and erase_if keep the order of what remains") {
+  IntTable table(4 * IntTable::kShards);
+  table.with_shard("any", [](IntTable::Shard& s) {
+    for (int i = 0; i < 4; ++i) s.insert("k" + std::to_string(i), i);
+    s.erase("k0");
+    s.erase("absent");
+    CHECK(s.size() == 3);
+    CHECK(s.erase_if([](int v) { return v == 2; }) == 1);
+    CHECK(s.size() == 2);  // k1, k3 left, k1 the least recently used
+    s.insert("a", 10);
+    s.insert("b", 11);
+    CHECK(s.full());
+    s.insert("c", 12);
+    CHECK_FALSE(has(s, "k1"));
+    CHECK(has(s, "k3"));
+    CHECK(has(s, "a"));
+    CHECK(has(s, "b"));
+    CHECK(has(s, "c"));
+  });
+  CHECK(table.erase_if([](int v) { return v >= 10; }) == 3);
+  CHECK(table.size() == 1);
+}
+
+TEST_CASE("ClientTable: the bound holds in every shard whatever comes in") {
+  IntTable table(4 * IntTable::kShards);
+  for (int i = 0; i < 10'000; ++i) {
+    const std::string k = "2001:db8:" + std::to_string(i) + "::/64";
+    table.with_shard(k, [&](IntTable::Shard& s) {
+      if (s.find(k) == nullptr) s.insert(k, i);
+      CHECK(s.size() <= table.shard_capacity());
+    });
+    REQUIRE(table.size() <= 4 * IntTable::kShards);
+  }
+  CHECK(table.size() == 4 * IntTable::kShards);  // 10,000 keys fill every shard
+  CHECK(IntTable::shard_index("2001:db8:1::/64") < IntTable::kShards);
+}

@@ -166,3 +166,68 @@ TEST_CASE("RateLimiter: exact under concurrent callers") {
   CHECK(allowed.load() == 100);
   CHECK(rl.size() == 5);
 }
+
+namespace {
+// `n` IPv4 clients whose buckets share one shard of a RateLimiter's table.
+std::vector<std::string> clients_in_one_shard(std::size_t n) {
+  using Table = lb::ClientTable<lb::TokenBucket>;
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < n; ++i) {
+    std::string ip = "203.0." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+    if (Table::shard_index(ip) == 0) out.push_back(std::move(ip));
+  }
+  return out;
+}
+int allowed_in_a_row(lb::RateLimiter& rl, const std::string& ip, lb::TimePoint now) {
+  int n = 0;
+  while (n < 100 && rl.try_acquire(ip, now).allowed) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("RateLimiter: at the bound, the least recently used of equal buckets goes; a client asking again stays") {
+  const auto c = clients_in_one_shard(3);
+  const std::size_t bound = 2 * lb::ClientTable<lb::TokenBucket>::kShards;  // 2 buckets per shard
+  lb::ManualTimeSource clock;
+  const auto now = clock.now();
+  lb::RateLimiter rl(0.001, 5.0, 1h, 64, bound);  // a token every 1000 s: nothing refills here
+  CHECK(rl.try_acquire(c[0], now).allowed);       // c0: 4 tokens
+  CHECK(rl.try_acquire(c[1], now).allowed);
+  CHECK(rl.try_acquire(c[1], now).allowed);       // c1: 3 tokens
+  CHECK(rl.try_acquire(c[0], now).allowed);       // c0: 3 tokens, and the most recently used
+  CHECK(rl.try_acquire(c[2], now).allowed);       // a new client in the full shard: c1 goes
+  CHECK(rl.size() == 2);
+  CHECK(allowed_in_a_row(rl, c[0], now) == 3);  // c0 kept its bucket (a new one would allow 5)
+  CHECK(allowed_in_a_row(rl, c[1], now) == 5);  // c1 starts again: it was the one evicted
+  CHECK(rl.size() == 2);
+}
+
+TEST_CASE("RateLimiter: at the bound, the fullest of the least recently used buckets goes, not a limited one") {
+  const auto c = clients_in_one_shard(4);
+  const std::size_t bound = 2 * lb::ClientTable<lb::TokenBucket>::kShards;
+  lb::ManualTimeSource clock;
+  const auto now = clock.now();
+  lb::RateLimiter rl(0.001, 5.0, 1h, 64, bound);
+  CHECK(rl.try_acquire(c[0], now).allowed);        // c0: 4 tokens, the least recently used
+  CHECK(allowed_in_a_row(rl, c[1], now) == 5);     // c1: limited
+  CHECK(rl.try_acquire(c[2], now).allowed);        // c0 goes, though older: it holds more
+  CHECK_FALSE(rl.try_acquire(c[1], now).allowed);  // c1 is still limited
+  CHECK(rl.try_acquire(c[3], now).allowed);        // then c2, again not the limited one
+  CHECK_FALSE(rl.try_acquire(c[1], now).allowed);
+  CHECK(rl.size() == 2);
+}
+
+TEST_CASE("RateLimiter: clients rotating addresses never take the table past its bound") {
+  const std::size_t bound = 8 * lb::ClientTable<lb::TokenBucket>::kShards;
+  lb::ManualTimeSource clock;
+  lb::RateLimiter rl(1.0, 2.0, 60s, 64, bound);
+  for (int i = 0; i < 20'000; ++i) {
+    CHECK(rl.try_acquire("2001:db8:" + std::to_string(i / 1000) + ":" + std::to_string(i % 1000) + "::9",
+                         clock.now()).allowed);  // every newcomer gets its burst
+    clock.advance(1ms);
+    REQUIRE(rl.size() <= bound);
+  }
+  CHECK(rl.size() == bound);
+  CHECK(rl.sweep(clock.now() + 2min) == bound);  // the periodic sweep still empties an idle table
+  CHECK(rl.size() == 0);
+}
