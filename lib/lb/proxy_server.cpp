@@ -64,7 +64,8 @@ struct ProxyServer::Impl {
   // Built first: unusable certificate or key files fail the constructor.
   std::unique_ptr<engine::TlsContextStore> tls =
       cfg.tls.listen_host.empty() ? nullptr
-                                  : std::make_unique<engine::TlsContextStore>(cfg.tls.cert_file, cfg.tls.key_file);
+                                  : std::make_unique<engine::TlsContextStore>(cfg.tls.cert_file, cfg.tls.key_file,
+                                                                              cfg.tls.ticket_rotate);
   std::shared_ptr<spdlog::logger> log;
   // JSON access log lines, as they are: standard output or access_log_file.
   std::shared_ptr<spdlog::logger> json_access_log =

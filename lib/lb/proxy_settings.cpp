@@ -248,6 +248,11 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .help = "PEM private key of --tls-cert (unencrypted); reread on SIGHUP with it",
          .reloadable = true},
         field(&C::tls, &Tls::key_file), file_path());
+  t.add({.key = "tls.ticket_rotate",
+         .flag = "--tls-ticket-rotate",
+         .help = "A new session-ticket key this often; tickets under the one before still resume (renewed), "
+                 "older ones get a full handshake; 0 = one key for the process's life"},
+        field(&C::tls, &Tls::ticket_rotate), duration);
   t.add({.key = "tls.upstream_ca",
          .flag = "--tls-upstream-ca",
          .help = "PEM CA certificates to verify upstreams with tls=on against; empty = the system's trust store"},

@@ -22,6 +22,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/health_checker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/listener.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tls_context.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/tls_ticket_keys.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tls_stream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_tls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_exchange.cpp

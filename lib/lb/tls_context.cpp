@@ -80,8 +80,9 @@ void apply_policy(SSL_CTX* ctx) {
 
 }  // namespace
 
-TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file)
-    : ctx_(asio::ssl::context::tls_server), socket_bio_(make_socket_bio_method()) {
+TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file,
+                       std::shared_ptr<TlsTicketKeys> ticket_keys)
+    : ticket_keys_(std::move(ticket_keys)), ctx_(asio::ssl::context::tls_server), socket_bio_(make_socket_bio_method()) {
   check_readable("tls.cert", cert_file);
   check_readable("tls.key", key_file);
   ERR_clear_error();
@@ -97,6 +98,8 @@ TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file
     fail("tls.key", key_file, "does not belong to the certificate in '" + cert_file + "'");
   ERR_clear_error();
   apply_policy(ctx_.native_handle());
+  if (!ticket_keys_->install(ctx_.native_handle()))
+    throw ConfigError("tls: OpenSSL refused the session-ticket key callback: " + openssl_reason());
   if (const X509* leaf = SSL_CTX_get0_certificate(ctx_.native_handle()); leaf != nullptr) {
     std::tm when{};
     if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &when) == 1) expires_ = static_cast<std::int64_t>(::timegm(&when));
@@ -107,19 +110,10 @@ TlsContext::TlsContext(const std::string& cert_file, const std::string& key_file
 
 namespace userkey::lb::engine {
 
-bool TlsContext::adopt_ticket_keys(TlsContext& older) {
-  // OpenSSL's ticket keys: a 16-byte name, a 32-byte HMAC key and a 32-byte
-  // AES key, read and written as one block.
-  unsigned char keys[80];
-  const bool ok = SSL_CTX_get_tlsext_ticket_keys(older.ctx_.native_handle(), keys, sizeof keys) == 1 &&
-                  SSL_CTX_set_tlsext_ticket_keys(ctx_.native_handle(), keys, sizeof keys) == 1;
-  OPENSSL_cleanse(keys, sizeof keys);
-  ERR_clear_error();
-  return ok;
-}
-
-TlsContextStore::TlsContextStore(const std::string& cert_file, const std::string& key_file)
-    : current_(std::make_shared<TlsContext>(cert_file, key_file)) {}
+TlsContextStore::TlsContextStore(const std::string& cert_file, const std::string& key_file,
+                                 std::chrono::milliseconds ticket_rotate, TlsTicketKeys::Clock clock)
+    : ticket_keys_(std::make_shared<TlsTicketKeys>(ticket_rotate, std::move(clock))),
+      current_(std::make_shared<TlsContext>(cert_file, key_file, ticket_keys_)) {}
 
 std::shared_ptr<TlsContext> TlsContextStore::current() const {
   std::lock_guard lock(mu_);
@@ -127,9 +121,9 @@ std::shared_ptr<TlsContext> TlsContextStore::current() const {
 }
 
 void TlsContextStore::reload(const std::string& cert_file, const std::string& key_file) {
-  auto next = std::make_shared<TlsContext>(cert_file, key_file);  // throws: the running one stays
-  auto running = current();
-  next->adopt_ticket_keys(*running);
+  // Throws: the running one stays. The keys are the same object, so a
+  // ticket from before the reload resumes after it.
+  auto next = std::make_shared<TlsContext>(cert_file, key_file, ticket_keys_);
   std::lock_guard lock(mu_);
   current_ = std::move(next);
 }

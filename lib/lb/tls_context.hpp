@@ -3,9 +3,10 @@
 // Owns: the OpenSSL server context (asio::ssl::context, an RAII owner of the
 // SSL_CTX) built once from the configured certificate chain and key, and
 // its policy: TLS 1.2 and 1.3 only, the Mozilla "intermediate" cipher
-// suites and groups, ALPN "http/1.1", session resumption by tickets (the
-// ticket keys are OpenSSL's own, made per context, so every loop of the
-// process resumes every other loop's sessions), any SNI name accepted (one
+// suites and groups, ALPN "http/1.1", session resumption by tickets (sealed
+// with the store's TlsTicketKeys, rotated, shared by every loop of the
+// process and kept across reloads, so each loop resumes every other loop's
+// sessions, before and after a SIGHUP), any SNI name accepted (one
 // certificate serves them all). Loading fails with a ConfigError that names
 // the setting and the file, never anything read from the key.
 //
@@ -22,9 +23,11 @@
 
 #include "io_types.hpp"
 #include "tls_stream.hpp"
+#include "tls_ticket_keys.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -55,8 +58,9 @@ public:
   /// Reads `cert_file` (PEM chain, leaf first) and `key_file` (PEM private
   /// key, unencrypted: an encrypted one fails, it never prompts) and checks
   /// that the key belongs to the certificate. Throws ConfigError ("tls.cert:
-  /// ..." / "tls.key: ...") when a file is unreadable or unusable.
-  TlsContext(const std::string& cert_file, const std::string& key_file);
+  /// ..." / "tls.key: ...") when a file is unreadable or unusable. Its
+  /// tickets are sealed and opened with `ticket_keys`, which it keeps.
+  TlsContext(const std::string& cert_file, const std::string& key_file, std::shared_ptr<TlsTicketKeys> ticket_keys);
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
@@ -68,12 +72,8 @@ public:
   /// When the (leaf) certificate expires, Unix seconds.
   std::int64_t expires() const { return expires_; }
 
-  /// Makes `older`'s session-ticket keys this context's too, so a client's
-  /// ticket from before a reload still resumes after it. False when OpenSSL
-  /// refused (then tickets from before are not honoured: a full handshake).
-  bool adopt_ticket_keys(TlsContext& older);
-
 private:
+  std::shared_ptr<TlsTicketKeys> ticket_keys_;  // before ctx_: outlives the SSL_CTX that points at it
   asio::ssl::context ctx_;
   std::unique_ptr<BIO_METHOD, BioMethodFree> socket_bio_;
   std::int64_t expires_ = 0;
@@ -83,19 +83,28 @@ private:
 /// proxy runs. Any thread.
 class TlsContextStore {
 public:
-  /// Loads the first context: throws ConfigError as TlsContext does.
-  TlsContextStore(const std::string& cert_file, const std::string& key_file);
+  /// Loads the first context: throws ConfigError as TlsContext does. Its
+  /// session-ticket keys rotate every `ticket_rotate` (0 = never) by
+  /// `clock` (the steady clock when empty) and serve every context made
+  /// from then on.
+  TlsContextStore(const std::string& cert_file, const std::string& key_file,
+                  std::chrono::milliseconds ticket_rotate = std::chrono::hours(1), TlsTicketKeys::Clock clock = {});
 
   /// The context for a new connection; the caller keeps it for the
   /// connection's life.
   std::shared_ptr<TlsContext> current() const;
 
   /// Reads `cert_file` and `key_file` again (or new paths) and, when they
-  /// load, makes new connections use them (keeping the ticket keys). When
+  /// load, makes new connections use them (with the same ticket keys, so
+  /// tickets issued before resume after). When
   /// they do not, throws ConfigError and the running context stays.
   void reload(const std::string& cert_file, const std::string& key_file);
 
+  /// The session-ticket keys of every context of this store.
+  TlsTicketKeys& ticket_keys() const { return *ticket_keys_; }
+
 private:
+  const std::shared_ptr<TlsTicketKeys> ticket_keys_;
   mutable std::mutex mu_;
   std::shared_ptr<TlsContext> current_;
 };

@@ -3,8 +3,9 @@
 // line in a temp dir; userkey-lb serves HTTPS with them in front of a real
 // userkey-backend (or an upstream that echoes X-Forwarded-Proto); curl
 // (--cacert) and `openssl s_client` (TLS 1.2 and 1.3) are the clients.
-// Also: plain HTTP sent to the TLS port, a handshake that never starts,
-// TLS only (--listen off), and the start-up errors for unusable files.
+// Also: session tickets across key rotation, plain HTTP sent to the TLS
+// port, a handshake that never starts, TLS only (--listen off), and the
+// start-up errors for unusable files.
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -318,6 +319,53 @@ TEST_CASE("TLS: openssl s_client connects with TLS 1.2 and 1.3, verifies the cha
   const auto old = run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
                        " --tlsv1.1 --tls-max 1.1 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
   CHECK(old.status != 0);
+  CHECK(lb.proc.running());
+}
+
+TEST_CASE("TLS: session-ticket keys rotate every --tls-ticket-rotate: a ticket resumes at once, and two periods "
+          "later gets a full handshake") {
+  Certificates certs;
+  QuietBackend backend;
+  const auto tls_port = free_port();
+  constexpr auto kPeriod = 2s;
+  LbProcess lb(with({"--upstream", backend.upstream(), "--tls-ticket-rotate", "2s"}, certs.lb_args(tls_port)));
+  REQUIRE_MESSAGE(wait_for_port(tls_port, 10s), lb.proc.log());
+  struct Client {
+    std::string version;
+    fs::path session;
+    std::chrono::steady_clock::time_point issued;  ///< the ticket was issued before this
+  };
+  std::vector<Client> clients;
+  for (const std::string version : {"-tls1_2", "-tls1_3"}) {
+    CAPTURE(version);
+    const std::string expected = version == "-tls1_2" ? "TLSv1.2" : "TLSv1.3";
+    Client c{version, certs.dir.path() / ("rotating" + version + ".pem"), {}};
+    const auto started = std::chrono::steady_clock::now();
+    const auto first = s_client(certs, tls_port, version, "-sess_out " + q(c.session));
+    c.issued = std::chrono::steady_clock::now();
+    CHECK_MESSAGE(contains(first.output, "New, " + expected), first.output);
+    const auto again = s_client(certs, tls_port, version, "-sess_in " + q(c.session));
+    CHECK_MESSAGE(contains(again.output, "HTTP/1.1 200 OK"), again.output);
+    // Within one period of its issue a ticket's key is the current or the
+    // previous one, so it must resume; a machine too slow to ask that soon
+    // proves nothing either way.
+    if (std::chrono::steady_clock::now() - started < kPeriod)
+      CHECK_MESSAGE(contains(again.output, "Reused, " + expected), again.output);
+    else
+      MESSAGE("resumption not checked: the two handshakes took longer than one rotation period");
+    clients.push_back(c);
+  }
+  // Two periods after the last ticket was issued its key has been rotated
+  // out twice (whenever the lb checked): the same tickets get a full
+  // handshake, and the connection is served as usual.
+  std::this_thread::sleep_until(clients.back().issued + 2 * kPeriod + 100ms);
+  for (const auto& c : clients) {
+    CAPTURE(c.version);
+    const std::string expected = c.version == "-tls1_2" ? "TLSv1.2" : "TLSv1.3";
+    const auto later = s_client(certs, tls_port, c.version, "-sess_in " + q(c.session));
+    CHECK_MESSAGE(contains(later.output, "New, " + expected), later.output);
+    CHECK_MESSAGE(contains(later.output, "HTTP/1.1 200 OK"), later.output);
+  }
   CHECK(lb.proc.running());
 }
 

@@ -60,9 +60,16 @@ struct TlsConfig {
   std::uint16_t listen_port = 0;
   /// PEM files: the certificate chain (the server's certificate first, then
   /// its intermediates) and its private key (unencrypted). Both are required
-  /// with a TLS listener; they are read once, at start.
+  /// with a TLS listener; they are read at start and again on reload.
   std::string cert_file;
   std::string key_file;
+  /// Session tickets are sealed with a key made every ticket_rotate; a
+  /// ticket under the key before resumes too (and is renewed), one under an
+  /// older key gets a full handshake, so a ticket is good for one to two
+  /// periods. Rotation is checked at each handshake. 0 = one key for the
+  /// process's life. The keys are the process's own (never shared with
+  /// another lb process) and survive certificate reloads.
+  std::chrono::milliseconds ticket_rotate{3'600'000};
   /// PEM CA certificates that upstreams with tls=on are verified against;
   /// empty = the system's trust store.
   std::string upstream_ca_file;

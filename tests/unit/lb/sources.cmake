@@ -22,4 +22,5 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_protocol.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_real_ip.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admin_server.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_tls_ticket_keys.cpp
 )

@@ -73,6 +73,7 @@ lb::ProxyConfig everything_changed() {
   c.tls.listen_port = 8443;
   c.tls.cert_file = "/etc/lb/chain.pem";
   c.tls.key_file = "/etc/lb/key.pem";
+  c.tls.ticket_rotate = 30min;
   c.tls.upstream_ca_file = "/etc/lb/upstream-ca.pem";
   c.proxy_protocol = true;
   c.trusted_proxies = {"10.0.0.0/8", "192.0.2.1"};
@@ -106,7 +107,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 49);
+  CHECK(keys.size() == 50);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
@@ -136,6 +137,7 @@ TEST_CASE("defaults and values round-trip through text") {
   CHECK(v.find("health.fail_timeout")->front() == "10s");
   CHECK(v.find("health.timeout")->front() == "500ms");
   CHECK(v.find("limits.rate")->front() == "0");
+  CHECK(v.find("tls.ticket_rotate")->front() == "60m");
   CHECK(v.find("upstreams")->empty());
   CHECK_NOTHROW(t.check(d));
 }
