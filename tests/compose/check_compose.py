@@ -537,6 +537,12 @@ def check_scrape(where: str, h: AppHelp, env: dict, flags: dict, meta, report: R
         return
     meta = env_dict(meta)
     w = f"{where}/scrape"
+    if h.name == "userkey-backend":
+        admin = setting(h, "--admin", env, flags)
+        report.check(admin is not None and not is_off(admin), f"{where}/metrics-private",
+                     "the backend serves /metrics on its own admin address",
+                     "the backend serves /metrics on its main port, where an lb in front forwards anyone's request "
+                     "(cache counters tell which ids others look up): give it an admin address (USERKEY_ADMIN)")
     port = port_of(address)
     if str(meta.get("prometheus.io/scrape", "")).lower() != "true":
         report.fail(w, f"{h.name} serves /metrics on port {port}: add prometheus.io/scrape: \"true\", "
@@ -849,11 +855,12 @@ services:
     command: ["userkey-backend", "--cache-ttl", "5s"]
     environment:
       USERKEY_LISTEN: 0.0.0.0:5000
+      USERKEY_ADMIN: 0.0.0.0:9101
       USERKEY_MONGO_URI: mongodb://db:27017/
       mongo_user: ${mongo_user:?set mongo_user}
       mongo_pass: ${mongo_pass:?set mongo_pass}
     healthcheck: {test: ["CMD", "curl", "-fsS", "http://127.0.0.1:5000/readyz"]}
-    labels: {prometheus.io/scrape: "true", prometheus.io/port: "5000", prometheus.io/path: /metrics}
+    labels: {prometheus.io/scrape: "true", prometheus.io/port: "9101", prometheus.io/path: /metrics}
     depends_on: {db: {condition: service_healthy}}
   lb:
     image: userkey:test
@@ -909,7 +916,7 @@ spec:
   replicas: 2
   template:
     metadata:
-      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "5000"}
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9101"}
     spec:
       containers:
         - name: backend
@@ -917,6 +924,7 @@ spec:
           command: ["userkey-backend"]
           env:
             - {name: USERKEY_LISTEN, value: "0.0.0.0:5000"}
+            - {name: USERKEY_ADMIN, value: "0.0.0.0:9101"}
             - name: mongo_pass
               valueFrom: {secretKeyRef: {name: s, key: mongo_pass}}
           readinessProbe: {httpGet: {path: /readyz, port: 5000}}
@@ -987,12 +995,14 @@ def self_test(apps: dict) -> int:
                                                 "depends_on: {db: {condition: service_healthy}}"), "add depends_on backend-1"),
         ("dump with mongo uri", _mutate(G, "USERKEY_LISTEN: 0.0.0.0:5000", "USERKEY_LISTEN: 0.0.0.0:5000\n      USERKEY_DUMP: dump"),
          "refuses --dump together with --mongo-uri"),
-        ("healthcheck wrong port", _mutate(G, "127.0.0.1:5000/readyz", "127.0.0.1:5001/readyz"), "listens on [5000]"),
+        ("healthcheck wrong port", _mutate(G, "127.0.0.1:5000/readyz", "127.0.0.1:5001/readyz"), "listens on [5000, 9101]"),
         ("loopback listen", _mutate(G, "USERKEY_LB_LISTEN: 0.0.0.0:8080", "USERKEY_LB_LISTEN: 127.0.0.1:8080"), "unreachable"),
-        ("backend not scraped", _mutate(G, '    labels: {prometheus.io/scrape: "true", prometheus.io/port: "5000", '
+        ("backend not scraped", _mutate(G, '    labels: {prometheus.io/scrape: "true", prometheus.io/port: "9101", '
                                            'prometheus.io/path: /metrics}\n', ""), "add prometheus.io/scrape"),
-        ("scrape port wrong", _mutate(G, 'prometheus.io/port: "5000"', 'prometheus.io/port: "9100"'),
-         "serves /metrics on port 5000"),
+        ("scrape port wrong", _mutate(G, 'prometheus.io/port: "9101"', 'prometheus.io/port: "9100"'),
+         "serves /metrics on port 9101"),
+        ("backend metrics on its main port", _mutate(G, "      USERKEY_ADMIN: 0.0.0.0:9101\n", ""),
+         "give it an admin address"),
         ("scrape path wrong", _mutate(G, "prometheus.io/path: /metrics}", "prometheus.io/path: /stats}"), "not /metrics"),
         ("backend metrics moved by --admin", _mutate(G, '"--cache-ttl", "5s"]', '"--cache-ttl", "5s", "--admin", "0.0.0.0:9200"]'),
          "serves /metrics on port 9200"),
@@ -1030,8 +1040,10 @@ def self_test(apps: dict) -> int:
         ("k8s unknown env", _mutate(K, "USERKEY_LISTEN", "USERKEY_PORT"), "does not read USERKEY_PORT"),
         ("k8s lb not scraped", _mutate(K, '      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100", '
                                           'prometheus.io/path: /metrics}\n', "      annotations: {}\n"), "add prometheus.io/scrape"),
-        ("k8s backend scrape port", _mutate(K, 'prometheus.io/port: "5000"', 'prometheus.io/port: "5001"'),
-         "serves /metrics on port 5000"),
+        ("k8s backend scrape port", _mutate(K, 'prometheus.io/port: "9101"', 'prometheus.io/port: "5000"'),
+         "serves /metrics on port 9101"),
+        ("k8s backend metrics on its main port", _mutate(K, '            - {name: USERKEY_ADMIN, value: "0.0.0.0:9101"}\n', ""),
+         "give it an admin address"),
         ("k8s helper list drift", _mutate(K, "          readinessProbe: {httpGet: {path: /healthz, port: 9100}}\n",
                                           "          readinessProbe: {httpGet: {path: /healthz, port: 9100}}\n"
                                           "        - name: helper\n          image: userkey:test\n          command: [bash, -c, 'true']\n"
