@@ -57,7 +57,9 @@ else
 fi
 
 for i in 1 2 3; do
-  "$bin/userkey-backend" --listen "127.0.0.1:500$i" --name "backend-$i" "${backend_args[@]}" \
+  # Each backend's /metrics is on its own admin address, which the lb never
+  # forwards to (its main port answers /metrics with 404).
+  "$bin/userkey-backend" --listen "127.0.0.1:500$i" --admin "127.0.0.1:910$i" --name "backend-$i" "${backend_args[@]}" \
     >"$state/backend-$i.log" 2>&1 &
   pids+=($!)
 done
@@ -72,6 +74,7 @@ if [ -x "$bin/userkey-lb" ]; then
   echo "metrics:  http://127.0.0.1:9100/metrics   status: http://127.0.0.1:9100/status"
 fi
 echo "backends: http://127.0.0.1:5001/ http://127.0.0.1:5002/ http://127.0.0.1:5003/"
+echo "          backend metrics: http://127.0.0.1:9101/metrics (9102, 9103)"
 echo "          curl 'http://127.0.0.1:5001/?user_id=1'"
 echo "logs in $state/; Ctrl-C stops everything"
 wait -n "${pids[@]}" || true
