@@ -21,6 +21,9 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_access_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_protocol.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_real_ip.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_client_connection.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_client_transport.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_proxy_header_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admin_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_tls_ticket_keys.cpp
 )
