@@ -133,6 +133,9 @@ bool ProxyServer::start(std::string* error) {
     im.drop_loops();
     return false;
   };
+  if (im.cfg.proxy_protocol && im.cfg.trusted_proxies.empty())
+    im.log->warn("--proxy-protocol without --trusted-proxies: any peer that reaches the port may name its own "
+                 "client address in a PROXY header; list the proxies that send one");
   std::uint32_t n = im.cfg.threads;
   if (n == 0) n = std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, 4);
   const engine::EngineContext ctx{im.cfg,

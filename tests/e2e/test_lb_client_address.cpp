@@ -128,6 +128,8 @@ TEST_CASE("PROXY protocol: v1 and v2 name the client the upstream and the access
                 lb.proc.log());
   CHECK(lb.proc.log().find("203.0.113.7 GET /v1 200 ") != std::string::npos);
   CHECK(failures(lb, "invalid") == 0);
+  // Without --trusted-proxies any peer may send a header: said once at start.
+  CHECK(lb.proc.log().find("--proxy-protocol without --trusted-proxies") != std::string::npos);
 }
 
 TEST_CASE("PROXY protocol: a connection without a valid header is closed unanswered and counted") {
