@@ -36,13 +36,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (;;) {
     const auto nl = text.find('\n', start);
     const std::string_view value = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    // (Beast keeps a field value as given; an empty one is skipped, as by the lb.)
     fields.insert(header == engine::RealIpHeader::forwarded ? "Forwarded" : "X-Forwarded-For",
                   boost::beast::string_view(value.data(), value.size()));
-    if (!value.empty()) joined += (joined.empty() ? "" : ",") + std::string(value);
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
+  // The values as stored (Beast trims surrounding whitespace), joined as the
+  // lb reads them: non-empty fields, in order.
+  for (const auto& f : fields)
+    if (!f.value().empty()) joined += (joined.empty() ? "" : ",") + std::string(f.value());
 
   const std::string peer = "127.0.0.1";
   std::string client;
