@@ -20,39 +20,24 @@
 using namespace userkey::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool contains(const std::filesystem::path& p, const std::string& text) {
-  return read_file(p).find(text) != std::string::npos;
-}
-
-}  // namespace
-
 TEST_CASE("backend SIGUSR1 after a rename: the process lives, later lines go to a new file at the configured path") {
   TempDir logs;
   const auto log_path = logs.path() / "backend.log";
   BackendProcess b({"--dump", dump_dir().string(), "--log-file", log_path.string()});
   REQUIRE(http_get(b.port, "/?user_id=1").status == 200);
-  REQUIRE(eventually([&] { return contains(log_path, "GET /?user_id=1 200"); }, 3s));
+  REQUIRE(eventually([&] { return file_contains(log_path, "GET /?user_id=1 200"); }, 3s));
   CHECK(b.proc.log().find("GET /?user_id=1") == std::string::npos);  // not on stderr
 
   std::filesystem::rename(log_path, logs.path() / "backend.log.1");
   b.proc.signal(SIGUSR1);
-  REQUIRE_MESSAGE(eventually([&] { return contains(log_path, "SIGUSR1: log file reopened"); }, 3s),
-                  read_file(logs.path() / "backend.log.1"));
+  REQUIRE_MESSAGE(eventually([&] { return file_contains(log_path, "SIGUSR1: log file reopened"); }, 3s),
+                  read_text_file(logs.path() / "backend.log.1"));
   REQUIRE(http_get(b.port, "/?user_id=2").status == 200);
-  REQUIRE(eventually([&] { return contains(log_path, "GET /?user_id=2 200"); }, 3s));
+  REQUIRE(eventually([&] { return file_contains(log_path, "GET /?user_id=2 200"); }, 3s));
   CHECK(b.proc.running());
-  CHECK_FALSE(contains(log_path, "user_id=1"));
-  CHECK(contains(logs.path() / "backend.log.1", "GET /?user_id=1 200"));
-  CHECK_FALSE(contains(logs.path() / "backend.log.1", "user_id=2"));
+  CHECK_FALSE(file_contains(log_path, "user_id=1"));
+  CHECK(file_contains(logs.path() / "backend.log.1", "GET /?user_id=1 200"));
+  CHECK_FALSE(file_contains(logs.path() / "backend.log.1", "user_id=2"));
 }
 
 TEST_CASE("backend SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU: logged and ignored, the backend stays up and serves") {

@@ -24,17 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool contains(const std::filesystem::path& p, const std::string& text) {
-  return read_file(p).find(text) != std::string::npos;
-}
-
 // An upstream that answers GET /slow after `delay` (counting the requests
 // it holds in `now`) and anything else at once.
 struct HoldingUpstream {
@@ -66,29 +55,29 @@ TEST_CASE("lb SIGUSR1 after a rename: the process lives, later lines go to new f
     LbProcess lb({"--upstream", up.http.upstream(), "--no-active-health", "--access-log-format", format,
                   "--log-file", log_path.string(), "--access-log-file", access_path.string()});
     REQUIRE(http_get(lb.port, "/before").status == 200);
-    REQUIRE(eventually([&] { return contains(access_path, "/before"); }, 3s));
-    CHECK(eventually([&] { return contains(log_path, "listening on http://127.0.0.1:"); }, 3s));
-    CHECK_FALSE(contains(log_path, "/before"));  // access lines have a file of their own
+    REQUIRE(eventually([&] { return file_contains(access_path, "/before"); }, 3s));
+    CHECK(eventually([&] { return file_contains(log_path, "listening on http://127.0.0.1:"); }, 3s));
+    CHECK_FALSE(file_contains(log_path, "/before"));  // access lines have a file of their own
 
     // logrotate: move the files away, then kill -USR1.
     std::filesystem::rename(log_path, logs.path() / "lb.log.1");
     std::filesystem::rename(access_path, logs.path() / "access.log.1");
     lb.proc.signal(SIGUSR1);
-    REQUIRE_MESSAGE(eventually([&] { return contains(log_path, "SIGUSR1: log files reopened"); }, 3s),
-                    read_file(logs.path() / "lb.log.1"));
+    REQUIRE_MESSAGE(eventually([&] { return file_contains(log_path, "SIGUSR1: log files reopened"); }, 3s),
+                    read_text_file(logs.path() / "lb.log.1"));
     REQUIRE(http_get(lb.port, "/after").status == 200);
-    REQUIRE(eventually([&] { return contains(access_path, "/after"); }, 3s));
+    REQUIRE(eventually([&] { return file_contains(access_path, "/after"); }, 3s));
     CHECK(lb.proc.running());
-    CHECK_FALSE(contains(access_path, "/before"));
-    CHECK(contains(logs.path() / "access.log.1", "/before"));
-    CHECK_FALSE(contains(logs.path() / "access.log.1", "/after"));
-    CHECK_FALSE(contains(logs.path() / "lb.log.1", "SIGUSR1"));
+    CHECK_FALSE(file_contains(access_path, "/before"));
+    CHECK(file_contains(logs.path() / "access.log.1", "/before"));
+    CHECK_FALSE(file_contains(logs.path() / "access.log.1", "/after"));
+    CHECK_FALSE(file_contains(logs.path() / "lb.log.1", "SIGUSR1"));
 
     lb.proc.signal(SIGTERM);
     const auto rc = lb.proc.wait(15s);
     REQUIRE(rc.has_value());
     CHECK(*rc == 0);
-    CHECK(eventually([&] { return contains(log_path, "stopped"); }, 3s));  // written before the exit
+    CHECK(eventually([&] { return file_contains(log_path, "stopped"); }, 3s));  // written before the exit
   }
 }
 

@@ -193,12 +193,18 @@ void ChildProcess::stop(std::chrono::milliseconds grace) {
   }
 }
 
-std::string ChildProcess::log() const {
-  std::ifstream in(log_file_);
+std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
+
+bool file_contains(const std::filesystem::path& path, const std::string& text) {
+  return read_text_file(path).find(text) != std::string::npos;
+}
+
+std::string ChildProcess::log() const { return read_text_file(log_file_); }
 
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -64,6 +64,11 @@ private:
   std::filesystem::path log_file_;
 };
 
+/// The whole of a file ("" when it cannot be read).
+std::string read_text_file(const std::filesystem::path& path);
+/// Whether `path` holds `text` now.
+bool file_contains(const std::filesystem::path& path, const std::string& text);
+
 /// True once something accepts TCP connections on 127.0.0.1:port.
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout);
 
