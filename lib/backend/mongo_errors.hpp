@@ -1,5 +1,5 @@
 // Which kind of failure a mongo-c-driver error is (internal; unit-tested in
-// tests/unit/test_mongo_errors.cpp with the errors the driver reports).
+// tests/unit/backend/test_mongo_errors.cpp with the errors the driver reports).
 #pragma once
 
 #include <bson/bson.h>

@@ -1,5 +1,5 @@
 // Building the driver's URI from a MongoConfig (internal; unit-tested in
-// tests/unit/test_mongo_uri.cpp).
+// tests/unit/backend/test_mongo_uri.cpp).
 #pragma once
 
 #include "backend/bson_handles.hpp"

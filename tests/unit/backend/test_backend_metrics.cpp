@@ -9,7 +9,7 @@
 #include <userkey/backend/backend_metrics.hpp>
 #include <userkey/backend/caching_repository.hpp>
 
-#include "../fake_repository.hpp"
+#include "fake_repository.hpp"
 #include "support/prometheus_text.hpp"
 
 using namespace std::chrono_literals;

@@ -1,18 +1,24 @@
 # doctest unit tests for userkey::lb. No main(): the unit-test runner provides
 # DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN in its own translation unit.
 set(USERKEY_LB_TEST_SOURCES
-  ${CMAKE_CURRENT_LIST_DIR}/test_policies.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_consistent_hash.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_ip_hash.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_least_connections.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_power_of_two.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_random.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_round_robin.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policies/test_weighted_round_robin.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_policy_registry.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_health.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_token_bucket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_hash_key.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/test_proxy_config.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_proxy_config_loader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_http1_codec.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/test_http1_wire.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admission.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/test_outlier.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_cluster.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_client_table.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_listener.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_router.cpp

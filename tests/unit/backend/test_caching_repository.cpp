@@ -1,3 +1,5 @@
+// Unit tests for lib/backend/caching_repository.cpp, over the scripted
+// FakeRepository (fake_repository.hpp).
 #include <doctest/doctest.h>
 
 #include <future>

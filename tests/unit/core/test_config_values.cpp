@@ -1,3 +1,4 @@
+// Unit tests for lib/core/config_values.cpp.
 #include <doctest/doctest.h>
 
 #include <userkey/core/config_values.hpp>

@@ -1,3 +1,5 @@
+// Unit tests for lib/backend/mongo_uri.cpp.
+//
 // How a MongoConfig becomes the driver's URI: where credentials are checked
 // (authSource), and which options the config fills in.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// Unit tests for lib/backend/bson_file_repository.cpp.
 #include <doctest/doctest.h>
 
 #include <bson/bson.h>

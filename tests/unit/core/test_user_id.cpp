@@ -1,3 +1,4 @@
+// Unit tests for lib/core/user_id.cpp.
 #include <doctest/doctest.h>
 
 #include <userkey/core/user_id.hpp>

@@ -1,9 +1,10 @@
+// Unit tests for lib/core/toml_input_guard.cpp (the loader's use of it is
+// tested in tests/unit/lb/test_proxy_config_loader.cpp).
 #include <doctest/doctest.h>
 
 #include <string>
 
 #include "core/toml_input_guard.hpp"
-#include "userkey/lb/proxy_config_loader.hpp"
 
 using userkey::detail::first_non_ascii_line;
 using userkey::detail::without_utf8_bom;
@@ -16,12 +17,4 @@ TEST_CASE("toml guard: the first non-ASCII byte, by line") {
   CHECK(first_non_ascii_line("a = 1\n\nupstreams = +\"12.\x01\x00.0\xd1\x96mm$/"sv) == 3u);  // its second
   CHECK(without_utf8_bom("\xEF\xBB\xBFretries = 1") == "retries = 1");
   CHECK(without_utf8_bom("retries = 1") == "retries = 1");
-}
-
-TEST_CASE("the lb's config loader refuses non-ASCII text with a located error instead of parsing it") {
-  const std::string text = "retries = 1\n\xcc\x8c = 2\n";
-  CHECK_THROWS_WITH_AS((void)userkey::lb::load_proxy_config_toml_from_string(text, "lb.toml"),
-                       doctest::Contains("lb.toml:2: non-ASCII"), userkey::lb::ConfigError);
-  CHECK(userkey::lb::load_proxy_config_toml_from_string("\xEF\xBB\xBFupstreams = [\"127.0.0.1:5001\"]\n", "lb.toml")
-            .upstreams.size() == 1);
 }

@@ -1,3 +1,5 @@
+// Unit tests for lib/backend/router.cpp, over the scripted FakeRepository
+// (fake_repository.hpp).
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>

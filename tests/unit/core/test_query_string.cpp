@@ -1,3 +1,4 @@
+// Unit tests for lib/core/query_string.cpp.
 #include <doctest/doctest.h>
 
 #include <userkey/core/query_string.hpp>

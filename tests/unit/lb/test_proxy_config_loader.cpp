@@ -1,5 +1,5 @@
-// Unit tests for the ProxyConfig TOML loader, overrides (SettingValues) and
-// validation.
+// Unit tests for lib/lb/proxy_config_loader.cpp: the ProxyConfig TOML loader,
+// overrides (SettingValues) and validation.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -404,3 +404,11 @@ TEST_CASE("docker/lb.example.toml loads and spells out the defaults") {
   CHECK(c.active.fall == d.active.fall);
 }
 #endif
+
+TEST_CASE("the lb's config loader refuses non-ASCII text with a located error instead of parsing it") {
+  const std::string text = "retries = 1\n\xcc\x8c = 2\n";
+  CHECK_THROWS_WITH_AS((void)userkey::lb::load_proxy_config_toml_from_string(text, "lb.toml"),
+                       doctest::Contains("lb.toml:2: non-ASCII"), userkey::lb::ConfigError);
+  CHECK(userkey::lb::load_proxy_config_toml_from_string("\xEF\xBB\xBFupstreams = [\"127.0.0.1:5001\"]\n", "lb.toml")
+            .upstreams.size() == 1);
+}

@@ -1,3 +1,5 @@
+// Unit tests for lib/backend/mongo_errors.cpp.
+//
 // How a mongo-c-driver error is counted and answered: a refused login is
 // "unauthorized" (a credentials problem for the operator), a login that timed
 // out or broke is a network failure. The messages are the ones mongo-c-driver

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Unit tests mirror source paths.
+
+The test of lib/<part>/<path>/<file>.cpp is tests/unit/<part>/<path>/test_<file>.cpp
+(a header-only piece, lib/<part>/<path>/<file>.hpp, is tested the same way).
+This check fails, listing the offenders, when a tests/unit/**/test_X.cpp has
+no lib/**/X.cpp or X.hpp at the mirrored path.
+
+usage: check_test_paths.py [SOURCE_DIR]   (default: this script's parent's parent)
+"""
+import sys
+from pathlib import Path
+
+# Test files allowed to break the rule, each with its reason. Keep it short.
+EXCEPTIONS = {
+    # Tests lib/lb/upstream.cpp (Upstream's passive/active health and
+    # parse_upstream); it becomes tests/unit/lb/test_upstream.cpp on its own
+    # branch. Remove this entry when that lands.
+    "lb/test_health.cpp",
+}
+
+
+def offenders(root: Path) -> list[str]:
+    unit = root / "tests" / "unit"
+    lib = root / "lib"
+    found = []
+    for test in sorted(unit.rglob("test_*.cpp")):
+        rel = test.relative_to(unit)
+        if rel.as_posix() in EXCEPTIONS:
+            continue
+        stem = rel.name[len("test_"):-len(".cpp")]
+        parent = rel.parent
+        if parent == Path("."):
+            found.append(f"tests/unit/{rel.as_posix()}: at tests/unit/ root; "
+                         f"move it to tests/unit/<part>/ beside the source it tests")
+            continue
+        if not any((lib / parent / (stem + ext)).is_file() for ext in (".cpp", ".hpp")):
+            found.append(f"tests/unit/{rel.as_posix()}: no lib/{(parent / stem).as_posix()}.cpp "
+                         f"(or .hpp)")
+    for entry in sorted(EXCEPTIONS):
+        if not (unit / entry).is_file():
+            found.append(f"tests/unit/{entry}: listed in EXCEPTIONS but does not exist; drop the entry")
+    return found
+
+
+def main() -> int:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent
+    bad = offenders(root)
+    if bad:
+        print("unit tests must mirror source paths: the test of lib/<part>/<file>.cpp is "
+              "tests/unit/<part>/test_<file>.cpp (DEVELOPERS.md, Tests)")
+        for line in bad:
+            print("  " + line)
+        return 1
+    print("unit test paths mirror lib/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
