@@ -4,7 +4,7 @@
 #   make test        everything CI runs: make check, make test-sanitizers, make fuzz
 #   make check       the suite in the default build (unit, integration on FerretDB,
 #                    end-to-end, fault battery, packaging, docs, compose)
-#   make test-sanitizers  the suite under ASan+UBSan, the concurrency-heavy tests under TSan
+#   make test-sanitizers  ASan+UBSan: every test but package/docs/docker/compose/bench; TSan: unit + e2e
 #   make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench       the scoreboard (<= 20 min): userkey-lb vs HAProxy vs nginx, the whole stack
 #                    vs the seed's, the backend alone, idle memory -> docs/benchmarks.md

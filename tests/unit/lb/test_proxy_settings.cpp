@@ -229,6 +229,52 @@ TEST_CASE("docker/lb.example.toml spells out every setting") {
     CHECK((v.contains(s.key()) || s.key() == "upstreams"));
   }
 }
+
+// scripts/gen-configuration-doc.py writes these lists from its reading of the
+// table's source (the docs_configuration_current test); this checks the
+// written lists against the compiled table's reloadable() marks.
+TEST_CASE("The reload lists in docs/operations.md and docker/lb.example.toml follow the settings table") {
+  const auto block = [](const std::string& file, const std::string& begin, const std::string& end) {
+    const std::string text = userkey::read_config_file(std::filesystem::path(USERKEY_SOURCE_DIR) / file);
+    const auto b = text.find(begin);
+    const auto e = text.find(end);
+    REQUIRE(b != std::string::npos);
+    REQUIRE(e != std::string::npos);
+    return text.substr(b, e - b);
+  };
+  struct Lists {
+    std::string file, applied, restart;
+  };
+  const std::string md = block("docs/operations.md", "<!-- begin reload lists", "<!-- end reload lists");
+  const std::string toml = block("docker/lb.example.toml", "# (begin reload lists", "# (end reload lists");
+  const auto split_at = [](const std::string& text, const std::string& at) {
+    const auto i = text.find(at);
+    REQUIRE(i != std::string::npos);
+    return std::pair(text.substr(0, i), text.substr(i));
+  };
+  const auto [md_applied, md_restart] = split_at(md, "* Logged as");
+  const auto [toml_applied, toml_restart] = split_at(toml, "# Need a restart");
+  const std::vector<Lists> lists = {{"docs/operations.md", md_applied, md_restart},
+                                    {"docker/lb.example.toml", toml_applied, toml_restart}};
+  const auto has = [](const std::string& text, const std::string& key, bool quoted) {
+    const std::string word = quoted ? "`" + key + "`" : " " + key;
+    for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
+      const char after = at + word.size() < text.size() ? text[at + word.size()] : '\n';
+      if (quoted || after == ',' || after == '.') return true;
+    }
+    return false;
+  };
+  for (const auto& l : lists) {
+    const bool quoted = l.file.ends_with(".md");
+    for (const auto& s : lb::proxy_settings().settings()) {
+      const std::string key = s.key() == "upstreams" ? "[[upstream]]" : s.key();
+      CAPTURE(l.file);
+      CAPTURE(key);
+      CHECK(has(s.reloadable() ? l.applied : l.restart, key, quoted));
+      CHECK_FALSE(has(s.reloadable() ? l.restart : l.applied, key, quoted));
+    }
+  }
+}
 #endif
 
 TEST_CASE("access_log_format is text or json; request_id is a boolean (on/off)") {
