@@ -4,6 +4,8 @@
 // uses it or `upstreams`, not both. See proxy_config_loader.hpp.
 #include "userkey/lb/proxy_config_loader.hpp"
 
+#include <map>
+
 #include "core/toml_settings.hpp"
 #include "lb/proxy_settings_internal.hpp"
 #include "userkey/core/settings_file.hpp"
@@ -15,29 +17,41 @@ namespace {
 
 using Reader = detail::TomlSettingsReader;
 
+// One [[upstream]] table: each key read in its TOML type, then the record's
+// field rules (check_upstream, as for a flag), reported at the broken key.
 UpstreamConfig read_upstream_table(const Reader& reader, const toml::table& t, const std::string& prefix) {
   UpstreamConfig u;
-  bool have_address = false;
+  std::map<std::string, toml::source_region, std::less<>> where;
+  const auto at = [&](const toml::node& n, const std::string& key) { where[key.substr(prefix.size() + 1)] = n.source(); };
   reader.dispatch(
       t, prefix,
       {{"address",
         [&](const toml::node& n, const std::string& key) {
-          auto hp = reader.value(n, key, kinds::host_port());
-          if (hp.port == 0) reader.fail(n.source(), key, "port must be 1..65535");
+          auto hp = reader.value(n, key, kinds::host_port());  // the same HOST:PORT syntax as a flag's
           u.host = std::move(hp.host);
           u.port = hp.port;
-          have_address = true;
+          at(n, key);
         }},
        {"weight",
         [&](const toml::node& n, const std::string& key) {
-          u.weight = reader.value(n, key, kinds::whole<std::uint32_t>(1, kMaxWeight));
+          u.weight = reader.value(n, key, kinds::whole<std::uint32_t>());
+          at(n, key);
         }},
        {"max_conns",
         [&](const toml::node& n, const std::string& key) {
           u.max_conns = reader.value(n, key, kinds::whole<std::uint32_t>());
+          at(n, key);
         }},
-       {"tls", [&](const toml::node& n, const std::string& key) { u.tls = reader.value(n, key, kinds::boolean()); }}});
-  if (!have_address) reader.fail(t.source(), prefix, "missing 'address = \"HOST:PORT\"'");
+       {"tls",
+        [&](const toml::node& n, const std::string& key) {
+          u.tls = reader.value(n, key, kinds::boolean());
+          at(n, key);
+        }}});
+  if (!where.contains("address")) reader.fail(t.source(), prefix, "missing 'address = \"HOST:PORT\"'");
+  if (auto broken = check_upstream(u)) {
+    const auto w = where.find(broken->field);
+    reader.fail(w != where.end() ? w->second : t.source(), prefix + "." + broken->field, broken->what);
+  }
   return u;
 }
 

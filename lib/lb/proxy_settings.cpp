@@ -28,14 +28,13 @@ ValueKind<UpstreamConfig> upstream_spec() {
   k.parse = [](std::string_view text) {
     std::string err;
     auto u = parse_upstream(text, &err);
-    if (!u) throw ValueError(err.empty() ? "malformed upstream '" + std::string(text) + "'" : err);
+    if (!u) throw ValueError(err);
     return *u;
   };
-  // validate() checks upstreams as a whole (addresses, duplicates, weights).
-  k.format = [](const UpstreamConfig& u) {
-    return format_host_port({u.host, u.port}) + ",weight=" + std::to_string(u.weight) +
-           ",max_conns=" + std::to_string(u.max_conns);
+  k.check = [](const UpstreamConfig& u) {
+    if (auto broken = check_upstream(u)) throw ValueError(broken->message());
   };
+  k.format = [](const UpstreamConfig& u) { return format_upstream(u); };
   return k;
 }
 
@@ -341,10 +340,7 @@ void validate(const ProxyConfig& cfg) {
   for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& u = cfg.upstreams[i];
     const std::string key = "upstream[" + std::to_string(i) + "]";
-    if (u.host.empty()) invalid(key + ".address", "host must not be empty");
-    if (u.port == 0) invalid(key + ".address", "port must be 1..65535");
-    if (u.weight < 1 || u.weight > kMaxWeight)
-      invalid(key + ".weight", "must be between 1 and " + std::to_string(kMaxWeight) + ", got " + std::to_string(u.weight));
+    if (auto broken = check_upstream(u)) invalid(key + "." + broken->field, broken->what);
     if (!seen.insert(u.address()).second) invalid(key + ".address", "duplicate upstream '" + u.address() + "'");
   }
   proxy_settings().check(cfg);

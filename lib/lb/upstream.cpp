@@ -1,9 +1,12 @@
-// Upstream health state and upstream-spec parsing. See upstream.hpp.
+// Upstream health state and the upstream record's rules. See upstream.hpp.
 #include "userkey/lb/upstream.hpp"
 
 #include <charconv>
 #include <limits>
 #include <utility>
+
+#include "lb/proxy_settings_internal.hpp"
+#include "userkey/core/config_values.hpp"
 
 namespace userkey::lb {
 
@@ -134,121 +137,72 @@ bool Upstream::report_probe(bool ok, const ActiveHealthConfig& cfg) {
 }
 
 // ---------------------------------------------------------------------------
-// parse_upstream
+// The upstream record: check_upstream, parse_upstream, format_upstream
 // ---------------------------------------------------------------------------
 
-std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error) {
-  const std::string quoted = "upstream '" + std::string(spec) + "': ";
-  if (spec.empty()) {
-    set_error(error, "upstream: empty specification, expected HOST:PORT[,weight=N][,max_conns=N][,tls=on]");
-    return std::nullopt;
+std::optional<UpstreamFieldError> check_upstream(const UpstreamConfig& u) {
+  if (u.host.empty()) return UpstreamFieldError{"address", "host must not be empty"};
+  for (const char ch : u.host) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == 0x7f || ch == '/' || ch == '[' || ch == ']' || ch == '=' || ch == ',')
+      return UpstreamFieldError{"address", "invalid character in host '" + u.host + "'"};
   }
+  if (u.port == 0) return UpstreamFieldError{"address", "port must be 1..65535, got 0"};
+  if (u.weight < 1 || u.weight > kMaxWeight)
+    return UpstreamFieldError{"weight", "must be between 1 and " + std::to_string(kMaxWeight) + ", got " +
+                                            std::to_string(u.weight)};
+  return std::nullopt;
+}
+
+std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error) {
+  const auto fail = [&](const UpstreamFieldError& e) -> std::optional<UpstreamConfig> {
+    set_error(error, "upstream '" + std::string(spec) + "': " + e.message());
+    return std::nullopt;
+  };
+  if (spec.empty()) return fail({"address", "empty, expected HOST:PORT[,weight=N][,max_conns=N][,tls=on]"});
 
   const auto comma = spec.find(',');
-  const std::string_view hostport = spec.substr(0, comma);
-  std::string_view options = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
-
+  std::string why;
+  const auto hp = parse_host_port(spec.substr(0, comma), &why);
+  if (!hp) return fail({"address", why});
   UpstreamConfig cfg;
-  std::string_view host;
-  std::string_view port;
-  if (!hostport.empty() && hostport.front() == '[') {
-    // [IPv6]:PORT; the brackets are not part of the stored host.
-    const auto close = hostport.find(']');
-    if (close == std::string_view::npos) {
-      set_error(error, quoted + "missing ']' after IPv6 address");
-      return std::nullopt;
-    }
-    host = hostport.substr(1, close - 1);
-    if (close + 1 >= hostport.size() || hostport[close + 1] != ':') {
-      set_error(error, quoted + "missing ':PORT' after ']'");
-      return std::nullopt;
-    }
-    port = hostport.substr(close + 2);
-  } else {
-    const auto colon = hostport.rfind(':');
-    if (colon == std::string_view::npos) {
-      set_error(error, quoted + "missing ':PORT'");
-      return std::nullopt;
-    }
-    host = hostport.substr(0, colon);
-    port = hostport.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      set_error(error, quoted + "IPv6 addresses must be written as [ADDR]:PORT");
-      return std::nullopt;
-    }
-  }
-  if (host.empty()) {
-    set_error(error, quoted + "empty host");
-    return std::nullopt;
-  }
-  for (char ch : host) {
-    if (ch == ' ' || ch == '\t' || ch == '/' || ch == '[' || ch == ']' || ch == '=') {
-      set_error(error, quoted + "invalid character in host");
-      return std::nullopt;
-    }
-  }
-  std::uint64_t v = 0;
-  if (!parse_uint(port, 1, 65535, v)) {
-    set_error(error, quoted + "port must be a number in 1..65535, got '" + std::string(port) + "'");
-    return std::nullopt;
-  }
-  cfg.host = std::string(host);
-  cfg.port = static_cast<std::uint16_t>(v);
+  cfg.host = hp->host;
+  cfg.port = hp->port;
 
   bool seen_weight = false;
   bool seen_max_conns = false;
   bool seen_tls = false;
+  std::string_view options = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
   while (comma != std::string_view::npos) {
     const auto next = options.find(',');
     const std::string_view opt = options.substr(0, next);
     const auto eq = opt.find('=');
-    if (eq == std::string_view::npos) {
-      set_error(error, quoted + "option '" + std::string(opt) + "' must be NAME=VALUE");
-      return std::nullopt;
-    }
-    const std::string_view key = opt.substr(0, eq);
+    if (eq == std::string_view::npos) return fail({"options", "'" + std::string(opt) + "' must be NAME=VALUE"});
+    const std::string key(opt.substr(0, eq));
     const std::string_view val = opt.substr(eq + 1);
-    if (key == "weight") {
-      if (seen_weight) {
-        set_error(error, quoted + "weight given twice");
-        return std::nullopt;
-      }
-      if (!parse_uint(val, 1, 1000, v)) {
-        set_error(error, quoted + "weight must be a number in 1..1000, got '" + std::string(val) + "'");
-        return std::nullopt;
-      }
-      cfg.weight = static_cast<std::uint32_t>(v);
-      seen_weight = true;
-    } else if (key == "max_conns") {
-      if (seen_max_conns) {
-        set_error(error, quoted + "max_conns given twice");
-        return std::nullopt;
-      }
-      if (!parse_uint(val, 0, std::numeric_limits<std::uint32_t>::max(), v)) {
-        set_error(error, quoted + "max_conns must be a non-negative number, got '" + std::string(val) + "'");
-        return std::nullopt;
-      }
-      cfg.max_conns = static_cast<std::uint32_t>(v);
-      seen_max_conns = true;
-    } else if (key == "tls") {
-      if (seen_tls) {
-        set_error(error, quoted + "tls given twice");
-        return std::nullopt;
-      }
-      if (val != "on" && val != "off") {
-        set_error(error, quoted + "tls must be on or off, got '" + std::string(val) + "'");
-        return std::nullopt;
-      }
+    bool* seen = key == "weight" ? &seen_weight : key == "max_conns" ? &seen_max_conns : key == "tls" ? &seen_tls : nullptr;
+    if (seen == nullptr) return fail({"options", "unknown option '" + key + "' (expected weight, max_conns or tls)"});
+    if (*seen) return fail({key, "given twice"});
+    *seen = true;
+    if (key == "tls") {
+      if (val != "on" && val != "off") return fail({key, "must be on or off, got '" + std::string(val) + "'"});
       cfg.tls = val == "on";
-      seen_tls = true;
     } else {
-      set_error(error, quoted + "unknown option '" + std::string(key) + "' (expected weight, max_conns or tls)");
-      return std::nullopt;
+      std::uint64_t v = 0;
+      if (!parse_uint(val, 0, std::numeric_limits<std::uint32_t>::max(), v))
+        return fail({key, "must be a whole number, got '" + std::string(val) + "'"});
+      (key == "weight" ? cfg.weight : cfg.max_conns) = static_cast<std::uint32_t>(v);
     }
     if (next == std::string_view::npos) break;
     options = options.substr(next + 1);
   }
+  if (auto broken = check_upstream(cfg)) return fail(*broken);
   return cfg;
+}
+
+std::string format_upstream(const UpstreamConfig& u) {
+  return format_host_port({u.host, u.port}) + ",weight=" + std::to_string(u.weight) +
+         ",max_conns=" + std::to_string(u.max_conns) + (u.tls ? ",tls=on" : "");
 }
 
 }  // namespace userkey::lb

@@ -145,11 +145,39 @@ struct UpstreamConfig {
 
   /// "host:port", used as the upstream's identity in logs and metrics.
   std::string address() const { return host + ":" + std::to_string(port); }
+
+  bool operator==(const UpstreamConfig&) const = default;
 };
 
-/// Parses "HOST:PORT[,weight=N][,max_conns=N][,tls=on|off]". Returns nullopt and sets
-/// `error` on malformed input.
+// The upstream record's one set of rules. Flags, the environment, a file's
+// `upstreams = [...]` strings, its [[upstream]] tables and validate() all go
+// through these, so a record means the same and an error reads the same
+// whichever source it came from (each source adds only where: the flag, the
+// file and line, the list index).
+
+/// One broken rule of an upstream record: the field as a file names it
+/// ("address", "weight", "max_conns", "tls") and what is wrong with it.
+struct UpstreamFieldError {
+  std::string field;
+  std::string what;
+  /// "FIELD: WHAT", the text every source reports.
+  std::string message() const { return field + ": " + what; }
+};
+
+/// The field rules: a host that is not empty and has no space, control
+/// character, '/', '[', ']', '=' or ','; a port in 1..65535; a weight in
+/// 1..1000 (max_conns and tls take any value). nullopt when all hold,
+/// else the first one broken.
+std::optional<UpstreamFieldError> check_upstream(const UpstreamConfig& u);
+
+/// Parses "HOST:PORT[,weight=N][,max_conns=N][,tls=on|off]" (an IPv6 host in
+/// brackets) and applies check_upstream(). Returns nullopt and sets `error`
+/// to "upstream 'SPEC': FIELD: WHAT" on malformed input.
 std::optional<UpstreamConfig> parse_upstream(std::string_view spec, std::string* error = nullptr);
+
+/// The text parse_upstream() reads back as `u`, every field written
+/// ("HOST:PORT,weight=N,max_conns=N" and ",tls=on" when on).
+std::string format_upstream(const UpstreamConfig& u);
 
 /// One upstream and its live state. Thread-safe.
 class Upstream {

@@ -1,5 +1,5 @@
-// Unit tests for Upstream health (passive nginx-style, active HAProxy-style)
-// and parse_upstream.
+// Unit tests for Upstream health (passive nginx-style, active HAProxy-style).
+// The upstream record (parse_upstream and friends): test_upstream.cpp.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -169,86 +169,6 @@ TEST_CASE("in-flight accounting") {
   CHECK(u.in_flight() == 1);
   CHECK(u.address() == "10.0.0.1:9000");
   CHECK(u.weight() == 1);
-}
-
-TEST_CASE("parse_upstream: valid specs") {
-  std::string err;
-  auto a = lb::parse_upstream("10.0.0.5:8080", &err);
-  REQUIRE(a);
-  CHECK(a->host == "10.0.0.5");
-  CHECK(a->port == 8080);
-  CHECK(a->weight == 1);
-  CHECK(a->max_conns == 64);  // the default
-  CHECK(a->address() == "10.0.0.5:8080");
-
-  auto b = lb::parse_upstream("backend-2.internal:9000,weight=5,max_conns=100");
-  REQUIRE(b);
-  CHECK(b->host == "backend-2.internal");
-  CHECK(b->port == 9000);
-  CHECK(b->weight == 5);
-  CHECK(b->max_conns == 100);
-
-  auto c = lb::parse_upstream("localhost:1,max_conns=7,weight=1000");
-  REQUIRE(c);
-  CHECK(c->weight == 1000);
-  CHECK(c->max_conns == 7);
-
-  auto d = lb::parse_upstream("[::1]:65535,weight=2");
-  REQUIRE(d);
-  CHECK(d->host == "::1");
-  CHECK(d->port == 65535);
-  CHECK(d->weight == 2);
-  CHECK_FALSE(d->tls);  // the default
-
-  auto e = lb::parse_upstream("api.internal:443,tls=on,weight=3");
-  REQUIRE(e);
-  CHECK(e->tls);
-  CHECK(e->weight == 3);
-  CHECK(e->address() == "api.internal:443");  // the identity does not change with tls
-  auto f = lb::parse_upstream("api.internal:443,tls=off");
-  REQUIRE(f);
-  CHECK_FALSE(f->tls);
-}
-
-TEST_CASE("parse_upstream: errors") {
-  const char* bad[] = {
-      "",                        // empty
-      "10.0.0.5",                // no port
-      ":8080",                   // no host
-      "10.0.0.5:",               // empty port
-      "10.0.0.5:0",              // port 0
-      "10.0.0.5:65536",          // port too big
-      "10.0.0.5:80x",            // junk in port
-      "10.0.0.5:-1",             // negative
-      "10.0.0.5:80,weight=0",    // weight too small
-      "10.0.0.5:80,weight=1001", // weight too big
-      "10.0.0.5:80,weight=",     // empty weight
-      "10.0.0.5:80,weight=2,weight=3",
-      "10.0.0.5:80,max_conns=-4",
-      "10.0.0.5:80,backup=1",    // unknown option
-      "10.0.0.5:80,weight",      // no '='
-      "10.0.0.5:80,",            // empty option
-      "::1:80",                  // IPv6 without brackets
-      "[::1:80",                 // unterminated bracket
-      "[::1]80",                 // missing ':'
-      "bad host:80",             // space
-      "10.0.0.5:80,tls=yes",     // on or off only
-      "10.0.0.5:80,tls=on,tls=off",
-  };
-  for (const char* spec : bad) {
-    CAPTURE(spec);
-    std::string err;
-    CHECK_FALSE(lb::parse_upstream(spec, &err).has_value());
-    CHECK_FALSE(err.empty());
-  }
-  std::string err;
-  lb::parse_upstream("10.0.0.5:80,weight=1001", &err);
-  CHECK(err.find("weight") != std::string::npos);
-  CHECK(err.find("1..1000") != std::string::npos);
-  lb::parse_upstream("10.0.0.5:99999", &err);
-  CHECK(err.find("port") != std::string::npos);
-  // No error pointer: must not crash.
-  CHECK_FALSE(lb::parse_upstream("nope").has_value());
 }
 
 TEST_CASE("active health coming back up clears a passive take-down") {
