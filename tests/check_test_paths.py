@@ -12,12 +12,7 @@ import sys
 from pathlib import Path
 
 # Test files allowed to break the rule, each with its reason. Keep it short.
-EXCEPTIONS = {
-    # Tests lib/lb/upstream.cpp (Upstream's passive/active health and
-    # parse_upstream); it becomes tests/unit/lb/test_upstream.cpp on its own
-    # branch. Remove this entry when that lands.
-    "lb/test_health.cpp",
-}
+EXCEPTIONS: set[str] = set()
 
 
 def offenders(root: Path) -> list[str]:

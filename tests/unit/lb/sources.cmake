@@ -9,7 +9,6 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/policies/test_round_robin.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policies/test_weighted_round_robin.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_policy_registry.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/test_health.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_token_bucket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_ip_filter.cpp

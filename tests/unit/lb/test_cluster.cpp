@@ -154,17 +154,3 @@ TEST_CASE("outlier: a good active probe clears a passive take-down at once") {
   CHECK_FALSE(u.report_probe(true, active));   // active state unchanged (it was up) ...
   CHECK(u.available(clock.now()));             // ... but the passive mark is gone
 }
-
-// Upstream::InFlight lives in lib/lb/upstream.cpp; this case moves to
-// test_upstream.cpp with the rest of that file's tests (tracked on its own
-// branch), and is kept here until then.
-TEST_CASE("in-flight: counted while a request's scope lives, however it is left") {
-  lb::Upstream u(upstream(1), lb::PassiveHealthConfig{});
-  try {
-    const lb::Upstream::InFlight counted(u);
-    CHECK(u.in_flight() == 1);
-    throw std::runtime_error("boom");
-  } catch (const std::runtime_error&) {
-  }
-  CHECK(u.in_flight() == 0);
-}
