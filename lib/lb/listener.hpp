@@ -6,7 +6,8 @@
 // queue for each), counting accepted connections and handing each to its
 // hand-off; staying up through accept errors (out of descriptors: logged
 // once, paused and retried) and exceptions out of the hand-off (logged, the
-// connection lost, accepting goes on).
+// connection lost, accepting goes on). The loop and its backoff are the
+// shared ones of lib/net (accept_loop.hpp), run with a batch of 64.
 //
 // Leaves to others: choosing the loop that serves a connection
 // (`hand_to_loops`, worker.hpp), serving it (worker, downstream_session).
@@ -15,9 +16,9 @@
 #include "io_types.hpp"
 
 #include <cstdint>
-#include <exception>
 #include <functional>
 
+#include "net/accept_backoff.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 
 namespace spdlog {
@@ -48,7 +49,6 @@ private:
   static constexpr int kAcceptBatch = 64;
 
   awaitable<void> accept_loop();
-  awaitable<void> pause_after(const std::exception_ptr& error);
   void dispatch(Socket sock, const tcp& protocol);
 
   asio::io_context& io_;
@@ -56,7 +56,7 @@ private:
   ProxyStats& stats_;
   spdlog::logger& log_;
   Acceptor acceptor_;
-  bool backing_off_ = false;  // accepts are failing (logged once until one succeeds)
+  net::AcceptBackoff backoff_;  // accepts are failing: logged once until one succeeds
 };
 
 }  // namespace userkey::lb::engine

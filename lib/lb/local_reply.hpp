@@ -8,7 +8,8 @@
 // connection: the client may still be sending what was refused (a huge head
 // or body), and closing with unread data would reset the connection and
 // could destroy the answer before the client reads it, so the lb stops
-// sending, then reads and discards for up to 1 s or 256 KiB.
+// sending, then reads and discards for up to 1 s or 256 KiB (the shared
+// net::linger_close).
 //
 // Templates over the session's layer (client_transport.hpp), instantiated
 // by downstream_session.cpp. The lingering close works on the socket under
@@ -32,6 +33,7 @@
 
 #include "client_transport.hpp"
 #include "http1_codec.hpp"
+#include "net/lingering_close.hpp"
 
 namespace userkey::lb::engine {
 
@@ -67,21 +69,9 @@ awaitable<void> write_error(typename Layer::Connection& c, unsigned status, std:
   error_code ec;
   co_await asio::async_write(Layer::stream(c), out, nothrow(ec));
   if (c.clear_deadline()) ec = asio::error::timed_out;
-  if (!keep_alive && !ec) {
-    // Lingering close: the client may still be sending what we refused (a
-    // huge header or body). Closing with unread data would reset the
-    // connection and could destroy this answer before the client reads it,
-    // so stop sending, then read and discard for a moment.
-    c.socket.shutdown(tcp::socket::shutdown_send, ec);
-    c.deadline_after(std::chrono::seconds(1));
-    std::array<char, 4096> discard;
-    for (std::size_t total = 0; total < 256 * 1024;) {
-      const std::size_t n = co_await c.socket.async_read_some(asio::buffer(discard), nothrow(ec));
-      if (ec || c.timed_out) break;
-      total += n;
-    }
-    c.clear_deadline();
-  }
+  // Lingering close (net/lingering_close.hpp): the client may still be
+  // sending what we refused (a huge header or body).
+  if (!keep_alive && !ec) co_await net::linger_close(c.socket);
 }
 
 // A request the lb answers itself (or drops), counted; then the connection

@@ -29,6 +29,7 @@
 #include <random>
 #include <thread>
 
+#include "net/open_files.hpp"
 #include "admin_server.hpp"
 #include "userkey/core/logging.hpp"
 #include "admission.hpp"
@@ -133,6 +134,11 @@ bool ProxyServer::start(std::string* error) {
     im.drop_loops();
     return false;
   };
+  // Every proxied request holds two descriptors: run with the hard limit.
+  std::string nofile_error;
+  const auto nofile = net::raise_open_file_limit(&nofile_error);
+  if (nofile_error.empty()) im.log->info("open files limit {}", nofile);
+  else im.log->warn("open files limit stays {}: {}", nofile, nofile_error);
   if (im.cfg.proxy_protocol && im.cfg.trusted_proxies.empty())
     im.log->warn("--proxy-protocol without --trusted-proxies: any peer that reaches the port may name its own "
                  "client address in a PROXY header; list the proxies that send one");

@@ -7,6 +7,9 @@
 #include <signal.h>
 
 #include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "support/backend_process.hpp"
@@ -86,6 +89,35 @@ TEST_CASE("out of descriptors: nothing is held against the upstream, and the lb 
   CHECK(st["errors"].get<int>() == 0);
   CHECK(lb.proc.running());
   for (int i = 0; i < 20; ++i) CHECK(http_get(lb.port, "/?user_id=1").status == 200);
+}
+
+namespace {
+
+/// The soft and hard "Max open files" of a process, from /proc/PID/limits.
+std::pair<std::string, std::string> open_files_limits(pid_t pid) {
+  std::istringstream text(read_text_file("/proc/" + std::to_string(pid) + "/limits"));
+  for (std::string line; std::getline(text, line);) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    std::string soft, hard;
+    fields >> soft >> hard;
+    return {soft, hard};
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("the lb raises its soft descriptor limit to the hard one at start") {
+  Backend b1("backend-1");
+  // Started with a soft limit of 256 (the hard one left as it is).
+  LbProcess lb({"--upstream", b1.upstream(), "--access-log", "false"},
+               {"/bin/sh", "-c", "ulimit -S -n 256 && exec \"$0\" \"$@\""});
+  const auto [soft, hard] = open_files_limits(lb.proc.pid());
+  REQUIRE_FALSE(hard.empty());
+  CHECK(soft == hard);
+  const std::string logged = "open files limit " + hard;
+  CHECK(eventually([&] { return file_contains(lb.dir.path() / "lb.log", logged); }, 5s));
 }
 
 TEST_CASE("the lb's /readyz: 200 while serving") {

@@ -69,7 +69,8 @@ public:
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  /// Binds the listeners (and admin endpoint) and starts serving. Returns
+  /// Raises the process's soft RLIMIT_NOFILE to its hard limit (logged),
+  /// binds the listeners (and admin endpoint) and starts serving. Returns
   /// false with a message when an address cannot be bound.
   bool start(std::string* error);
   /// The bound proxy / admin ports (after start()); 0 for one that is off.
