@@ -24,6 +24,7 @@
 #include "local_reply.hpp"
 #include "proxy_header_reader.hpp"
 #include "request_id.hpp"
+#include "response_relay.hpp"
 #include "upstream_router.hpp"
 
 namespace userkey::lb::engine {
@@ -183,7 +184,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
         log_method.assign(req.method_string().data(), req.method_string().size());
         log_target.assign(req.target().data(), req.target().size());
       }
-      const bool keep_alive = req.keep_alive() && !ctx.draining.load(std::memory_order_relaxed);
+      bool keep_alive = req.keep_alive() && !ctx.draining.load(std::memory_order_relaxed);
       const unsigned version = req.version();
       ctx.stats.requests.fetch_add(1, std::memory_order_relaxed);
 
@@ -205,13 +206,27 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
       } else {
         Response res = co_await ctx.router.forward(std::move(req), client, request_id.view(), tried, report, wire,
                                                    Layer::forwarded_proto, xff);
-        http1::serialize_client_response(wire, res, version, keep_alive, head_request, request_id.view());
-        const std::array<asio::const_buffer, 2> out{
-            asio::buffer(wire), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
-        c.deadline_after(ctx.cfg.upstream_timeout);
-        const std::size_t bytes_out = co_await asio::async_write(stream, out, nothrow(ec));
-        if (c.clear_deadline()) ec = asio::error::timed_out;
-        written = !ec;
+        std::size_t bytes_out = 0;
+        if (report.body) {
+          // A long, chunked or close-delimited body: relayed as it arrives.
+          const auto length = report.body->length();
+          const auto framing = http1::client_framing(length.has_value(), version);
+          keep_alive = keep_alive && framing != http1::BodyFraming::close;
+          http1::serialize_client_head(wire, res, version, keep_alive, framing,
+                                       length ? std::to_string(*length) : std::string(), request_id.view());
+          BodyEnd end = BodyEnd::client_gone;
+          bytes_out = co_await relay_body<Layer>(c, wire, *report.body, framing, ctx.cfg.upstream_timeout, end);
+          ctx.router.finish_body(std::move(report.body), end);
+          written = end == BodyEnd::complete;
+        } else {
+          http1::serialize_client_response(wire, res, version, keep_alive, head_request, request_id.view());
+          const std::array<asio::const_buffer, 2> out{
+              asio::buffer(wire), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
+          c.deadline_after(ctx.cfg.upstream_timeout);
+          bytes_out = co_await asio::async_write(stream, out, nothrow(ec));
+          if (c.clear_deadline()) ec = asio::error::timed_out;
+          written = !ec;
+        }
         if (logging) {
           AccessRecord r;
           r.time = started_wall;

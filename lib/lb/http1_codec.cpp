@@ -307,6 +307,23 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
 
 void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
                                bool head_request, std::string_view request_id) {
+  std::string length;
+  if (head_request) {
+    auto cl = res.find(http::field::content_length);
+    length = cl != res.end() ? std::string(cl->value()) : std::string("0");
+  } else {
+    length = std::to_string(res.body().size());
+  }
+  serialize_client_head(out, res, client_version, keep_alive, BodyFraming::length, length, request_id);
+}
+
+BodyFraming client_framing(bool upstream_length, unsigned client_version) {
+  if (upstream_length) return BodyFraming::length;
+  return client_version == 10 ? BodyFraming::close : BodyFraming::chunked;
+}
+
+void serialize_client_head(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
+                           BodyFraming framing, std::string_view length_text, std::string_view request_id) {
   out.clear();
   out += client_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(res.result_int());
@@ -324,19 +341,24 @@ void serialize_client_response(std::string& out, const Response& res, unsigned c
   }
   const unsigned code = res.result_int();
   if (code / 100 != 1 && code != 204 && code != 304) {
-    out += "Content-Length: ";
-    if (head_request) {
-      auto cl = res.find(http::field::content_length);
-      if (cl != res.end()) append_sv(out, cl->value());
-      else out += '0';
-    } else {
-      out += std::to_string(res.body().size());
-    }
-    out += "\r\n";
+    if (framing == BodyFraming::length) append_header(out, "Content-Length", length_text);
+    if (framing == BodyFraming::chunked) out += "Transfer-Encoding: chunked\r\n";
   }
   if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
   if (client_version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
   if (client_version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+}
+
+void append_chunk_size(std::string& out, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char digits[2 * sizeof(std::size_t)];
+  std::size_t n = 0;
+  do {
+    digits[n++] = kHex[size & 0xf];
+    size >>= 4;
+  } while (size != 0);
+  while (n > 0) out += digits[--n];
   out += "\r\n";
 }
 

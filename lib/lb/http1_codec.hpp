@@ -174,6 +174,25 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
 void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
                                bool head_request, std::string_view request_id = {});
 
+/// How a response body goes to the client: with a Content-Length, in chunks
+/// (to an HTTP/1.1 client, when the upstream sent no length), or until the
+/// connection closes (to an HTTP/1.0 client, likewise).
+enum class BodyFraming { length, chunked, close };
+
+/// The framing a streamed body goes to the client in: `length` when the
+/// upstream said its length, else chunked to HTTP/1.1, close to HTTP/1.0.
+BodyFraming client_framing(bool upstream_length, unsigned client_version);
+
+/// serialize_client_response's head for a body sent after it: framed as
+/// `framing` says (`length_text` is the Content-Length's value with
+/// `length`), no framing field on a 1xx, 204 or 304. `keep_alive` must be
+/// false with `close`.
+void serialize_client_head(std::string& out, const Response& res, unsigned client_version, bool keep_alive,
+                           BodyFraming framing, std::string_view length_text, std::string_view request_id = {});
+
+/// A chunk's size line ("<hex>\r\n") appended to `out`.
+void append_chunk_size(std::string& out, std::size_t size);
+
 /// The lb's own answer: {"error":"<message>"} as JSON, Server: userkey-lb,
 /// Retry-After when `retry_after` is positive.
 Response make_error_response(unsigned status, std::string_view message, unsigned version,

@@ -26,6 +26,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/tls_stream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_tls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_exchange.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_body.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_router.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp

@@ -7,6 +7,8 @@
 #include <boost/beast/http/read.hpp>
 
 #include <array>
+#include <cstdint>
+#include <limits>
 #include <memory>
 
 namespace userkey::lb::engine {
@@ -31,7 +33,11 @@ struct PendingWrite {
   std::size_t written = 0;
 };
 
-constexpr std::size_t kResponseBodyLimit = 64 * 1024 * 1024;
+// A body read whole rather than streamed: none, one already complete, or
+// one whose Content-Length is at most kWholeBodyLimit.
+bool read_whole(const ResponseParser& rp) {
+  return rp.is_done() || (rp.content_length() && *rp.content_length() <= kWholeBodyLimit);
+}
 
 }  // namespace
 
@@ -76,19 +82,26 @@ awaitable<Exchange> exchange(Conn& conn, const std::string& head, const std::str
   error_code read_error;
   // Interim 1xx responses (other than 101) are skipped: the final response
   // follows on the same connection.
-  std::optional<http::response_parser<http::string_body>> rp;
+  // No cap on the body's size: a long one is streamed, not held.
+  auto rp = std::make_unique<ResponseParser>();
   const bool read = !x.write_error || peer_closed(x.write_error);
   while (read) {
-    rp.emplace();
-    rp->body_limit(kResponseBodyLimit);
+    rp = std::make_unique<ResponseParser>();
+    rp->body_limit(std::numeric_limits<std::uint64_t>::max());
     if (head_request) rp->skip(true);
-    co_await on_stream(conn, [&](auto& s) { return http::async_read(s, conn.buffer, *rp, nothrow(read_error)); });
+    co_await on_stream(conn,
+                       [&](auto& s) { return http::async_read_header(s, conn.buffer, *rp, nothrow(read_error)); });
     // An upstream that closes TLS without close_notify has closed: as a
     // plain connection's end of stream (which never reports this error).
     if (read_error == asio::ssl::error::stream_truncated) read_error = http::error::end_of_stream;
     x.got_some = x.got_some || rp->got_some();
     const unsigned code = rp->get().result_int();
     if (read_error || code / 100 != 1 || code == 101) break;
+  }
+  const bool stream_body = read && !read_error && !read_whole(*rp);
+  if (read && !read_error && !rp->is_done() && !stream_body) {
+    co_await on_stream(conn, [&](auto& s) { return http::async_read(s, conn.buffer, *rp, nothrow(read_error)); });
+    if (read_error == asio::ssl::error::stream_truncated) read_error = http::error::end_of_stream;
   }
   if (pending) {
     // The response (or the read's failure) came before the whole request
@@ -107,8 +120,13 @@ awaitable<Exchange> exchange(Conn& conn, const std::string& head, const std::str
     x.write_error = pending->error;
     x.written = pending->written;
   }
-  if (read && !read_error)
+  if (stream_body) {
+    x.response.emplace();
+    x.response->base() = rp->get().base();
+    x.body = std::move(rp);
+  } else if (read && !read_error) {
     x.response = rp->release();
+  }
   else
     x.error = read ? decisive_error(x.write_error, read_error) : x.write_error;
   co_return x;

@@ -18,8 +18,10 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <memory>
 #include <string>
 
+#include "upstream_body.hpp"
 #include "upstream_pool.hpp"
 
 namespace userkey::lb::engine {
@@ -27,8 +29,12 @@ namespace userkey::lb::engine {
 /// How an exchange went.
 struct Exchange {
   /// The final response, when one was read in full (possibly before the
-  /// request was written in full).
+  /// request was written in full), or only its head when `body` is set.
   std::optional<Response> response;
+  /// Set when the response's body is streamed (longer than kWholeBodyLimit,
+  /// chunked, or ending with the connection): its parser, the head read,
+  /// the body still on the connection.
+  std::unique_ptr<ResponseParser> body;
   /// The write's error (none: the whole request was written) and how many
   /// bytes of the request went.
   error_code write_error;
@@ -54,9 +60,11 @@ bool peer_closed(const error_code& ec);
 error_code decisive_error(const error_code& write_error, const error_code& read_error);
 
 /// Writes `head` and `body` on `conn` (through its TLS layer when it has
-/// one) and reads the response, all within `timeout`. `head_request`: the
-/// response has no body. Leaves the connection's deadline set; the caller
-/// decides whether the connection is reused.
+/// one) and reads the response's head, all within `timeout`; then its body
+/// too when it is short (Content-Length up to kWholeBodyLimit), else leaves
+/// the body to be streamed (Exchange::body). `head_request`: the response
+/// has no body. Leaves the connection's deadline set; the caller decides
+/// whether the connection is reused.
 awaitable<Exchange> exchange(Conn& conn, const std::string& head, const std::string& body, bool head_request,
                              std::chrono::milliseconds timeout);
 

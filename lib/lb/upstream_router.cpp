@@ -49,6 +49,16 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     if (x.response) {
       conn->stream.expires_never();
       a.response = std::move(*x.response);
+      if (x.body && a.response.result_int() != 101) {
+        // Streamed: the connection goes with the body (finish_body()).
+        a.body = std::make_unique<UpstreamBody>();
+        a.body->reusable = x.request_complete() && a.response.keep_alive();
+        a.body->pool = pool;
+        a.body->conn = std::move(conn);
+        a.body->parser = std::move(x.body);
+        a.outcome = Outcome::ok;
+        co_return a;
+      }
       // 101: the connection now speaks another protocol (one the lb never
       // asked for: it does not forward Upgrade). Never pooled; a failure.
       if (a.response.result_int() == 101) {
@@ -186,6 +196,7 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
   summary.upstream.clear();
   summary.upstream_time = std::chrono::microseconds(-1);
   summary.retries = 0;
+  summary.body.reset();
 
   http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto, xff);
 
@@ -263,6 +274,12 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
       e.stats->latency.observe(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0));
       e.stats->count_status(a.response.result_int());
       summary.upstream = up.address();
+      if (a.body) {
+        a.body->snapshot = snap_ref;
+        a.body->entry = &e;
+        a.body->in_flight.emplace(up);  // in flight until its body ends
+        summary.body = std::move(a.body);
+      }
       co_return std::move(a.response);
     }
     last = a.outcome;
@@ -280,6 +297,25 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
     ++attempts;  // counted in retries_total once another upstream is actually tried
   }
   co_return give_up(last, version);
+}
+
+void UpstreamRouter::finish_body(std::unique_ptr<UpstreamBody> body, BodyEnd end) {
+  if (!body || !body->conn) return;
+  if (end == BodyEnd::complete) {
+    if (body->reusable && body->conn->buffer.size() == 0 && !stopped_.load(std::memory_order_relaxed))
+      body->pool->release(std::move(body->conn));
+    return;  // (else the connection closes with `body`)
+  }
+  body->conn.reset();  // mid-body: out of step with the upstream
+  if (end == BodyEnd::client_gone || body->entry == nullptr) return;
+  const UpstreamEntry& e = *body->entry;
+  const bool timeout = end == BodyEnd::upstream_timeout;
+  (timeout ? e.stats->timeouts : e.stats->response_errors).fetch_add(1, std::memory_order_relaxed);
+  const auto verdict = cluster_.report_failure(*body->snapshot, *e.upstream, SteadyClock::now());
+  if (verdict == FailureVerdict::kept_in) stats_.ejections_refused.fetch_add(1, std::memory_order_relaxed);
+  log_.warn("upstream {} failed mid-body ({}){}: the client's connection is closed", e.upstream->address(),
+            timeout ? "timeout" : "cut short",
+            verdict == FailureVerdict::taken_out ? ", taken out by passive health" : "");
 }
 
 // No upstream answered: the lb's own 503 (none eligible, or the queue for a

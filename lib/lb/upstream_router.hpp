@@ -32,6 +32,7 @@
 
 #include "cluster.hpp"
 #include "http1_codec.hpp"
+#include "upstream_body.hpp"
 #include "upstream_pool.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
 
@@ -58,6 +59,10 @@ struct ForwardReport {
   /// connect, exchange, retries); negative when no upstream was tried.
   std::chrono::microseconds upstream_time{-1};
   std::uint32_t retries = 0;  ///< attempts after the first
+  /// Set when the answer's body is streamed: forward()'s Response is then
+  /// the head only, the body is still on the upstream connection; the
+  /// caller relays it and hands it to finish_body().
+  std::unique_ptr<UpstreamBody> body;
 };
 
 class UpstreamRouter {
@@ -83,11 +88,19 @@ public:
                               std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
                               std::string_view forwarded_proto = "http", http1::ForwardedFor xff = {});
 
+  /// A streamed body (ForwardReport::body) has ended as `end` says: after a
+  /// clean end its connection goes back to the pool when it can carry
+  /// another request; else it is closed, and an upstream that failed or
+  /// stalled mid-body is counted as failed (response error or timeout,
+  /// passive health) though its head was counted a success.
+  void finish_body(std::unique_ptr<UpstreamBody> body, BodyEnd end);
+
 private:
   enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };
   struct Attempt {
     Outcome outcome = Outcome::ok;
     Response response;
+    std::unique_ptr<UpstreamBody> body;  // a streamed body (the response is its head)
   };
 
   const Snapshot& refresh();

@@ -346,6 +346,32 @@ TEST_CASE("idempotent methods") {
   for (auto v : {http::verb::post, http::verb::patch, http::verb::connect}) CHECK_FALSE(http1::idempotent(v));
 }
 
+TEST_CASE("a streamed body's framing: its length kept, else chunks to HTTP/1.1, the close to HTTP/1.0") {
+  using userkey::lb::http1::BodyFraming;
+  CHECK(userkey::lb::http1::client_framing(true, 11) == BodyFraming::length);
+  CHECK(userkey::lb::http1::client_framing(true, 10) == BodyFraming::length);
+  CHECK(userkey::lb::http1::client_framing(false, 11) == BodyFraming::chunked);
+  CHECK(userkey::lb::http1::client_framing(false, 10) == BodyFraming::close);
+}
+
+TEST_CASE("a streamed head carries the framing it is given; a chunk's size line is lowercase hex") {
+  using userkey::lb::http1::BodyFraming;
+  userkey::lb::http1::Response res{boost::beast::http::status::ok, 11};
+  res.set(boost::beast::http::field::transfer_encoding, "chunked");
+  res.set("X-A", "1");
+  std::string out;
+  userkey::lb::http1::serialize_client_head(out, res, 11, true, BodyFraming::chunked, "");
+  CHECK(out == "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  userkey::lb::http1::serialize_client_head(out, res, 11, true, BodyFraming::length, "1073741824");
+  CHECK(out == "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 1073741824\r\n\r\n");
+  userkey::lb::http1::serialize_client_head(out, res, 10, false, BodyFraming::close, "");
+  CHECK(out == "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n");
+  out.clear();
+  userkey::lb::http1::append_chunk_size(out, 0);
+  userkey::lb::http1::append_chunk_size(out, 255);
+  userkey::lb::http1::append_chunk_size(out, 65536);
+  CHECK(out == "0\r\nff\r\n10000\r\n");
+
 // The wire-level limits: chunk extensions and trailers against the read
 // buffer and their own limit, trailers never forwarded, the Host rules of
 // RFC 9112 3.2, and several X-Forwarded-For fields joined into one list.
