@@ -371,6 +371,7 @@ TEST_CASE("a streamed head carries the framing it is given; a chunk's size line 
   userkey::lb::http1::append_chunk_size(out, 255);
   userkey::lb::http1::append_chunk_size(out, 65536);
   CHECK(out == "0\r\nff\r\n10000\r\n");
+}
 
 // The wire-level limits: chunk extensions and trailers against the read
 // buffer and their own limit, trailers never forwarded, the Host rules of
