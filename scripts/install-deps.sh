@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build make pkg-config libcpp-httplib-dev libmongoc-dev libbson-dev libspdlog-dev
-          libboost-dev libssl-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev curl ca-certificates)
+          libboost-dev libssl-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev curl ca-certificates ccache)
 want_test=0
 if [ "${1:-}" = "--test" ]; then
   want_test=1
