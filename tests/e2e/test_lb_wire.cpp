@@ -72,15 +72,7 @@ struct SwitchingUpstream : RawUpstream {
 class EarlyRefusingUpstream {
 public:
   explicit EarlyRefusingUpstream(bool stall) : stall_(stall) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener_, 16) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listener_ = listen_on_loopback(port_, 16);
     thread_ = std::thread([this] { run(); });
   }
   ~EarlyRefusingUpstream() {

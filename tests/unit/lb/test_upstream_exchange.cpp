@@ -22,12 +22,14 @@
 #include <thread>
 
 #include "lb/upstream_exchange.hpp"
+#include "support/raw_upstream.hpp"
 #include "support/run_loop.hpp"
 
 namespace engine = userkey::lb::engine;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
+using userkey::test::listen_on_loopback;
 using userkey::test::run_until;
 
 namespace {
@@ -38,15 +40,7 @@ class Peer {
 public:
   using Act = std::function<void(Peer&, int fd, const std::string& received)>;
   explicit Peer(Act act) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener_, 1) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
+    listener_ = listen_on_loopback(port, 1);
     thread_ = std::thread([this, act = std::move(act)] {
       if (!readable(listener_)) return;
       const int fd = ::accept(listener_, nullptr, nullptr);
