@@ -8,11 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build make pkg-config libcpp-httplib-dev libmongoc-dev libbson-dev libspdlog-dev
-          libboost-dev libssl-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev curl ca-certificates ccache)
+          libboost-dev libssl-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev curl ca-certificates)
 want_test=0
 if [ "${1:-}" = "--test" ]; then
   want_test=1
-  packages+=(doctest-dev python3 python3-yaml clang-14 libfuzzer-14-dev libclang-rt-14-dev openssl)
+  packages+=(doctest-dev python3 python3-yaml clang-14 libfuzzer-14-dev libclang-rt-14-dev openssl ccache)
 fi
 
 missing=()
