@@ -26,8 +26,9 @@ Route route_of(std::string_view method, std::string_view target, Listener listen
   // Non-GET methods: the router's 405, on either address.
   if (!get) return Route::on_loop;
   if (path == "/metrics" && (listener == Listener::admin || !admin_address)) return Route::metrics;
-  if (listener == Listener::admin) return path == "/healthz" ? Route::on_loop : Route::admin_not_found;
+  // Probes answer on both addresses (a kubelet or an lb may use either).
   if (path == "/readyz") return Route::readiness;
+  if (listener == Listener::admin) return path == "/healthz" ? Route::on_loop : Route::admin_not_found;
   if (path == "/") return Route::lookup;
   return Route::on_loop;
 }

@@ -27,8 +27,8 @@
 
 namespace userkey::detail {
 
-/// Which address a connection came in on: the admin one serves /metrics
-/// and /healthz only.
+/// Which address a connection came in on: the admin one serves /metrics,
+/// /healthz and /readyz only.
 enum class Listener { main, admin };
 /// How a request is answered.
 enum class Route { lookup, readiness, metrics, on_loop, admin_not_found };

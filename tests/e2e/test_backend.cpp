@@ -293,14 +293,14 @@ TEST_CASE("--admin HOST:PORT serves /metrics there only; the listen port answers
   CHECK(moved.status == 404);
   CHECK(moved.body == unknown.body);
   CHECK(moved.headers.at("content-type") == unknown.headers.at("content-type"));
-  // The admin port: /metrics and /healthz; no lookups, no readiness.
+  // The admin port: /metrics and both probes; no lookups.
   const auto e = scrape(admin);
   CHECK(e.value("userkey_backend_requests_total", "code=\"200\"") >= 1.0);
   CHECK(e.value("userkey_backend_requests_total", "code=\"404\"") >= 2.0);
   CHECK(e.value("userkey_backend_lookup_latency_seconds_count") == 1.0);
   CHECK(http_get(admin, "/healthz").status == 200);
   CHECK(http_get(admin, "/?user_id=1").status == 404);
-  CHECK(http_get(admin, "/readyz").status == 404);
+  CHECK(http_get(admin, "/readyz").status == 200);
   // The log says where the metrics are.
   const std::string where = "metrics on http://127.0.0.1:" + std::to_string(admin) + "/metrics";
   CHECK_MESSAGE(eventually([&] { return b.proc.log().find(where) != std::string::npos; }, 10s, 20ms), b.proc.log());

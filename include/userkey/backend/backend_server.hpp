@@ -27,8 +27,8 @@
 // into a histogram (BackendMetrics, metrics()), and `GET /metrics` answers
 // the Prometheus page with those and the repository's own counters
 // (UserRepository::collect_stats). It is served on the listen address, or,
-// when `admin` is set, only on that second address (which answers /metrics
-// and /healthz, 404 to anything else); the listen address then answers
+// when `admin` is set, only on that second address (which answers /metrics,
+// /healthz and /readyz, 404 to anything else); the listen address then answers
 // /metrics like any unknown path (the router's 404). The page is rendered on
 // the event loop.
 //

@@ -24,6 +24,6 @@ TEST_CASE("route_of: with an admin address, /metrics is served there only") {
   CHECK(route_of("GET", "/metrics", Listener::admin, true) == Route::metrics);
   CHECK(route_of("GET", "/healthz", Listener::admin, true) == Route::on_loop);
   CHECK(route_of("GET", "/", Listener::admin, true) == Route::admin_not_found);
-  CHECK(route_of("GET", "/readyz", Listener::admin, true) == Route::admin_not_found);
+  CHECK(route_of("GET", "/readyz", Listener::admin, true) == Route::readiness);
   CHECK(route_of("DELETE", "/metrics", Listener::admin, true) == Route::on_loop);
 }
