@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "access_log.hpp"
+#include "body_budget.hpp"
+#include "client_body.hpp"
 #include "client_transport.hpp"
 #include "http1_codec.hpp"
 #include "idle_wait.hpp"
@@ -153,9 +155,27 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
         co_return;
       }
       const http1::FieldSet head = parser.chunked() ? http1::head_fields(parser.get()) : http1::FieldSet{};
-      // The whole body is read here before anything goes upstream, so a
-      // client waiting for 100 Continue gets it from the lb (an HTTP/1.0
-      // client does not know 100 Continue: it just sends the body).
+      // A body is reserved against the lb-wide bound before a byte of it is
+      // read: its length when it is held whole, a replay buffer and a read
+      // buffer when it is streamed. Beyond: 503, and the connection closes
+      // (the body is unread).
+      BodyLease lease;
+      if (!parser.is_done()) {
+        const auto cl = parser.content_length();
+        const std::uint64_t want =
+            cl && *cl <= kReplayLimit ? *cl : kReplayLimit + http1::read_buffer_limit(lim);
+        lease = BodyLease::reserve(ctx.stats.body_bytes_reserved, lim.max_buffered_body_bytes, want);
+        if (!lease) {
+          ctx.stats.reject(Rejection::body_memory);
+          co_await write_error<Layer>(c, 503, "proxy busy: request bodies in progress hold its memory bound", false,
+                                      parser.get().version(), std::chrono::seconds(1), head_request,
+                                      request_id.view());
+          co_return;
+        }
+      }
+      // A client waiting for 100 Continue gets it from the lb before the
+      // body is read (an HTTP/1.0 client does not know 100 Continue: it
+      // just sends the body).
       if (auto expect = parser.get().find(http::field::expect); expect != parser.get().end() &&
                                                                 parser.get().version() >= 11 &&
                                                                 beast::iequals(expect->value(), "100-continue") &&
@@ -165,20 +185,18 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
         co_await asio::async_write(stream, asio::buffer(kContinue), nothrow(ec));
         if (c.clear_deadline() || ec) co_return;
       }
-      if (!parser.is_done()) {
-        c.deadline_after(lim.body_timeout);
-        bytes_in += co_await http::async_read(stream, buffer, parser, nothrow(ec));
-        Layer::settle(ec);
-        if (c.clear_deadline()) ec = beast::error::timeout;
-        if (ec) {
-          const auto decision = http1::classify_body_error(ec, unparsed(buffer));
-          co_await answer<Layer>(c, decision, head_request, request_id.view());
-          co_return;
-        }
+      // The body: held whole when it is short (then retries may send it
+      // again), else its first 64 KiB, the rest streamed as the upstream
+      // takes it (client_body).
+      ClientBody<Layer> body(c, buffer, parser, lim.body_timeout);
+      co_await body.hold(SteadyClock::now() + lim.body_timeout, ec);
+      if (ec) {
+        const auto decision = http1::classify_body_error(ec, unparsed(buffer));
+        co_await answer<Layer>(c, decision, head_request, request_id.view());
+        co_return;
       }
-      const bool chunked = parser.chunked();
-      Request req = parser.release();
-      if (chunked) http1::drop_trailers(req, head);
+      const Request& req = parser.get();
+      if (body.complete() && parser.chunked()) http1::drop_trailers(parser.get(), head);
       // Only kept for the access log line (`req` goes to the router).
       if (logging) {
         log_method.assign(req.method_string().data(), req.method_string().size());
@@ -200,12 +218,25 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
       bool written = true;
       if (const auto refused = ctx.admission.admit_request(client, &client != &c.client_ip)) {
         ctx.stats.reject(refused->reason);
+        keep_alive = keep_alive && body.read_through();  // (a streamed body's rest is unread)
         co_await write_error<Layer>(c, refused->status, refused->message, keep_alive, version,
                                     refused->retry_after, head_request, request_id.view());
         // (A keep-alive refusal that failed to go out ends at the next read.)
       } else {
-        Response res = co_await ctx.router.forward(std::move(req), client, request_id.view(), tried, report, wire,
+        Response res = co_await ctx.router.forward(req, body, client, request_id.view(), tried, report, wire,
                                                    Layer::forwarded_proto, xff);
+        bytes_in += body.bytes_read();
+        if (report.client_failed) {
+          // The client's streamed body failed (stalled, cut short, malformed,
+          // too long): its answer, as for a body read whole.
+          const auto decision = http1::classify_body_error(body.client_error(), unparsed(buffer));
+          co_await answer<Layer>(c, decision, head_request, request_id.view());
+          co_return;
+        }
+        // An answer that came before the whole body was read leaves the
+        // connection out of step: it closes after the answer.
+        keep_alive = keep_alive && body.read_through();
+        lease.reset();
         std::size_t bytes_out = 0;
         if (report.body) {
           // A long, chunked or close-delimited body: relayed as it arrives.
@@ -244,6 +275,9 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
           r.tls = Layer::version(c);
           ctx.access_log.write(r);
         }
+        // An answer before the body's end: the client may still be sending
+        // it; a lingering close lets the answer reach it (see local_reply).
+        if (written && !body.read_through()) co_await net::linger_close(c.socket);
       }
       if (!written || !keep_alive) co_return;
       c.busy = false;

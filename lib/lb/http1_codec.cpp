@@ -251,7 +251,8 @@ bool HopByHop::skip(http::field name, beast::string_view name_string) const {
 }
 
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id, std::string_view forwarded_proto, ForwardedFor xff) {
+                                std::string_view request_id, std::string_view forwarded_proto, ForwardedFor xff,
+                                std::optional<BodyFrame> frame) {
   out.clear();
   append_sv(out, req.method_string());
   out += ' ';
@@ -297,10 +298,16 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   append_header(out, "X-Real-IP", client_ip);
   append_header(out, "X-Forwarded-Proto", forwarded_proto);
   if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
-  if (!req.body().empty() || req.has_content_length()) {
+  if (!frame) {
+    frame.emplace();
+    if (!req.body().empty() || req.has_content_length()) frame.emplace(BodyFrame::Kind::length, req.body().size());
+  }
+  if (frame->kind == BodyFrame::Kind::length) {
     out += "Content-Length: ";
-    out += std::to_string(req.body().size());
+    out += std::to_string(frame->length);
     out += "\r\n";
+  } else if (frame->kind == BodyFrame::Kind::chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
   }
   out += "\r\n";
 }

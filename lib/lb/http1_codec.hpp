@@ -152,18 +152,30 @@ struct ForwardedFor {
   std::string_view peer;
 };
 
+/// How a request's body is framed upstream.
+struct BodyFrame {
+  enum class Kind {
+    none,     ///< no body, no Content-Length
+    length,   ///< Content-Length: `length`
+    chunked,  ///< Transfer-Encoding: chunked (a streamed body the client sent in chunks)
+  };
+  Kind kind = Kind::none;
+  std::uint64_t length = 0;
+};
+
 /// The request as sent upstream, head only, into `out` (cleared first):
 /// hop-by-hop headers and Expect dropped, X-Forwarded-For as `xff` says
 /// (by default: the client's X-Forwarded-For fields joined in order into one
 /// list, then `client_ip`), X-Real-IP (`client_ip`) and X-Forwarded-Proto (`forwarded_proto`: "http", or "https"
 /// for a request that came over TLS) set, a Host added when the client
 /// (HTTP/1.0) sent none (the absolute-form target's authority, or empty),
-/// framed by Content-Length, HTTP/1.1 keep-alive. A non-empty `request_id`
-/// replaces the client's X-Request-Id fields; an empty one leaves them as
-/// they are.
+/// framed as `frame` says (none given: by Content-Length, the size of
+/// `req.body()`, written when there is a body or the client sent a
+/// Content-Length), HTTP/1.1 keep-alive. A non-empty `request_id` replaces
+/// the client's X-Request-Id fields; an empty one leaves them as they are.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
                                 std::string_view request_id, std::string_view forwarded_proto = "http",
-                                ForwardedFor xff = {});
+                                ForwardedFor xff = {}, std::optional<BodyFrame> frame = std::nullopt);
 
 /// The response head as sent to the client, into `out` (cleared first):
 /// hop-by-hop headers dropped, framed by Content-Length (re-framed when the

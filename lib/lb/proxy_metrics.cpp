@@ -40,6 +40,7 @@ std::string_view to_string(Rejection r) {
     case Rejection::body_timeout: return "body_timeout";
     case Rejection::max_connections: return "max_connections";
     case Rejection::local_resources: return "local_resources";
+    case Rejection::body_memory: return "body_memory";
     case Rejection::count_: break;
   }
   return "unknown";
@@ -94,6 +95,10 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   line("# HELP userkey_lb_connections_open Client connections open now.");
   line("# TYPE userkey_lb_connections_open gauge");
   line("userkey_lb_connections_open " + num(stats.connections_open.load()));
+  line("# HELP userkey_lb_request_body_bytes_reserved Request-body bytes held or reserved now (bounded by "
+       "limits.max_buffered_body_bytes).");
+  line("# TYPE userkey_lb_request_body_bytes_reserved gauge");
+  line("userkey_lb_request_body_bytes_reserved " + num(stats.body_bytes_reserved.load()));
   line("# HELP userkey_lb_rejections_total Requests the lb answered itself, by reason (rate_limited = 429).");
   line("# TYPE userkey_lb_rejections_total counter");
   for (std::size_t i = 0; i < stats.rejections.size(); ++i)

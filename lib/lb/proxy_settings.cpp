@@ -224,8 +224,14 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::limits, &L::idle_timeout), positive_duration);
   t.add({.key = "limits.body_timeout",
          .flag = "--body-timeout",
-         .help = "Time to receive a request body once its head is in (408 beyond)"},
+         .help = "Time to receive a request body's first 64 KiB (all of a shorter one) once its head is in, "
+                 "then each further piece as the upstream takes it (408 beyond)"},
         field(&C::limits, &L::body_timeout), positive_duration);
+  t.add({.key = "limits.max_buffered_body_bytes",
+         .flag = "--max-buffered-body-bytes",
+         .help = "Request-body bytes the lb holds at once, all clients together (a body up to 64 KiB reserves "
+                 "its length, a longer, streamed one 64 KiB + a read buffer; 503 beyond); 0 = unlimited"},
+        field(&C::limits, &L::max_buffered_body_bytes), kinds::whole<u64>());
   t.add({.key = "limits.max_connections",
          .flag = "--max-connections",
          .help = "Client connections open at once (503 + close beyond); 0 = unlimited"},
@@ -275,7 +281,7 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
   // Upstream connections, queueing, lifecycle
   t.add({.key = "connect_timeout", .flag = "--connect-timeout", .help = "Upstream connect timeout"},
         field(&C::connect_timeout), positive_duration);
-  t.add({.key = "upstream_timeout", .flag = "--upstream-timeout", .help = "Time for an upstream to answer completely"},
+  t.add({.key = "upstream_timeout", .flag = "--upstream-timeout", .help = "Time for each step of an upstream exchange: connect to response head, each body write and read"},
         field(&C::upstream_timeout), positive_duration);
   t.add({.key = "upstream_idle_timeout",
          .flag = "--upstream-idle-timeout",

@@ -1,7 +1,10 @@
 // One request and its response on one upstream connection.
 //
 // Owns: writing the request (head, then body) and reading the response
-// (skipping interim 1xx other than 101), under one deadline. A request with
+// (skipping interim 1xx other than 101), under one deadline; a streamed body
+// (request_body) is written piece by piece as the client sends it, each
+// write within the timeout, and the response's deadline runs from the
+// body's end. A request with
 // a body is written while the response is read, so an upstream that answers
 // before it has taken the whole body (a 413 as soon as the head is in, then
 // a close or no more reading) is heard: its answer ends the write instead of
@@ -21,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "request_body.hpp"
 #include "upstream_body.hpp"
 #include "upstream_pool.hpp"
 
@@ -44,6 +48,10 @@ struct Exchange {
   error_code error;
   /// Some of a response arrived (a response or not).
   bool got_some = false;
+  /// Reading a streamed body from the client failed (a timeout, a close, a
+  /// malformed chunk, the body limit): the exchange ended for the client's
+  /// doing, not the upstream's. The error is RequestBody::client_error().
+  bool client_failed = false;
 
   /// The whole request went: the connection is in step with the upstream.
   bool request_complete() const { return !write_error; }
@@ -62,9 +70,16 @@ error_code decisive_error(const error_code& write_error, const error_code& read_
 /// Writes `head` and `body` on `conn` (through its TLS layer when it has
 /// one) and reads the response's head, all within `timeout`; then its body
 /// too when it is short (Content-Length up to kWholeBodyLimit), else leaves
-/// the body to be streamed (Exchange::body). `head_request`: the response
-/// has no body. Leaves the connection's deadline set; the caller decides
-/// whether the connection is reused.
+/// the body to be streamed (Exchange::body). A body that is not complete()
+/// is written as held() and then each piece of next(), framed as its
+/// length() says, each write within `timeout`; the response then has
+/// `timeout` from the body's end. `head_request`: the response has no
+/// body. Leaves the connection's deadline set; the caller decides whether
+/// the connection is reused.
+awaitable<Exchange> exchange(Conn& conn, const std::string& head, RequestBody& body, bool head_request,
+                             std::chrono::milliseconds timeout);
+
+/// exchange() with a body held whole.
 awaitable<Exchange> exchange(Conn& conn, const std::string& head, const std::string& body, bool head_request,
                              std::chrono::milliseconds timeout);
 

@@ -13,6 +13,10 @@
 
 namespace userkey::lb::engine {
 
+// (See downstream_session.cpp: GCC 12's false -Wmismatched-new-delete on
+// Asio's coroutine frames.)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 const Snapshot& UpstreamRouter::refresh() {
   if (!snap_ || snap_->generation != cluster_.generation()) {
     snap_ = cluster_.snapshot();
@@ -24,7 +28,7 @@ const Snapshot& UpstreamRouter::refresh() {
 }
 
 awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& e, const Request& req,
-                                                           const std::string& head) {
+                                                           RequestBody& body, const std::string& head) {
   Attempt a;
   const bool idempotent = http1::idempotent(req.method());
   const auto pool = pools_.get(e.upstream, e.stats, e.endpoint);
@@ -45,7 +49,13 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
                                                                   : Outcome::connect_failed;
       co_return a;
     }
-    Exchange x = co_await exchange(*conn, head, req.body(), req.method() == http::verb::head, upstream_timeout_);
+    Exchange x = co_await exchange(*conn, head, body, req.method() == http::verb::head, upstream_timeout_);
+    if (x.client_failed) {
+      // The client's doing (its body stalled, ended early or was
+      // malformed): no verdict on the upstream, no retry.
+      a.outcome = Outcome::client_failed;
+      co_return a;
+    }
     if (x.response) {
       conn->stream.expires_never();
       a.response = std::move(*x.response);
@@ -91,7 +101,8 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
     // upstream's fault: try once more, on a new connection. Any request when
     // not a byte of it was written; an idempotent one also when it was
     // written but nothing came back.
-    if (reused && nothing_back && ec != beast::error::timeout && (written == 0 || idempotent)) continue;
+    if (reused && nothing_back && ec != beast::error::timeout && (written == 0 || idempotent) && body.replayable())
+      continue;
     if (ec == http::error::body_limit || ec == http::error::header_limit)
       a.outcome = Outcome::too_large;  // the response's doing, not the upstream's health
     else if (written == 0 && ec != beast::error::timeout)
@@ -189,6 +200,14 @@ void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome o
 awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::string_view request_id,
                                             std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
                                             std::string_view forwarded_proto, http1::ForwardedFor xff) {
+  HeldBody body(std::move(req.body()));
+  co_return co_await forward(req, body, client_ip, request_id, tried, summary, wire, forwarded_proto, xff);
+}
+
+awaitable<Response> UpstreamRouter::forward(const Request& req, RequestBody& body, const std::string& client_ip,
+                                            std::string_view request_id, std::vector<bool>& tried,
+                                            ForwardReport& summary, std::string& wire,
+                                            std::string_view forwarded_proto, http1::ForwardedFor xff) {
   refresh();
   const auto snap_ref = snap_;  // keeps this configuration alive for the request
   const Snapshot& s = *snap_ref;
@@ -197,8 +216,17 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
   summary.upstream_time = std::chrono::microseconds(-1);
   summary.retries = 0;
   summary.body.reset();
+  summary.client_failed = false;
 
-  http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto, xff);
+  // A streamed body goes as the client framed it (its length, or chunks);
+  // one held whole by its length.
+  http1::BodyFrame frame;
+  if (!body.complete())
+    frame = body.length() ? http1::BodyFrame{http1::BodyFrame::Kind::length, *body.length()}
+                          : http1::BodyFrame{http1::BodyFrame::Kind::chunked, 0};
+  else if (!body.held().empty() || req.has_content_length())
+    frame = http1::BodyFrame{http1::BodyFrame::Kind::length, body.held().size()};
+  http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto, xff, frame);
 
   auto header = [&req](std::string_view name) -> std::string_view {
     auto it = req.find(beast::string_view(name.data(), name.size()));
@@ -265,7 +293,7 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
     Attempt a;
     {
       const Upstream::InFlight counted(up);
-      a = co_await attempt(e, req, wire);
+      a = co_await attempt(e, req, body, wire);
     }
     const auto t1 = SteadyClock::now();
     account(t1);
@@ -282,9 +310,13 @@ awaitable<Response> UpstreamRouter::forward(Request req, const std::string& clie
       }
       co_return std::move(a.response);
     }
+    if (a.outcome == Outcome::client_failed) {
+      summary.client_failed = true;
+      co_return Response{};
+    }
     last = a.outcome;
     const bool reached = a.outcome != Outcome::connect_failed && a.outcome != Outcome::queue_timeout;
-    bool retry = (idempotent || !reached) && attempts < s.retries;
+    bool retry = (idempotent || !reached) && attempts < s.retries && body.replayable();
     if (a.outcome == Outcome::too_large || a.outcome == Outcome::local_error) retry = false;
     const bool counts = a.outcome != Outcome::too_large && !(a.outcome == Outcome::timeout && timed_out);
     if (a.outcome == Outcome::timeout) {

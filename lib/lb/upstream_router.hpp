@@ -32,6 +32,7 @@
 
 #include "cluster.hpp"
 #include "http1_codec.hpp"
+#include "request_body.hpp"
 #include "upstream_body.hpp"
 #include "upstream_pool.hpp"
 #include "userkey/lb/proxy_metrics.hpp"
@@ -63,6 +64,10 @@ struct ForwardReport {
   /// the head only, the body is still on the upstream connection; the
   /// caller relays it and hands it to finish_body().
   std::unique_ptr<UpstreamBody> body;
+  /// Reading the client's streamed body failed (RequestBody::client_error):
+  /// forward()'s Response is then meaningless; the caller answers the
+  /// client's failure.
+  bool client_failed = false;
 };
 
 class UpstreamRouter {
@@ -76,14 +81,21 @@ public:
         upstream_timeout_(upstream_timeout),
         stopped_(stopped) {}
 
-  /// The upstream's response to `req`, or the lb's own 502 / 503 / 504.
-  /// `request_id` goes upstream in X-Request-Id in place of the client's
+  /// The upstream's response to `req` with `body`, or the lb's own 502 /
+  /// 503 / 504. An attempt is retried only while body.replayable() (a body
+  /// longer than the replay buffer cannot be sent twice once streaming
+  /// began). `request_id` goes upstream in X-Request-Id in place of the client's
   /// (empty: the client's fields go as they are). `tried` and `wire` are the
   /// session's reusable buffers; `summary` says how it went;
   /// `forwarded_proto` is the X-Forwarded-Proto sent ("https" for a client
   /// of the TLS listener); `xff` what X-Forwarded-For says (`client_ip`,
   /// the real client, goes in X-Real-IP and is what ip_hash hashes).
   /// Everything passed by reference or view must outlive the coroutine.
+  awaitable<Response> forward(const Request& req, RequestBody& body, const std::string& client_ip,
+                              std::string_view request_id, std::vector<bool>& tried, ForwardReport& summary,
+                              std::string& wire, std::string_view forwarded_proto = "http",
+                              http1::ForwardedFor xff = {});
+  /// forward() with the body `req` holds.
   awaitable<Response> forward(Request req, const std::string& client_ip, std::string_view request_id,
                               std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
                               std::string_view forwarded_proto = "http", http1::ForwardedFor xff = {});
@@ -96,7 +108,7 @@ public:
   void finish_body(std::unique_ptr<UpstreamBody> body, BodyEnd end);
 
 private:
-  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error };
+  enum class Outcome { ok, connect_failed, no_response, timeout, queue_timeout, too_large, local_error, client_failed };
   struct Attempt {
     Outcome outcome = Outcome::ok;
     Response response;
@@ -105,7 +117,7 @@ private:
 
   const Snapshot& refresh();
   void report(const Snapshot& s, const UpstreamEntry& e, Outcome outcome, bool counts, bool will_retry);
-  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, const std::string& head);
+  awaitable<Attempt> attempt(const UpstreamEntry& e, const Request& req, RequestBody& body, const std::string& head);
   std::size_t spill_over(const Snapshot& s, const bool* elig, std::size_t chosen);
   Response give_up(Outcome last, unsigned version);
 

@@ -46,6 +46,11 @@ struct LimitsConfig {
   std::chrono::milliseconds header_timeout{5'000};
   std::chrono::milliseconds idle_timeout{30'000};
   std::chrono::milliseconds body_timeout{30'000};
+  /// Request-body bytes held at once, all connections together (503
+  /// beyond, counted as body_memory): a body up to 64 KiB is held whole and
+  /// reserves its length; a longer one is streamed upstream and reserves
+  /// 64 KiB (its replay buffer) plus one read buffer. 0 = unbounded.
+  std::uint64_t max_buffered_body_bytes = 32 * 1024 * 1024;
   /// Client connections open at once, all event loops together; beyond, a
   /// new connection gets 503 with Connection: close. 0 = unlimited.
   std::uint32_t max_connections = 10'000;
@@ -98,7 +103,10 @@ struct ProxyConfig {
   /// could not connect or got no response.
   std::uint32_t retries = 2;
   std::chrono::milliseconds connect_timeout{1'000};
-  /// Time for the upstream to answer completely.
+  /// Time for each step of an exchange with an upstream: from the request
+  /// (or a streamed request body's end) to the response head, and each
+  /// write of a streamed request body and each read of a streamed response
+  /// body (a response up to 64 KiB is read whole within it).
   std::chrono::milliseconds upstream_timeout{10'000};
   /// Pooled upstream connections idle longer than this are closed rather
   /// than reused (keep it below the backends' keep-alive timeout, 5 s).

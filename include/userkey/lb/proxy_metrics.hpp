@@ -53,6 +53,7 @@ enum class Rejection : std::size_t {
   body_timeout,      // 408, request body not received in time
   max_connections,   // 503, the lb's connection cap (limits.max_connections)
   local_resources,   // 503, the lb itself ran out of descriptors, buffers or memory
+  body_memory,       // 503, request bodies held reach limits.max_buffered_body_bytes
   count_
 };
 std::string_view to_string(Rejection r);
@@ -87,6 +88,9 @@ struct ProxyStats {
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::int64_t> connections_open{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Rejection::count_)> rejections{};
+  /// Request-body bytes reserved now by requests being read or forwarded
+  /// (bounded by limits.max_buffered_body_bytes).
+  std::atomic<std::uint64_t> body_bytes_reserved{0};
 
   /// TLS listener: handshakes completed, and those that failed by why.
   std::atomic<std::uint64_t> tls_handshakes{0};

@@ -17,9 +17,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "lb/upstream_exchange.hpp"
 #include "support/raw_upstream.hpp"
@@ -199,5 +201,150 @@ TEST_CASE("exchange: a peer that closes without an answer is no response, judged
   CHECK_FALSE(run.result->got_some);
   CHECK(run.result->error);
   CHECK(run.result->error != boost::beast::error::timeout);
+  CHECK_FALSE(run.result->request_complete());
+}
+
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+// A streamed body: `held` first, then `pieces` one per next(); then, when
+// `fail` is set, that error (the client's), or, when `wait` is set, a wait
+// that only stop() ends; else the end of the body.
+class StubBody final : public engine::RequestBody {
+public:
+  StubBody(asio::io_context& io, std::string held, std::vector<std::string> pieces, std::optional<std::uint64_t> length)
+      : pieces_(std::move(pieces)), timer_(io.get_executor(), engine::Timer::time_point::max()) {
+    held_ = std::move(held);
+    complete_ = false;
+    length_ = length;
+  }
+  engine::awaitable<void> next(std::string& out, engine::error_code& ec) override {
+    out.clear();
+    ec = {};
+    if (at_ < pieces_.size()) {
+      pumped_ = true;
+      out = pieces_[at_++];
+      co_return;
+    }
+    if (fail) {
+      client_error_ = *fail;
+      ec = *fail;
+      co_return;
+    }
+    if (wait) {
+      engine::error_code ignored;
+      co_await timer_.async_wait(engine::nothrow(ignored));
+      ec = asio::error::operation_aborted;
+    }
+  }
+  void stop() override {
+    stopped = true;
+    timer_.cancel();
+  }
+
+  std::optional<engine::error_code> fail;
+  bool wait = false;
+  bool stopped = false;
+
+private:
+  std::vector<std::string> pieces_;
+  std::size_t at_ = 0;
+  engine::Timer timer_;
+};
+
+// One exchange of a streamed body on a connection of its own.
+struct StreamRun {
+  asio::io_context io;
+  engine::Conn conn{io, engine::Slot{}};
+  std::string head;
+  std::optional<engine::Exchange> result;
+
+  StreamRun(const Peer& peer, std::string request_head, StubBody& (*make)(asio::io_context&))
+      : head(std::move(request_head)) {
+    conn.stream.connect(engine::tcp::endpoint{asio::ip::make_address("127.0.0.1"), peer.port});
+    StubBody& body = make(io);
+    asio::co_spawn(io, go(body), asio::detached);
+    run_until(io, [&] { return result.has_value(); });
+  }
+  engine::awaitable<void> go(StubBody& body) {
+    result = co_await engine::exchange(conn, head, body, /*head_request=*/false, 60s);
+  }
+};
+
+#pragma GCC diagnostic pop
+
+std::unique_ptr<StubBody> g_body;  // the body of the StreamRun being made
+
+}  // namespace
+
+TEST_CASE("exchange: a streamed body goes as held bytes then each piece, framed by its length or in chunks") {
+  std::string received;
+  {
+    Peer peer([&](Peer&, int fd, const std::string& in0) {
+      std::string in = in0;
+      while (in.find("0\r\n\r\n") == std::string::npos && Peer::take(fd, in)) {
+      }
+      received = in;
+      Peer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", [](asio::io_context& io) -> StubBody& {
+      g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, std::nullopt);
+      return *g_body;
+    });
+    REQUIRE(run.result->response);
+    CHECK(run.result->response->result_int() == 200);
+    CHECK(run.result->request_complete());
+    CHECK_FALSE(run.result->client_failed);
+  }
+  CHECK(received.substr(received.find("\r\n\r\n") + 4) == "4\r\nheld\r\n3\r\none\r\n5\r\nthree\r\n0\r\n\r\n");
+
+  Peer peer([&](Peer&, int fd, const std::string& in0) {
+    std::string in = in0;
+    const std::size_t whole = in.find("\r\n\r\n") + 4 + 12;
+    while (in.size() < whole && Peer::take(fd, in)) {
+    }
+    received = in;
+    Peer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n", [](asio::io_context& io) -> StubBody& {
+    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, 12);
+    return *g_body;
+  });
+  REQUIRE(run.result->response);
+  CHECK(run.result->written == run.head.size() + 12);
+  CHECK(received.substr(received.find("\r\n\r\n") + 4) == "heldonethree");
+}
+
+TEST_CASE("exchange: a client whose streamed body fails ends the exchange as the client's failure, not the peer's") {
+  Peer peer([](Peer& p, int, const std::string&) { p.hold(); });  // reads, never answers
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) -> StubBody& {
+    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"piece"}, 100);
+    g_body->fail = boost::beast::error::timeout;
+    return *g_body;
+  });
+  peer.done = true;
+  CHECK(run.result->client_failed);
+  CHECK_FALSE(run.result->response);
+  CHECK(run.result->error == boost::beast::error::timeout);
+  CHECK_FALSE(g_body->replayable());
+}
+
+TEST_CASE("exchange: an answer while a streamed body waits for the client stops the body; it is the response") {
+  Peer peer([](Peer& p, int fd, const std::string&) {
+    Peer::send_all(fd, kRefusal);
+    p.hold();
+  });
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) -> StubBody& {
+    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{}, 100);
+    g_body->wait = true;
+    return *g_body;
+  });
+  peer.done = true;
+  REQUIRE(run.result->response);
+  CHECK(run.result->response->result_int() == 413);
+  CHECK(g_body->stopped);
+  CHECK_FALSE(run.result->client_failed);
   CHECK_FALSE(run.result->request_complete());
 }
