@@ -5,9 +5,7 @@
 // counts against the upstream; HEAD of a large resource; keep-alive after a
 // streamed response.
 #include <doctest/doctest.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +17,7 @@
 #include "support/lb_process.hpp"
 #include "support/process.hpp"
 #include "support/raw_upstream.hpp"
+#include "support/stream_client.hpp"
 
 using namespace userkey::test;
 using namespace std::chrono_literals;
@@ -87,41 +86,6 @@ struct StreamingUpstream {
   }
 };
 
-// A client connection read at its own pace.
-struct Client {
-  int fd = -1;
-  explicit Client(std::uint16_t port) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~Client() { ::close(fd); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-  void send(const std::string& s) { RawUpstream::send_all(fd, s); }
-  /// Up to `max` bytes appended to `into` within `timeout`: the count, 0 on
-  /// a timeout, -1 when the connection ended.
-  long read(std::string& into, std::size_t max, std::chrono::milliseconds timeout) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return 0;
-    const std::size_t at = into.size();
-    into.resize(at + max);
-    const auto n = ::recv(fd, into.data() + at, max, 0);
-    into.resize(at + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    return n > 0 ? n : -1;
-  }
-  /// Reads until `into` holds a head ("\r\n\r\n"); its length, or npos.
-  std::size_t read_head(std::string& into) {
-    for (int i = 0; i < 100 && into.find("\r\n\r\n") == std::string::npos; ++i)
-      if (read(into, 4096, 100ms) < 0) break;
-    const auto end = into.find("\r\n\r\n");
-    return end == std::string::npos ? std::string::npos : end + 4;
-  }
-};
-
 }  // namespace
 
 TEST_CASE("a 1 GiB response streams through: first byte while the upstream still sends, lb RSS grows <= 32 MiB; "
@@ -133,7 +97,7 @@ TEST_CASE("a 1 GiB response streams through: first byte while the upstream still
   REQUIRE(rss_before > 0);
   long rss_peak = rss_before;
 
-  Client client(lb.port);
+  StreamClient client(lb.port);
   client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string in;
   // The upstream holds all but its first MiB until `go`: the client must
@@ -207,7 +171,7 @@ TEST_CASE("an upstream cut mid-body: the client's connection closes short of the
   StreamingUpstream up;
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--max-fails", "1", "--fail-timeout", "30s",
                 "--access-log", "false"});
-  Client client(lb.port);
+  StreamClient client(lb.port);
   client.send("GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string in;
   long n = 0;

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/backend_process.hpp"
+#include "support/certificates.hpp"
 #include "support/lb_process.hpp"
 #include "support/process.hpp"
 
@@ -34,78 +35,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int status = -1;  ///< the shell's exit status
-  std::string output;  ///< stdout and stderr
-};
-
-// Runs `command` through the shell, output (stdout and stderr) captured.
-CommandResult run(const std::string& command) {
-  struct Closer {
-    int* status;
-    void operator()(FILE* f) const { *status = ::pclose(f); }
-  };
-  CommandResult r;
-  int raw = -1;
-  {
-    std::unique_ptr<FILE, Closer> pipe(::popen(("(" + command + ") 2>&1").c_str(), "r"), Closer{&raw});
-    if (!pipe) return r;
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0) r.output.append(buf, n);
-  }
-  r.status = raw >= 0 && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-// A CA and a leaf certificate for 127.0.0.1 and localhost signed by it (EC
-// P-256: quick to make), the chain file the lb serves (leaf, then CA), and
-// odd files for the error cases.
-struct Certificates {
-  TempDir dir;
-  fs::path ca = dir.path() / "ca.pem";
-  fs::path chain = dir.path() / "chain.pem";
-  fs::path key = dir.path() / "leaf.key";
-  fs::path other_key = dir.path() / "other.key";
-  fs::path encrypted_key = dir.path() / "encrypted.key";
-  fs::path garbage = dir.path() / "garbage.pem";
-  // A second leaf from the same CA, for a certificate reload.
-  fs::path chain2 = dir.path() / "chain2.pem";
-  fs::path key2 = dir.path() / "leaf2.key";
-
-  Certificates() {
-    const auto d = dir.path();
-    std::ofstream(d / "leaf.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                                     "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n";
-    std::ofstream(garbage) << "this is not PEM\n";
-    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    for (const std::string& cmd : {
-             "openssl req -x509 " + ec + " -keyout " + q(d / "ca.key") + " -out " + q(ca) +
-                 " -days 2 -subj '/CN=userkey test CA' -addext basicConstraints=critical,CA:TRUE"
-                 " -addext keyUsage=critical,keyCertSign,cRLSign",
-             "openssl req " + ec + " -keyout " + q(key) + " -out " + q(d / "leaf.csr") + " -subj /CN=localhost",
-             "openssl x509 -req -in " + q(d / "leaf.csr") + " -CA " + q(ca) + " -CAkey " + q(d / "ca.key") +
-                 " -set_serial 2 -days 2 -extfile " + q(d / "leaf.ext") + " -out " + q(d / "leaf.pem"),
-             "cat " + q(d / "leaf.pem") + " " + q(ca) + " > " + q(chain),
-             "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + q(other_key),
-             "openssl pkey -in " + q(key) + " -aes256 -passout pass:secret -out " + q(encrypted_key),
-             "openssl req " + ec + " -keyout " + q(key2) + " -out " + q(d / "leaf2.csr") + " -subj /CN=reloaded",
-             "openssl x509 -req -in " + q(d / "leaf2.csr") + " -CA " + q(ca) + " -CAkey " + q(d / "ca.key") +
-                 " -set_serial 3 -days 2 -extfile " + q(d / "leaf.ext") + " -out " + q(d / "leaf2.pem"),
-             "cat " + q(d / "leaf2.pem") + " " + q(ca) + " > " + q(chain2),
-         }) {
-      const auto r = run(cmd);
-      REQUIRE_MESSAGE(r.status == 0, cmd << "\n" << r.output);
-    }
-  }
-  std::vector<std::string> lb_args(std::uint16_t tls_port) const {
-    return {"--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert", chain.string(), "--tls-key",
-            key.string()};
-  }
-};
-
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -114,18 +43,18 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 // curl over HTTPS, trusting only the test CA; the body, then a line with the
 // status code and the TLS version curl saw.
 CommandResult curl(const Certificates& certs, const std::string& url, const std::string& extra = {}) {
-  return run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) + " " + extra +
-             " -w '\\nstatus=%{http_code}' '" + url + "'");
+  return run_command("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) + " " + extra +
+                     " -w '\\nstatus=%{http_code}' '" + url + "'");
 }
 
 // openssl s_client: one request with Connection: close, verified against the
 // test CA, offering ALPN http/1.1; `version` is -tls1_2 or -tls1_3.
 CommandResult s_client(const Certificates& certs, std::uint16_t port, const std::string& version,
                        const std::string& extra = {}) {
-  return run("printf 'GET /?user_id=1 HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
-             "timeout 15 openssl s_client -connect 127.0.0.1:" +
-             std::to_string(port) + " -servername localhost -CAfile " + q(certs.ca) +
-             " -verify_return_error -alpn http/1.1 -ign_eof " + version + " " + extra);
+  return run_command("printf 'GET /?user_id=1 HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+                     "timeout 15 openssl s_client -connect 127.0.0.1:" +
+                     std::to_string(port) + " -servername localhost -CAfile " + q(certs.ca) +
+                     " -verify_return_error -alpn http/1.1 -ign_eof " + version + " " + extra);
 }
 
 bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
@@ -316,8 +245,8 @@ TEST_CASE("TLS: openssl s_client connects with TLS 1.2 and 1.3, verifies the cha
   }
   // SSL 3 / TLS 1.0 / 1.1 are not offered: a client limited to TLS 1.1 fails
   // (whether its own OpenSSL or the lb says no).
-  const auto old = run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
-                       " --tlsv1.1 --tls-max 1.1 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
+  const auto old = run_command("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
+                               " --tlsv1.1 --tls-max 1.1 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
   CHECK(old.status != 0);
   CHECK(lb.proc.running());
 }
@@ -566,7 +495,7 @@ TEST_CASE("TLS: handshakes and their failures are counted in /metrics by reason"
   raw_exchange(tls_port, "", 5s);                                     // never starts: timed out
   raw_exchange(tls_port, std::string("\x16\x03\x01\x00\x05hello", 10), 5s);  // a record that is not a hello
   // A client that offers only what the lb does not (TLS 1.2 with a CBC suite).
-  run("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
+  run_command("curl -sS --noproxy '*' --max-time 10 --cacert " + q(certs.ca) +
       " --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-SHA 'https://127.0.0.1:" + std::to_string(tls_port) + "/'");
   auto failures = [&](const std::string& reason) {
     return lb.metric("userkey_lb_tls_handshake_failures_total{reason=\"" + reason + "\"}");

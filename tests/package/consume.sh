@@ -6,8 +6,8 @@
 #     find_package(userkey COMPONENTS lb) on a machine view where
 #     mongo-c-driver cannot be found, and checks it links no libmongoc;
 #  3. builds a tiny project that pulls userkey in with add_subdirectory, to
-#     show userkey::userkey names the same target both ways (through a header
-#     at its pre-split path, <userkey/user_id.hpp>).
+#     show userkey::userkey names the same target both ways (through a core
+#     header, <userkey/core/user_id.hpp>).
 #   tests/package/consume.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -99,7 +99,7 @@ add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE userkey::userkey)
 CMAKE
 cat >"$work/subdir/main.cpp" <<'CPP'
-#include <userkey/user_id.hpp>
+#include <userkey/core/user_id.hpp>
 int main() { return userkey::parse_user_id("42") == 42 ? 0 : 1; }
 CPP
 cmake -S "$work/subdir" -B "$work/subdir/build" "${gen[@]}" >/dev/null

@@ -1,4 +1,0 @@
-// Moved to <userkey/core/config_values.hpp> (the library's core part); this header
-// keeps code written against the flat layout compiling.
-#pragma once
-#include "userkey/core/config_values.hpp"
