@@ -51,15 +51,8 @@ public:
 
 private:
   void run(std::uint16_t port, const std::string& first, const std::string& piece, std::chrono::milliseconds give_up) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return;
-    }
+    const int fd = connect_loopback(port);
+    if (fd < 0) return;
     const auto start = Clock::now();
     connected_ = true;
     bool ok = ::send(fd, first.data(), first.size(), MSG_NOSIGNAL) > 0;

@@ -168,19 +168,6 @@ private:
   std::string last_head_;
 };
 
-int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Sends `bytes` of pattern() from offset `from`, in 256 KiB writes.
 void send_pattern(int fd, std::uint64_t from, std::uint64_t bytes) {
   std::string block;
@@ -232,7 +219,7 @@ TEST_CASE("a 100 MiB upload streams through with lb RSS growth <= 32 MiB, every 
   REQUIRE(status_of(raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200);
   const long rss_before = lb.rss_kib();
   long rss_peak = rss_before;
-  const int fd = connect_to(lb.port);
+  const int fd = connect_loopback(lb.port);
   REQUIRE(fd >= 0);
   std::atomic<bool> sent{false};
   std::thread sender([&] {
@@ -260,7 +247,7 @@ TEST_CASE("a chunked upload longer than the replay buffer goes upstream chunked;
   SinkUpstream up;
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false", "--max-body-bytes",
                 "10000000"});
-  const int fd = connect_to(lb.port);
+  const int fd = connect_loopback(lb.port);
   REQUIRE(fd >= 0);
   RawUpstream::send_all(fd, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   std::uint64_t offset = 0;
@@ -296,7 +283,7 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
   constexpr std::uint64_t kLength = 1 << 20;
   std::vector<int> fds;
   for (int i = 0; i < 300; ++i) {
-    const int fd = connect_to(lb.port);
+    const int fd = connect_loopback(lb.port);
     REQUIRE(fd >= 0);
     RawUpstream::send_all(fd, post_head(kLength));
     send_pattern(fd, 0, kLength - 1);  // all but one byte, then nothing
@@ -328,7 +315,7 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
   const int base = up.requests;
   std::vector<int> held;
   for (int i = 0; i < 4; ++i) {
-    const int fd = connect_to(small.port);
+    const int fd = connect_loopback(small.port);
     REQUIRE(fd >= 0);
     RawUpstream::send_all(fd, post_head(kLength));
     send_pattern(fd, 0, 100'000);
@@ -337,7 +324,7 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
   // (The four are being streamed once the upstream has their first bytes.)
   const auto until = std::chrono::steady_clock::now() + 30s;
   while (up.requests < base + 4 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
-  const int fifth = connect_to(small.port);
+  const int fifth = connect_loopback(small.port);
   REQUIRE(fifth >= 0);
   RawUpstream::send_all(fifth, post_head(kLength));
   const std::string refused = read_response(fifth, 10s);
@@ -359,7 +346,7 @@ TEST_CASE("a streamed body is never sent twice: an upstream failing mid-body is 
   int statuses_502 = 0, statuses_200 = 0;
   // PUT is idempotent: only the replay rule keeps it from being retried.
   for (int i = 0; i < 2; ++i) {
-    const int fd = connect_to(lb.port);
+    const int fd = connect_loopback(lb.port);
     REQUIRE(fd >= 0);
     // (Sent while the answer is read: an answer before the body's end
     // closes the connection with the rest unread.)
@@ -385,7 +372,7 @@ TEST_CASE("a client that stalls mid-body past --body-timeout gets 408; the upstr
   SinkUpstream up;
   LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false", "--max-body-bytes",
                 "10000000", "--body-timeout", "500ms"});
-  const int fd = connect_to(lb.port);
+  const int fd = connect_loopback(lb.port);
   REQUIRE(fd >= 0);
   RawUpstream::send_all(fd, post_head(1'000'000));
   send_pattern(fd, 0, 200'000);  // past the replay buffer: streaming has begun

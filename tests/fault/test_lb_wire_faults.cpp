@@ -34,19 +34,6 @@ struct QuietBackend : BackendProcess {
   QuietBackend() : BackendProcess({"--name", "backend-1", "--access-log", "false", "--dump", dump_dir().string()}) {}
 };
 
-int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // The largest socket buffer the kernel may give (third field of tcp_rmem /
 // tcp_wmem): bytes a peer can have "sent" without the lb reading them.
 long kernel_buffer_max(const char* file) {
@@ -68,7 +55,7 @@ struct Attack {
 template <class Tick>
 Attack endless(std::uint16_t port, const std::string& head, std::chrono::milliseconds budget, Tick tick) {
   Attack a;
-  const int fd = connect_to(port);
+  const int fd = connect_loopback(port);
   REQUIRE(fd >= 0);
   const std::string block = head + std::string(64 * 1024 - head.size(), 'e');
   const std::string filler(64 * 1024, 'e');
@@ -117,7 +104,7 @@ struct Exchange {
 // Sends `bytes`, then reads until the peer closes (closed) or `timeout`.
 Exchange exchange_until_close(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout) {
   Exchange e;
-  const int fd = connect_to(port);
+  const int fd = connect_loopback(port);
   REQUIRE(fd >= 0);
   ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -307,7 +294,7 @@ TEST_CASE("fault: 10,000 idle client connections, new or kept alive after a requ
   Sockets idle;
   idle.fds.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
-    const int fd = connect_to(lb.port);
+    const int fd = connect_loopback(lb.port);
     REQUIRE_MESSAGE(fd >= 0, "connect " << i << " failed: errno " << errno);
     idle.fds.push_back(fd);
   }

@@ -298,17 +298,21 @@ int status_of(const std::string& raw) {
 
 namespace userkey::test {
 
-RawConnection::RawConnection(std::uint16_t port) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd_);
-    fd_ = -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
   }
+  return fd;
 }
+
+RawConnection::RawConnection(std::uint16_t port) : fd_(connect_loopback(port)) {}
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);

@@ -118,6 +118,10 @@ int status_of(const std::string& raw);
 namespace userkey::test {
 
 /// A TCP connection to 127.0.0.1:port that stays open until destroyed.
+/// A TCP connection to 127.0.0.1:`port`: its descriptor (the caller closes
+/// it), or -1 when the connect failed.
+int connect_loopback(std::uint16_t port);
+
 class RawConnection {
 public:
   explicit RawConnection(std::uint16_t port);

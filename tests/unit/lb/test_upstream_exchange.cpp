@@ -258,14 +258,16 @@ private:
 struct StreamRun {
   asio::io_context io;
   engine::Conn conn{io, engine::Slot{}};
+  std::unique_ptr<StubBody> body;  // (after `io`: its timer goes first)
   std::string head;
   std::optional<engine::Exchange> result;
 
-  StreamRun(const Peer& peer, std::string request_head, StubBody& (*make)(asio::io_context&))
+  StreamRun(const Peer& peer, std::string request_head,
+            const std::function<std::unique_ptr<StubBody>(asio::io_context&)>& make)
       : head(std::move(request_head)) {
     conn.stream.connect(engine::tcp::endpoint{asio::ip::make_address("127.0.0.1"), peer.port});
-    StubBody& body = make(io);
-    asio::co_spawn(io, go(body), asio::detached);
+    body = make(io);
+    asio::co_spawn(io, go(*body), asio::detached);
     run_until(io, [&] { return result.has_value(); });
   }
   engine::awaitable<void> go(StubBody& body) {
@@ -274,8 +276,6 @@ struct StreamRun {
 };
 
 #pragma GCC diagnostic pop
-
-std::unique_ptr<StubBody> g_body;  // the body of the StreamRun being made
 
 }  // namespace
 
@@ -289,9 +289,9 @@ TEST_CASE("exchange: a streamed body goes as held bytes then each piece, framed 
       received = in;
       Peer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     });
-    StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", [](asio::io_context& io) -> StubBody& {
-      g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, std::nullopt);
-      return *g_body;
+    StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", [](asio::io_context& io) {
+      auto b = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, std::nullopt);
+      return b;
     });
     REQUIRE(run.result->response);
     CHECK(run.result->response->result_int() == 200);
@@ -308,9 +308,9 @@ TEST_CASE("exchange: a streamed body goes as held bytes then each piece, framed 
     received = in;
     Peer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
   });
-  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n", [](asio::io_context& io) -> StubBody& {
-    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, 12);
-    return *g_body;
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n", [](asio::io_context& io) {
+    auto b = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"one", "three"}, 12);
+    return b;
   });
   REQUIRE(run.result->response);
   CHECK(run.result->written == run.head.size() + 12);
@@ -319,16 +319,16 @@ TEST_CASE("exchange: a streamed body goes as held bytes then each piece, framed 
 
 TEST_CASE("exchange: a client whose streamed body fails ends the exchange as the client's failure, not the peer's") {
   Peer peer([](Peer& p, int, const std::string&) { p.hold(); });  // reads, never answers
-  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) -> StubBody& {
-    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"piece"}, 100);
-    g_body->fail = boost::beast::error::timeout;
-    return *g_body;
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) {
+    auto b = std::make_unique<StubBody>(io, "held", std::vector<std::string>{"piece"}, 100);
+    b->fail = boost::beast::error::timeout;
+    return b;
   });
   peer.done = true;
   CHECK(run.result->client_failed);
   CHECK_FALSE(run.result->response);
   CHECK(run.result->error == boost::beast::error::timeout);
-  CHECK_FALSE(g_body->replayable());
+  CHECK_FALSE(run.body->replayable());
 }
 
 TEST_CASE("exchange: an answer while a streamed body waits for the client stops the body; it is the response") {
@@ -336,15 +336,15 @@ TEST_CASE("exchange: an answer while a streamed body waits for the client stops 
     Peer::send_all(fd, kRefusal);
     p.hold();
   });
-  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) -> StubBody& {
-    g_body = std::make_unique<StubBody>(io, "held", std::vector<std::string>{}, 100);
-    g_body->wait = true;
-    return *g_body;
+  StreamRun run(peer, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", [](asio::io_context& io) {
+    auto b = std::make_unique<StubBody>(io, "held", std::vector<std::string>{}, 100);
+    b->wait = true;
+    return b;
   });
   peer.done = true;
   REQUIRE(run.result->response);
   CHECK(run.result->response->result_int() == 413);
-  CHECK(g_body->stopped);
+  CHECK(run.body->stopped);
   CHECK_FALSE(run.result->client_failed);
   CHECK_FALSE(run.result->request_complete());
 }
