@@ -171,7 +171,8 @@ def _svg(width, height, body, title):
 
 
 def line_chart(title, series, xlabel, ylabel, log_y=False, width=680, height=380):
-    """series: [{"label", "color", "dash", "points": [(x, y)]}]; x on a log2 axis."""
+    """series: [{"label", "color", "dash", "points": [(x, y)], "marks": {x: text}}]; x on a log2 axis.
+    A point with a mark (errors, say) gets a red ring and the text beside it."""
     left, right, top, bottom = 70, 190, 35, 50
     pw, ph = width - left - right, height - top - bottom
     xs = sorted({x for s in series for x, y in s["points"] if y is not None})
@@ -223,6 +224,13 @@ def line_chart(title, series, xlabel, ylabel, log_y=False, width=680, height=380
             body.append(f'<polyline points="{coords}" fill="none" stroke="{s["color"]}" stroke-width="2"{dash}/>')
             for a, b in pts:
                 body.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{s["color"]}"/>')
+        for x, text in sorted((s.get("marks") or {}).items()):
+            y = dict(s["points"]).get(x)
+            if y is None or (log_y and y <= 0):
+                continue
+            a, b = px(x), py(y)
+            body.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="7" fill="none" stroke="#e53e3e" stroke-width="2"/>')
+            body.append(f'<text x="{a + 9:.1f}" y="{b - 8:.1f}" fill="#e53e3e" font-size="10">{_esc(text)}</text>')
         ly = top + 10 + i * 20
         lx = left + pw + 15
         body.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 28}" y2="{ly}" stroke="{s["color"]}" stroke-width="2"{dash}/>')
@@ -329,6 +337,26 @@ def _threads(t):
 
 def _holds(ok):
     return "n/a" if ok is None else ("**yes**" if ok else "no")
+
+
+def _seconds(duration):
+    """wrk's duration ("5s", "1m", 10) in seconds, or None."""
+    if isinstance(duration, (int, float)):
+        return float(duration)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", str(duration or "").strip())
+    if not m:
+        return None
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def good_rps(point, seconds):
+    """Successful requests/s: each round's rate less its errors (non-2xx/3xx and socket errors, spread
+    over the round), the median round; the plain median when rounds or the duration are unknown."""
+    rounds = point.get("rounds") or []
+    if not rounds or not seconds:
+        return _m(point, "rps")
+    good = sorted(max(0.0, (r.get("rps") or 0) - (r.get("errors") or 0) / seconds) for r in rounds)
+    return good[len(good) // 2]
 
 
 def front_points(part):
@@ -567,17 +595,27 @@ def render(args):
 
     # Plots of the fronts: one line per front and thread count.
     dash = {1: False, 2: True}
-    for metric, key, ylabel, log_y in (("rps", "rps", "requests/s (median round)", False),
+    # Requests/s counts successful answers only (a front that fails requests
+    # fast must not look fastest); a point whose rounds had errors or
+    # timeouts is ringed with their count.
+    for metric, key, ylabel, log_y in (("rps", "rps", "successful requests/s (median round)", False),
                                        ("p99", "p99_ms", "p99 latency, ms (log scale)", True)):
         series = []
         for part in data.get("fronts", []):
             t = part.get("threads")
+            seconds = _seconds(part.get("duration"))
             pts = front_points(part)
             for name in FRONT_ORDER:
-                xy = [(c, _m(by[name], key)) for c, by in sorted(pts.items()) if name in by]
+                xy = [(c, good_rps(by[name], seconds) if metric == "rps" else _m(by[name], key))
+                      for c, by in sorted(pts.items()) if name in by]
+                marks = {}
+                for c, by in pts.items():
+                    bad = (_m(by[name], "errors") or 0) + (_m(by[name], "timeouts") or 0) if name in by else 0
+                    if bad:
+                        marks[c] = f"{_fmt_num(bad)} errors"
                 if xy:
                     series.append({"label": f"{FRONT_NAMES[name]}, {t} thr", "color": COLORS[name],
-                                   "dash": dash.get(t, t != 1), "points": xy})
+                                   "dash": dash.get(t, t != 1), "points": xy, "marks": marks})
         title = ("Fronts: requests/s" if metric == "rps" else "Fronts: p99 latency") + \
             " vs connections (solid 1 thread, dashed 2)"
         svgs[f"fronts-{metric}.svg"] = line_chart(title, series, "client connections (wrk)", ylabel, log_y=log_y)

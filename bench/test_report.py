@@ -71,7 +71,13 @@ def main():
             except (OSError, ET.ParseError) as e:
                 check(False, f"{name}.svg parses ({e})")
             check(f"benchmarks/{name}.svg" in text, f"benchmarks.md links {name}.svg")
-        lines = open(svg_dir + "/fronts-rps.svg").read().count("<polyline")
+        rps_svg = open(svg_dir + "/fronts-rps.svg").read()
+        check("successful requests/s" in rps_svg and "900 errors" in rps_svg and "120 errors" in rps_svg,
+              "fronts-rps.svg plots successful requests/s and rings the points that had errors")
+        good = report.good_rps({"rounds": [{"rps": 100.0, "errors": 250}, {"rps": 90.0, "errors": 0},
+                                           {"rps": 120.0, "errors": 0}], "median": {"rps": 100.0}}, 5.0)
+        check(good == 90.0, f"good_rps takes each round's errors out before the median (90, found {good})")
+        lines = rps_svg.count("<polyline")
         check(lines == 6, f"fronts-rps.svg has one line per front and thread count (6, found {lines})")
         r = open(readme).read()
         check("1.05x HAProxy's full handshakes/s and 0.95x its keep-alive requests/s" in r, "README headline has TLS")
