@@ -74,6 +74,8 @@ def main():
         rps_svg = open(svg_dir + "/fronts-rps.svg").read()
         check("successful requests/s" in rps_svg and "900 errors" in rps_svg and "120 errors" in rps_svg,
               "fronts-rps.svg plots successful requests/s and rings the points that had errors")
+        sys.path.insert(0, HERE)
+        import report  # noqa: E402 (the module under test, beside this file)
         good = report.good_rps({"rounds": [{"rps": 100.0, "errors": 250}, {"rps": 90.0, "errors": 0},
                                            {"rps": 120.0, "errors": 0}], "median": {"rps": 100.0}}, 5.0)
         check(good == 90.0, f"good_rps takes each round's errors out before the median (90, found {good})")

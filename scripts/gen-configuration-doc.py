@@ -26,6 +26,9 @@ APPS = [
     ("userkey-admin", "Restores a dump into MongoDB and reads or writes keys (replaces the manual mongo steps)."),
 ]
 OPTION = re.compile(r"^\s{2}(-h,)?(--[a-z0-9-]+)(.*)$")
+# Options of userkey-lb --help that are not settings of its table: actions
+# (CommandLine::add_version, add_action) and the config file itself.
+NOT_SETTINGS = {"--help", "--version", "--check-config", "--config"}
 
 
 def parse_help(text):
@@ -43,9 +46,12 @@ def parse_help(text):
             rest_wo_env = re.sub(r"\(Env:[A-Za-z0-9_]+\)", "", rest)
             excludes = re.search(r"Excludes: (.*?)(?:\s{2,}|$)", rest_wo_env)
             rest_wo_env = re.sub(r"Excludes: [^ ]+( [^ ]+)*?(?=\s{2,}|$)", "", rest_wo_env)
-            parts = re.split(r"\s{2,}", rest_wo_env.strip(), maxsplit=1)
-            typ = parts[0].strip() if parts and parts[0] else ""
-            desc = parts[1].strip() if len(parts) > 1 else ""
+            if re.match(r"\s{2,}", rest_wo_env):  # no type: a flag such as --version, its help at once
+                typ, desc = "", rest_wo_env.strip()
+            else:
+                parts = re.split(r"\s{2,}", rest_wo_env.strip(), maxsplit=1)
+                typ = parts[0].strip() if parts and parts[0] else ""
+                desc = parts[1].strip() if len(parts) > 1 else ""
             current = {"flag": flag, "type": typ, "env": env.group(1) if env else "",
                        "desc": desc, "excludes": excludes.group(1).strip() if excludes else ""}
             rows.append(current)
@@ -82,7 +88,7 @@ def lb_settings(bin_dir):
     """(key, flag, reloadable) for every lb setting, in table order, read from
     the t.add({...}) entries of make_table() in lib/lb/proxy_settings.cpp.
     The flags found must be exactly those userkey-lb --help lists (besides
-    --help and --config), so an entry this reading missed fails here."""
+    NOT_SETTINGS), so an entry this reading missed fails here."""
     src = LB_TABLE.read_text()
     start = src.index("SettingsTable<ProxyConfig> make_table(")
     body = src[start:src.index("return t;", start)]
@@ -96,7 +102,7 @@ def lb_settings(bin_dir):
         rows.append((key.group(1), flag.group(1), re.search(r"\.reloadable\s*=\s*true", info) is not None))
     help_text = subprocess.run([str(pathlib.Path(bin_dir) / "userkey-lb"), "--help"], capture_output=True,
                                text=True, check=True).stdout
-    in_help = {r["flag"] for r in parse_help(help_text) if r["type"] != "subcommand"} - {"--help", "--config"}
+    in_help = {r["flag"] for r in parse_help(help_text) if r["type"] != "subcommand"} - NOT_SETTINGS
     in_table = {flag for _, flag, _ in rows}
     if in_help != in_table:
         sys.exit(f"{LB_TABLE.relative_to(ROOT)} read as {len(in_table)} settings, userkey-lb --help lists "
@@ -177,7 +183,14 @@ def render(bin_dir, example=None):
            "over its environment variable. `userkey-lb` also reads a TOML file (`--config`),",
            "below the environment and the flags. Durations are written `250ms`, `2s`, `1.5s`,",
            "`5m` or `1h` (a bare number is seconds). MongoDB credentials may also come from",
-           "`mongo_user` / `mongo_pass` (as in the original demo) when the URI has none.", ""]
+           "`mongo_user` / `mongo_pass` (as in the original demo) when the URI has none.", "",
+           "`userkey-backend` and `userkey-lb` also take two flags that are not settings:",
+           "`--version` prints the version and the commit built from, and `--check-config`",
+           "loads every setting source as a start does (and the files and names they point",
+           "at) and prints a one-line summary (exit 0) or the first error and where it came",
+           "from (exit 2), without starting anything: see",
+           "[operations.md](operations.md#version-and-configuration-check). `/metrics` of both",
+           "carries the same version and commit as `userkey_build_info`.", ""]
     for app, about in APPS:
         text = subprocess.run([str(pathlib.Path(bin_dir) / app), "--help"], capture_output=True, text=True,
                               check=True).stdout

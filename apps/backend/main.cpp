@@ -1,6 +1,7 @@
 // userkey-backend: serves the `/` contract for one backend.
 // Every setting is declared once, in userkey::backend_settings(); this file
-// only wires: command line (flags win over USERKEY_* environment) ->
+// only wires: command line (flags win over USERKEY_* environment; --version,
+// and --check-config: userkey::check_backend_config()) ->
 // repository -> Router -> BackendServer, with the library's signal loop on a
 // thread of its own: SIGINT / SIGTERM / SIGQUIT stop the server gracefully,
 // SIGUSR1 reopens the log file, SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN and
@@ -11,7 +12,10 @@
 
 #include <userkey/backend/backend_server.hpp>
 #include <userkey/backend/backend_settings.hpp>
+#include <userkey/backend/config_check.hpp>
+#include <userkey/core/build_info.hpp>
 #include <userkey/core/command_line.hpp>
+#include <userkey/core/config_check.hpp>
 #include <userkey/core/signal_loop.hpp>
 #include <userkey/core/logging.hpp>
 #include <userkey/backend/repository_factory.hpp>
@@ -22,8 +26,15 @@ int main(int argc, char** argv) {
   const auto& settings = userkey::backend_settings();
   userkey::CommandLine cli(
       "userkey-backend: answers GET /?user_id=N with that user's key, from a mongodump file or MongoDB.", 34);
+  cli.add_version(userkey::version_line("userkey-backend"));
+  cli.add_action("--check-config",
+                 "Load the configuration as a start does (flags, environment, the dump or the MongoDB URI, without "
+                 "contacting the server), print a summary and exit 0, or the first error and exit 2; nothing listens");
   cli.add_settings(settings);
   if (auto rc = cli.parse(argc, argv)) return *rc;
+  if (cli.action("--check-config"))
+    return userkey::report_config_check(
+        "userkey-backend", [&] { return userkey::check_backend_config(cli.given()); }, std::cout, std::cerr);
 
   userkey::BackendConfig cfg;
   std::shared_ptr<spdlog::logger> log;
@@ -32,7 +43,7 @@ int main(int argc, char** argv) {
     log = userkey::make_logger("backend", cfg.log_level, userkey::LogDelivery::async, cfg.log_file);
   } catch (const std::exception& e) {
     std::cerr << "userkey-backend: " << e.what() << "\n";
-    return 2;
+    return userkey::kInvalidConfigurationExit;
   }
 
   // Every keep-alive client holds a descriptor: run with the hard limit.

@@ -1,6 +1,7 @@
 // userkey-lb: the HTTP load balancer in front of the userkey backends.
 // Every setting is declared once, in lb::proxy_settings(); this file only
-// wires: the command line made from that table, build_proxy_config()
+// wires: the command line made from that table (with --version and
+// --check-config, lb::check_proxy_config()), build_proxy_config()
 // (defaults < --config TOML file < USERKEY_LB_* environment < flags), the
 // ProxyServer, and the library's signal loop (SIGHUP re-reads the file, flags
 // still on top, and reloads what reload() applies; SIGUSR1 reopens the log
@@ -15,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <userkey/core/build_info.hpp>
 #include <userkey/core/command_line.hpp>
+#include <userkey/core/config_check.hpp>
 #include <userkey/core/signal_loop.hpp>
 #include <userkey/lb/balancing_policy.hpp>
+#include <userkey/lb/config_check.hpp>
 #include <userkey/lb/proxy_config_loader.hpp>
 #include <userkey/lb/proxy_server.hpp>
 #include <userkey/core/logging.hpp>
@@ -48,6 +52,10 @@ int main(int argc, char** argv) {
       "environment < flags. SIGHUP reloads the file; SIGUSR1 reopens the log files; SIGTERM, SIGINT or SIGQUIT "
       "drains and exits.",
       40);
+  cli.add_version(userkey::version_line("userkey-lb"));
+  cli.add_action("--check-config",
+                 "Load the configuration as a start does (file, environment, flags, TLS files, upstream names), "
+                 "print a summary and exit 0, or the first error and exit 2; nothing listens");
   cli.add_file_option("--config", settings.settings().env_for("--config"), "TOML config file; reread on SIGHUP");
   cli.add_settings(settings);
   if (auto rc = cli.parse(argc, argv)) return *rc;
@@ -55,6 +63,9 @@ int main(int argc, char** argv) {
   const auto config_file = cli.value("--config");
   const std::optional<std::filesystem::path> file =
       config_file ? std::optional<std::filesystem::path>(*config_file) : std::nullopt;
+  if (cli.action("--check-config"))
+    return userkey::report_config_check(
+        "userkey-lb", [&] { return lb::check_proxy_config(file, given, registry); }, std::cout, std::cerr);
 
   lb::ProxyConfig cfg;
   std::shared_ptr<spdlog::logger> log;
@@ -66,7 +77,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {  // ConfigError (also unusable TLS files), ProxyServer's invalid_argument,
                                        // or a log file that cannot be opened (system_error)
     std::cerr << "userkey-lb: invalid configuration: " << e.what() << "\n";
-    return 2;
+    return userkey::kInvalidConfigurationExit;
   }
   std::string err;
   if (!server->start(&err)) {

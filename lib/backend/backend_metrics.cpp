@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "userkey/core/build_info.hpp"
+
 namespace userkey {
 
 std::string_view to_string(DatabaseError e) {
@@ -87,6 +89,8 @@ public:
     family(name, type, help);
     sample(name, {}, value);
   }
+  /// Lines already in the format (each ending with a newline).
+  void raw(std::string_view lines) { out_ += lines; }
   std::string take() { return std::move(out_); }
 
 private:
@@ -154,6 +158,7 @@ void render_database(Page& p, const DatabaseStats& d) {
 
 std::string render_backend_metrics(const BackendMetrics& metrics, const RepositoryStats& repo) {
   Page p;
+  p.raw(build_info_metrics());
   render_requests(p, metrics);
   render_lookups(p, metrics);
   if (repo.cache) render_cache(p, *repo.cache);

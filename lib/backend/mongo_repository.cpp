@@ -89,9 +89,11 @@ std::string redact_uri(const std::string& uri) {
   const auto scheme = uri.find("://");
   if (scheme == std::string::npos) return uri;
   const auto start = scheme + 3;
-  const auto at = uri.find('@', start);
-  const auto slash = uri.find('/', start);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return uri;
+  // Up to the last '@': the driver accepts a password holding a raw '@' or
+  // '/' ("u:p@ss@host"), and hiding a host along with it beats showing part
+  // of a password.
+  const auto at = uri.rfind('@');
+  if (at == std::string::npos || at < start) return uri;
   const auto colon = uri.find(':', start);
   if (colon == std::string::npos || colon > at) return uri;
   return uri.substr(0, colon + 1) + "****" + uri.substr(at);

@@ -6,6 +6,7 @@
 
 #include "core/escape.hpp"
 #include "proxy_metrics_render.hpp"
+#include "userkey/core/build_info.hpp"
 
 namespace userkey::lb {
 
@@ -77,6 +78,7 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   auto line = [&o](std::string_view s) { o.append(s).push_back('\n'); };
   auto num = [](auto v) { return std::to_string(v); };
 
+  o += build_info_metrics();
   line("# HELP userkey_lb_requests_total Requests received from clients.");
   line("# TYPE userkey_lb_requests_total counter");
   line("userkey_lb_requests_total " + num(stats.requests.load()));

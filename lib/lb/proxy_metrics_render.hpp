@@ -14,7 +14,7 @@
 
 namespace userkey::lb {
 
-/// Every counter, then per upstream of `snap`: requests, responses by class,
+/// userkey_build_info, every counter, then per upstream of `snap`: requests, responses by class,
 /// errors by kind, up, in-flight, connections and the latency histogram.
 std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot& snap, TimePoint now);
 

@@ -30,6 +30,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/upstream_router.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/config_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_metrics.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_server.cpp

@@ -381,6 +381,33 @@ TEST_CASE("TLS: unusable settings or files stop the start with exit code 2 and a
   }
 }
 
+TEST_CASE("TLS: --check-config loads the certificate and key: exit 0 with TLS on, or 2 naming the file") {
+  Certificates certs;
+  TempDir dir;
+  const auto tls_port = free_port();
+  const std::vector<std::string> base{USERKEY_LB_BIN, "--check-config", "--admin", "off", "--upstream", "127.0.0.1:1"};
+  ChildProcess good(with(base, certs.lb_args(tls_port)), dir.path() / "good.log", {}, dir.path() / "good.err");
+  CHECK(good.wait(10s) == 0);
+  CHECK(read_text_file(dir.path() / "good.log") ==
+        "userkey-lb: configuration OK (1 upstream, policy round_robin, listen 127.0.0.1:8080, TLS on 127.0.0.1:" +
+            std::to_string(tls_port) + ", admin off)\n");
+  CHECK_FALSE(wait_for_port(tls_port, 200ms));  // nothing listens
+  const auto missing = dir.path() / "missing.key";
+  ChildProcess bad(with(base, {"--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert",
+                               certs.chain.string(), "--tls-key", missing.string()}),
+                   dir.path() / "bad.log", {}, dir.path() / "bad.err");
+  CHECK(bad.wait(10s) == 2);
+  CHECK(read_text_file(dir.path() / "bad.log").empty());
+  const auto err = read_text_file(dir.path() / "bad.err");
+  CHECK_MESSAGE(contains(err, "tls.key: '" + missing.string() + "': cannot read"), err);
+  ChildProcess wrong(with(base, {"--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert",
+                                 certs.chain.string(), "--tls-key", certs.other_key.string()}),
+                     dir.path() / "wrong.log");
+  CHECK(wrong.wait(10s) == 2);
+  CHECK_MESSAGE(contains(wrong.log(), "does not belong to the certificate"), wrong.log());
+  CHECK_FALSE(contains(wrong.log(), "PRIVATE KEY"));
+}
+
 namespace {
 
 // The subject curl -v printed for the server's certificate.

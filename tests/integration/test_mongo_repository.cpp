@@ -268,4 +268,8 @@ TEST_CASE("environment: USERKEY_MONGO_URI and mongo_user / mongo_pass") {
   CHECK(mongo_config_from_env(given, true, lookup).uri == "mongodb://flag:2/");
   CHECK(redact_uri("mongodb://u:secret@h:1/?x=1") == "mongodb://u:****@h:1/?x=1");
   CHECK(redact_uri("mongodb://h:1/") == "mongodb://h:1/");
+  // Raw '@' or '/' in a password (the driver takes the first): none of it shows.
+  CHECK(redact_uri("mongodb://u:s3c@ret@h:1/") == "mongodb://u:****@h:1/");
+  CHECK(redact_uri("mongodb://u:a/b@h:1/") == "mongodb://u:****@h:1/");
+  CHECK(redact_uri("mongodb://u@h:1/") == "mongodb://u@h:1/");
 }

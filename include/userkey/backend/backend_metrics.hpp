@@ -85,7 +85,8 @@ private:
   LookupLatencyHistogram lookup_latency_;
 };
 
-/// The /metrics page: userkey_backend_requests_total{code}, the lookup
+/// The /metrics page: userkey_build_info (userkey/core/build_info.hpp),
+/// userkey_backend_requests_total{code}, the lookup
 /// latency histogram and lookup timeouts; with `repo.cache` the cache's
 /// hits, misses, stale answers, coalesced misses, evictions and size; with
 /// `repo.database` errors by kind and the client pool in use. Each family

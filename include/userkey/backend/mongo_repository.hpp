@@ -77,7 +77,9 @@ using EnvLookup = std::function<const char*(const char*)>;
 /// when `uri_given` is false, and mongo_user / mongo_pass as credentials.
 MongoConfig mongo_config_from_env(MongoConfig base, bool uri_given, const EnvLookup& env = {});
 
-/// The URI with any password replaced by "****", for logs.
+/// The URI with any password replaced by "****", for logs: everything from
+/// the first ':' after "scheme://" to the last '@' (a raw '@' or '/' in the
+/// password stays hidden too).
 std::string redact_uri(const std::string& uri);
 
 class MongoRepository final : public UserRepository {

@@ -3,11 +3,17 @@
 //
 // Each setting with a flag becomes an option: its value is checked with the
 // setting's own parser (a bad value is exit code 2 with "--flag: what is
-// wrong"), it falls back to its environment variable when the flag is not
-// given (the flag wins), and --help shows its type, the default printed from
-// a default Config, the environment name and the help line. given() returns
-// what the command line and environment set, as SettingValues for
+// wrong", or "ENV_NAME (--flag): what is wrong" when the value came from the
+// environment), it falls back to its environment variable when the flag is
+// not given (the flag wins), and --help shows its type, the default printed
+// from a default Config, the environment name and the help line. given()
+// returns what the command line and environment set, as SettingValues for
 // SettingsTable::apply() or a loader that layers them over a config file.
+//
+// Besides settings, a program may have --version (prints one line, exit 0)
+// and action flags such as --check-config: no value, no environment
+// variable (an action is asked for on the command line only), read with
+// action().
 //
 // CLI11 does the parsing; it stays inside the library (no CLI11 type in this
 // header).
@@ -38,6 +44,15 @@ public:
   /// (such as --config), with environment variable `env`. Read with value().
   void add_file_option(const std::string& flag, const std::string& env, const std::string& help);
 
+  /// --version: prints `line` and a newline to `out`, and parse() returns 0
+  /// (whatever else the command line holds).
+  void add_version(std::string line);
+
+  /// A flag without a value or environment variable (e.g. --check-config)
+  /// that asks the program for something other than its usual run; read
+  /// with action().
+  void add_action(const std::string& flag, const std::string& help);
+
   /// One option per setting of `settings` that has a flag, in table order;
   /// `defaults` are shown in --help (a list's items joined by its delimiter).
   void add_settings(const SettingList& settings, const SettingValues& defaults);
@@ -47,8 +62,9 @@ public:
   }
 
   /// Parses argv (and the environment). nullopt: go on. Otherwise the exit
-  /// code: 0 after --help (printed to `out`), 2 after a usage error or a bad
-  /// value (the message and a pointer to --help go to `err`).
+  /// code: 0 after --help or --version (printed to `out`), 2 after a usage
+  /// error or a bad value (the message, naming the flag or the environment
+  /// variable it came from, and a pointer to --help go to `err`).
   std::optional<int> parse(int argc, const char* const* argv);
   std::optional<int> parse(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
@@ -56,6 +72,9 @@ public:
   /// A negating flag gives its setting "false" ("true" when its environment
   /// variable is false).
   SettingValues given() const;
+
+  /// Whether the add_action() flag `flag` was given (after parse()).
+  bool action(const std::string& flag) const;
 
   /// The value of an add_file_option() option, when given.
   std::optional<std::string> value(const std::string& flag) const;

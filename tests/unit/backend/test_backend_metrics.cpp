@@ -8,6 +8,7 @@
 
 #include <userkey/backend/backend_metrics.hpp>
 #include <userkey/backend/caching_repository.hpp>
+#include <userkey/core/build_info.hpp>
 
 #include "fake_repository.hpp"
 #include "support/prometheus_text.hpp"
@@ -27,6 +28,9 @@ TEST_CASE("a fresh page: every family with HELP and TYPE, listed status codes at
   CHECK(e.types.at("userkey_backend_requests_total") == "counter");
   CHECK(e.types.at("userkey_backend_lookup_latency_seconds") == "histogram");
   CHECK(e.types.at("userkey_backend_lookup_timeouts_total") == "counter");
+  CHECK(e.types.at("userkey_build_info") == "gauge");
+  CHECK(e.value("userkey_build_info", "version=\"" + std::string(userkey::build_version()) + "\",commit=\"" +
+                                          std::string(userkey::build_commit()) + "\"") == 1.0);
   for (int code : BackendMetrics::kListedStatuses) {
     CAPTURE(code);
     CHECK(e.value("userkey_backend_requests_total", "code=\"" + std::to_string(code) + "\"") == 0.0);

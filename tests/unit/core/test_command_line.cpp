@@ -106,7 +106,57 @@ TEST_CASE("environment variables stand in for missing flags; a flag wins") {
     ScopedEnv bad("TOY_RATE", "-2");
     const auto e = run({});
     CHECK(e.rc == 2);
-    CHECK(contains(e.err, "--rate: must be a finite number >= 0"));
+    CHECK(contains(e.err, "TOY_RATE (--rate): must be a finite number >= 0"));
+    // The flag given: its value is the one checked, the environment's ignored.
+    CHECK_FALSE(run({"--rate", "1"}).rc);
+    const auto f = run({"--rate=-3"});
+    CHECK(f.rc == 2);
+    CHECK(contains(f.err, "--rate: must be a finite number >= 0"));
+    CHECK_FALSE(contains(f.err, "TOY_RATE"));
+  }
+}
+
+TEST_CASE("a bad value from the environment names the variable, a list item or a file option's too") {
+  {
+    ScopedEnv bad("TOY_TAG", "a z");
+    const auto r = run({});
+    CHECK(r.rc == 2);
+    CHECK(contains(r.err, "TOY_TAG (--tag): must be one of a, b, c; got 'z'"));
+  }
+  {
+    ScopedEnv bad("TOY_CONFIG", "/no/such/file.toml");
+    const auto r = run({});
+    CHECK(r.rc == 2);
+    CHECK(contains(r.err, "TOY_CONFIG (--config): "));
+    CHECK(contains(r.err, "/no/such/file.toml"));
+  }
+}
+
+TEST_CASE("--version prints its line and exits 0; an action flag is read with action()") {
+  auto parse = [](std::vector<std::string> args, std::string& out) {
+    CommandLine cli("toy: a test program", 30);
+    cli.add_version("toy 1.2.3 (commit abc1234)");
+    cli.add_action("--check-config", "Check and exit");
+    cli.add_settings(toy_table());
+    args.insert(args.begin(), "toy");
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream o, e;
+    const auto rc = cli.parse(static_cast<int>(argv.size()), argv.data(), o, e);
+    out = o.str() + e.str();
+    return std::pair{rc, rc ? false : cli.action("--check-config")};
+  };
+  std::string out;
+  CHECK(parse({"--version"}, out).first == 0);
+  CHECK(out == "toy 1.2.3 (commit abc1234)\n");
+  CHECK(parse({"--check-config", "--rise", "3"}, out) == std::pair{std::optional<int>{}, true});
+  CHECK(parse({"--rise", "3"}, out) == std::pair{std::optional<int>{}, false});
+  CHECK(parse({"--help"}, out).first == 0);
+  CHECK(contains(out, "--version"));
+  CHECK(contains(out, "--check-config"));
+  {
+    ScopedEnv no_env("TOY_CHECK_CONFIG", "1");  // an action comes from the command line only
+    CHECK(parse({}, out).second == false);
   }
 }
 

@@ -14,6 +14,7 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_ip_filter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_hash_key.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_config_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_config_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_http1_codec.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_pool.cpp
