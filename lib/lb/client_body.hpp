@@ -48,6 +48,10 @@ public:
   /// read's error (beast::error::timeout past the deadline).
   awaitable<void> hold(TimePoint deadline, error_code& ec) {
     auto& body = parser_.get().body();
+    // Room for a whole read: Beast reads as much as the buffer has room for
+    // (at least 512 bytes), and one grown only to the head's size would
+    // take a long body 512 bytes at a time.
+    if (!parser_.is_done() && buffer_.capacity() < buffer_.max_size()) buffer_.reserve(buffer_.max_size());
     while (!parser_.is_done() && body.size() < kReplayLimit) {
       c_.deadline_at(deadline);
       bytes_ += co_await http::async_read_some(Layer::stream(c_), buffer_, parser_, nothrow(ec));

@@ -30,9 +30,6 @@ namespace userkey::lb::engine {
 /// is retried only while its whole body is still held.
 inline constexpr std::size_t kReplayLimit = 64 * 1024;
 
-/// A streamed body is read from the client in pieces of about this size.
-inline constexpr std::size_t kPieceLimit = 16 * 1024;
-
 class RequestBody {
 public:
   virtual ~RequestBody() = default;

@@ -17,6 +17,10 @@ awaitable<void> read_body_piece(UpstreamBody& body, std::string& out, std::chron
   out.clear();
   Conn& conn = *body.conn;
   ResponseParser& parser = *body.parser;
+  // Room for a whole piece: Beast reads as much as the buffer has room for
+  // (at least 512 bytes), and a buffer grown only to a head's size would
+  // relay a long body 512 bytes at a time. (Given back in finish_body.)
+  if (conn.buffer.capacity() < kPieceBytes) conn.buffer.reserve(kPieceBytes);
   // A read may bring only framing (a chunk's size line): read on until some
   // of the body comes or it ends.
   while (out.empty() && !parser.is_done()) {

@@ -37,6 +37,10 @@ using ResponseParser = http::response_parser<http::string_body>;
 /// with the connection are streamed.
 inline constexpr std::uint64_t kWholeBodyLimit = 64 * 1024;
 
+/// A streamed body is read from its upstream in pieces of up to this many
+/// bytes (the connection's read buffer holds one while it is streamed).
+inline constexpr std::size_t kPieceBytes = 64 * 1024;
+
 /// How a streamed body ended.
 enum class BodyEnd {
   complete,          ///< every byte of it was relayed

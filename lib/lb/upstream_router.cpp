@@ -334,8 +334,10 @@ awaitable<Response> UpstreamRouter::forward(const Request& req, RequestBody& bod
 void UpstreamRouter::finish_body(std::unique_ptr<UpstreamBody> body, BodyEnd end) {
   if (!body || !body->conn) return;
   if (end == BodyEnd::complete) {
-    if (body->reusable && body->conn->buffer.size() == 0 && !stopped_.load(std::memory_order_relaxed))
+    if (body->reusable && body->conn->buffer.size() == 0 && !stopped_.load(std::memory_order_relaxed)) {
+      body->conn->buffer.shrink_to_fit();  // (an idle pooled connection holds no piece buffer)
       body->pool->release(std::move(body->conn));
+    }
     return;  // (else the connection closes with `body`)
   }
   body->conn.reset();  // mid-body: out of step with the upstream
