@@ -5,8 +5,10 @@
 // 1 MiB, text and binary, come back intact; ping/pong; a close from either
 // side; 60 tunnels at once; the tunnels in the metrics and the access log,
 // and in least_connections' count; the tunnel idle timeout; the end of a
-// SIGTERM drain closing the tunnels still open; wss:// through the TLS
-// listener; and every other Upgrade (h2c) still dropped.
+// SIGTERM drain closing the tunnels still open; TLS on either side (wss://
+// through the TLS listener, a tls=on upstream: python3-websockets' server,
+// e2e/websocket_tls_upstream.py); and every other Upgrade (h2c) still
+// dropped.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -70,6 +72,42 @@ std::string ws_url(std::uint16_t port, const std::string& path = "/chat") {
   return "ws://127.0.0.1:" + std::to_string(port) + path;
 }
 
+// A self-signed certificate for 127.0.0.1 and localhost (its own CA).
+struct SelfSigned {
+  TempDir dir;
+  std::string cert = (dir.path() / "cert.pem").string();
+  std::string key = (dir.path() / "key.pem").string();
+  SelfSigned() {
+    const std::string make = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout '" +
+                             key + "' -out '" + cert +
+                             "' -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+                             ">/dev/null 2>&1";
+    REQUIRE(std::system(make.c_str()) == 0);
+  }
+};
+
+// The WebSocket echo server over TLS (e2e/websocket_tls_upstream.py).
+struct TlsWebSocketUpstream {
+  TempDir dir;
+  ChildProcess proc;
+  std::uint16_t port = 0;
+  explicit TlsWebSocketUpstream(const SelfSigned& certs) {
+    const auto port_file = dir.path() / "port";
+    proc = ChildProcess({kPython, std::string(USERKEY_SOURCE_DIR) + "/tests/e2e/websocket_tls_upstream.py",
+                         port_file.string(), certs.cert, certs.key},
+                        dir.path() / "upstream.log");
+    REQUIRE_MESSAGE(eventually([&] { return fs::exists(port_file); }, 15s, 20ms), proc.log());
+    std::ifstream(port_file) >> port;
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// The scenarios every transport must pass, with what each prints.
+const std::vector<std::pair<std::string, std::string>> kScenarios{{"echo", "echo ok"},
+                                                                  {"ping", "pong ok"},
+                                                                  {"client-close", "client close ok 1000"},
+                                                                  {"server-close", "server close ok 1000 bye"}};
+
 // A file whose existence tells a holding client to let go.
 struct Release {
   TempDir dir;
@@ -83,9 +121,7 @@ TEST_CASE("websocket: messages up to 1 MiB both kinds intact, ping/pong, a close
           "logged") {
   WebSocketUpstream a("a");
   LbProcess lb({"--upstream", a.upstream(), "--access-log-format", "json"});
-  for (const auto& [scenario, ok] : std::vector<std::pair<std::string, std::string>>{
-           {"echo", "echo ok"}, {"ping", "pong ok"}, {"client-close", "client close ok 1000"},
-           {"server-close", "server close ok 1000 bye"}}) {
+  for (const auto& [scenario, ok] : kScenarios) {
     CAPTURE(scenario);
     WsClient client({ws_url(lb.port), scenario});
     CHECK_MESSAGE(client.finish() == 0, client.output() << lb.proc.log());
@@ -214,32 +250,45 @@ TEST_CASE("websocket: a SIGTERM drain closes the tunnels still open when drain_t
 }
 
 TEST_CASE("websocket: wss:// through the TLS listener") {
-  TempDir certs;
-  const auto cert = (certs.path() / "cert.pem").string();
-  const auto key = (certs.path() / "key.pem").string();
-  const std::string make = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout '" +
-                           key + "' -out '" + cert +
-                           "' -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
-                           ">/dev/null 2>&1";
-  REQUIRE(std::system(make.c_str()) == 0);
+  SelfSigned certs;
   WebSocketUpstream a("a");
   const auto tls_port = free_port();
   LbProcess lb({"--upstream", a.upstream(), "--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert",
-                cert, "--tls-key", key, "--access-log", "false"});
+                certs.cert, "--tls-key", certs.key, "--access-log", "false"});
   REQUIRE(wait_for_port(tls_port, 10s));
   const std::string url = "wss://127.0.0.1:" + std::to_string(tls_port) + "/chat";
-  for (const auto& [scenario, ok] : std::vector<std::pair<std::string, std::string>>{
-           {"echo", "echo ok"}, {"ping", "pong ok"}, {"server-close", "server close ok 1000 bye"}}) {
+  for (const auto& [scenario, ok] : kScenarios) {
     CAPTURE(scenario);
-    WsClient client({"--cafile", cert, url, scenario});
+    WsClient client({"--cafile", certs.cert, url, scenario});
     CHECK_MESSAGE(client.finish() == 0, client.output() << lb.proc.log());
     CHECK_MESSAGE(contains(client.output(), ok), client.output());
   }
-  CHECK(lb.metric("userkey_lb_tunnels_total") == 3);
+  CHECK(lb.metric("userkey_lb_tunnels_total") == 4);
   // The upstream heard X-Forwarded-Proto: https on the upgrade.
   bool https = false;
   for (const auto& head : a.heads()) https = https || (contains(head, "GET /chat ") && contains(head, "https"));
   CHECK(https);
+}
+
+TEST_CASE("websocket: to a tls=on upstream, from a plain client and from a wss:// one") {
+  SelfSigned certs;
+  TlsWebSocketUpstream up(certs);
+  const auto tls_port = free_port();
+  LbProcess lb({"--upstream", up.upstream() + ",tls=on", "--tls-upstream-ca", certs.cert, "--no-active-health",
+                "--tls-listen", "127.0.0.1:" + std::to_string(tls_port), "--tls-cert", certs.cert, "--tls-key",
+                certs.key, "--access-log", "false"});
+  REQUIRE(wait_for_port(tls_port, 10s));
+  for (const std::string& url : {ws_url(lb.port), "wss://127.0.0.1:" + std::to_string(tls_port) + "/chat"})
+    for (const auto& [scenario, ok] : kScenarios) {
+      CAPTURE(url);
+      CAPTURE(scenario);
+      WsClient client({"--cafile", certs.cert, url, scenario});
+      CHECK_MESSAGE(client.finish() == 0, client.output() << lb.proc.log() << up.proc.log());
+      CHECK_MESSAGE(contains(client.output(), ok), client.output());
+    }
+  CHECK(lb.metric("userkey_lb_tunnels_total") == 8);
+  CHECK(eventually([&] { return lb.metric("userkey_lb_tunnels_open") == 0; }, 5s));
+  CHECK_FALSE(contains(lb.proc.log(), "TLS handshake with upstream"));
 }
 
 TEST_CASE("websocket: every other Upgrade is still dropped, and so is one the rules do not make a WebSocket") {

@@ -40,7 +40,8 @@ def fail(*words):
 class Client:
     def __init__(self, url, cafile):
         self.url = url
-        self.ssl = ssl.create_default_context(cafile=cafile) if cafile else None
+        # (only a wss:// URL may be given a TLS context)
+        self.ssl = ssl.create_default_context(cafile=cafile) if cafile and url.startswith("wss://") else None
 
     def connect(self):
         # No keep-alive pings (a quiet tunnel must stay quiet), no size limit
