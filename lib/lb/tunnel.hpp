@@ -40,6 +40,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 
@@ -120,23 +121,29 @@ awaitable<void> tunnel_direction(std::shared_ptr<TunnelState> state, From& from,
   std::uint64_t& sent = up ? state->to_upstream : state->to_client;
   auto& buffer = state->buffer(way);
   error_code ec;
-  if (pending.size() > 0) {
-    sent += co_await asio::async_write(to, pending, nothrow(ec));
-    if (ec) state->close(writer);
-  }
-  while (!state->closed()) {
-    const std::size_t n = co_await from.async_read_some(asio::buffer(buffer), nothrow(ec));
-    const error_code read_error = ec;
-    if (n > 0 && !state->closed()) {
-      state->touch();
-      sent += co_await asio::async_write(to, asio::buffer(buffer.data(), n), nothrow(ec));
-      if (ec) {
-        state->close(writer);
-        break;
-      }
-      state->touch();
+  try {
+    if (pending.size() > 0) {
+      sent += co_await asio::async_write(to, pending, nothrow(ec));
+      if (ec) state->close(writer);
     }
-    if (read_error || n == 0) state->close(reader);
+    while (!state->closed()) {
+      const std::size_t n = co_await from.async_read_some(asio::buffer(buffer), nothrow(ec));
+      const error_code read_error = ec;
+      if (n > 0 && !state->closed()) {
+        state->touch();
+        sent += co_await asio::async_write(to, asio::buffer(buffer.data(), n), nothrow(ec));
+        if (ec) {
+          state->close(writer);
+          break;
+        }
+        state->touch();
+      }
+      if (read_error || n == 0) state->close(reader);
+    }
+  } catch (const std::exception&) {
+    // (Nothing here throws but an allocation: then the tunnel ends as if
+    // the reading side had gone, and the other direction is told.)
+    state->close(reader);
   }
   state->direction_done();
 }
