@@ -12,7 +12,8 @@ packages=(g++ cmake ninja-build make pkg-config libcpp-httplib-dev libmongoc-dev
 want_test=0
 if [ "${1:-}" = "--test" ]; then
   want_test=1
-  packages+=(doctest-dev python3 python3-yaml clang-14 libfuzzer-14-dev libclang-rt-14-dev openssl ccache)
+  packages+=(doctest-dev python3 python3-yaml python3-websockets clang-14 libfuzzer-14-dev libclang-rt-14-dev openssl
+            ccache)
 fi
 
 missing=()

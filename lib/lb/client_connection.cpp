@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "tunnel.hpp"
+
 namespace userkey::lb::engine {
 
 // Counted in connections_open from accept to close, refused or served (so a
@@ -58,6 +60,11 @@ void SessionRegistry::close_idle(std::chrono::milliseconds min_idle) {
       c->socket.cancel(ec);
     }
   }
+}
+
+void SessionRegistry::close_tunnels() {
+  for (auto* c = head_; c; c = c->next_)
+    if (c->tunnel != nullptr) c->tunnel->close(TunnelEnd::drain);
 }
 
 void SessionRegistry::expire(TimePoint now) {

@@ -5,7 +5,8 @@
 // count, its deadline and its place in the loop's registry), its accounting
 // in connections_open (from accept to close, a refusal in progress
 // included), and SessionRegistry: the intrusive list of a loop's
-// connections that the deadline sweep (expire) and drain (close_idle) walk.
+// connections that the deadline sweep (expire) and drain (close_idle, and
+// close_tunnels at its end) walk.
 // Deadlines are fields, enforced by the loop's periodic sweep: a deadline
 // fires at most one sweep period late (session_sweep_period).
 //
@@ -38,6 +39,7 @@ class UpstreamRouter;
 class SessionRegistry;
 class RequestIdGenerator;
 class AccessLog;
+class TunnelState;
 struct SessionContext;
 
 /// Room for the operation of a connection's readiness wait, so that going
@@ -88,6 +90,9 @@ public:
   bool busy = true;      ///< a request is being read or served, or a refusal written
   bool timed_out = false;
   bool first = true;  ///< no request read yet (its head's time runs from accept)
+  /// While the connection is a WebSocket tunnel: its state, through which
+  /// the end of a drain closes it (close_tunnels).
+  TunnelState* tunnel = nullptr;
   WaitMemory wait_memory;
 
 private:
@@ -109,6 +114,9 @@ public:
   /// for a request for `min_idle` or longer (drain: a client that has just
   /// had an answer may be sending its next request, which is then served).
   void close_idle(std::chrono::milliseconds min_idle = std::chrono::milliseconds(0));
+  /// Closes every connection that is a tunnel now (the end of a drain:
+  /// tunnels are busy as long as they last).
+  void close_tunnels();
   /// Fires every deadline that has passed at `now`: marks the connection
   /// timed out and cancels its socket's operations.
   void expire(TimePoint now);

@@ -27,6 +27,7 @@
 #include "proxy_header_reader.hpp"
 #include "request_id.hpp"
 #include "response_relay.hpp"
+#include "tunnel_session.hpp"
 #include "upstream_router.hpp"
 
 namespace userkey::lb::engine {
@@ -238,7 +239,13 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
         keep_alive = keep_alive && body.read_through();
         lease.reset();
         std::size_t bytes_out = 0;
-        if (report.body) {
+        if (report.body && report.body->upgraded) {
+          // A WebSocket upgrade the upstream switched: the connection is a
+          // tunnel from here to its end (tunnel_session.hpp).
+          co_await serve_tunnel<Layer>(c, buffer, res, std::move(report.body), wire, request_id.view(), bytes_in,
+                                       bytes_out);
+          keep_alive = false;
+        } else if (report.body) {
           // A long, chunked or close-delimited body: relayed as it arrives.
           const auto length = report.body->length();
           const auto framing = http1::client_framing(length.has_value(), version);

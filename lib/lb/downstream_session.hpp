@@ -16,7 +16,7 @@
 // Its rooms: the connection's lasting state and the loop's registry
 // (client_connection), plain or TLS and the handshake (client_transport),
 // the PROXY header (proxy_header_reader), the idle wait (idle_wait), the
-// lb's own answers (local_reply).
+// lb's own answers (local_reply), a WebSocket tunnel (tunnel_session).
 //
 // A connection between requests (or before its first byte) holds no parser,
 // buffer, coroutine or timer: only a ClientConnection (socket, address,

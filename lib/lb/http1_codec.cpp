@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "core/escape.hpp"
+#include "upgrade.hpp"
 
 namespace userkey::lb::http1 {
 
@@ -310,6 +311,8 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
     out += "Transfer-Encoding: chunked\r\n";
   }
   out += "\r\n";
+  // A WebSocket upgrade goes on (upgrade.hpp); any other was dropped above.
+  if (websocket_requested(req.base())) add_websocket_fields(out);
 }
 
 void serialize_client_response(std::string& out, const Response& res, unsigned client_version, bool keep_alive,

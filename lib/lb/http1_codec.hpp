@@ -173,6 +173,8 @@ struct BodyFrame {
 /// `req.body()`, written when there is a body or the client sent a
 /// Content-Length), HTTP/1.1 keep-alive. A non-empty `request_id` replaces
 /// the client's X-Request-Id fields; an empty one leaves them as they are.
+/// A WebSocket upgrade (upgrade.hpp) ends with `Connection: Upgrade` and
+/// `Upgrade: websocket`.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
                                 std::string_view request_id, std::string_view forwarded_proto = "http",
                                 ForwardedFor xff = {}, std::optional<BodyFrame> frame = std::nullopt);

@@ -69,6 +69,17 @@ std::string_view to_string(ProxyHeaderFailure f) {
   return "unknown";
 }
 
+std::string_view to_string(TunnelEnd e) {
+  switch (e) {
+    case TunnelEnd::client: return "client";
+    case TunnelEnd::upstream: return "upstream";
+    case TunnelEnd::idle_timeout: return "idle_timeout";
+    case TunnelEnd::drain: return "drain";
+    case TunnelEnd::count_: break;
+  }
+  return "unknown";
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 
@@ -132,6 +143,21 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
     line("userkey_lb_proxy_header_failures_total{reason=\"" +
          std::string(to_string(static_cast<ProxyHeaderFailure>(i))) + "\"} " +
          num(stats.proxy_header_failures[i].load()));
+  line("# HELP userkey_lb_tunnels_open WebSocket tunnels open now (an Upgrade: websocket the upstream switched).");
+  line("# TYPE userkey_lb_tunnels_open gauge");
+  line("userkey_lb_tunnels_open " + num(stats.tunnels_open.load()));
+  line("# HELP userkey_lb_tunnels_total WebSocket tunnels opened.");
+  line("# TYPE userkey_lb_tunnels_total counter");
+  line("userkey_lb_tunnels_total " + num(stats.tunnels.load()));
+  line("# HELP userkey_lb_tunnel_bytes_total Bytes relayed through tunnels past the 101, by direction.");
+  line("# TYPE userkey_lb_tunnel_bytes_total counter");
+  line("userkey_lb_tunnel_bytes_total{direction=\"to_upstream\"} " + num(stats.tunnel_bytes_to_upstream.load()));
+  line("userkey_lb_tunnel_bytes_total{direction=\"to_client\"} " + num(stats.tunnel_bytes_to_client.load()));
+  line("# HELP userkey_lb_tunnels_closed_total WebSocket tunnels closed, by what ended them.");
+  line("# TYPE userkey_lb_tunnels_closed_total counter");
+  for (std::size_t i = 0; i < stats.tunnels_closed.size(); ++i)
+    line("userkey_lb_tunnels_closed_total{by=\"" + std::string(to_string(static_cast<TunnelEnd>(i))) + "\"} " +
+         num(stats.tunnels_closed[i].load()));
 
   struct Family {
     const char* name;
@@ -194,7 +220,8 @@ std::string render_status_json(const ProxyStats& stats, const engine::Snapshot& 
                   json_string(snap.hash_key.to_string()) + ",\"retries\":" + std::to_string(snap.retries) +
                   ",\"draining\":" + (draining ? "true" : "false") + ",\"requests\":" +
                   std::to_string(stats.requests.load()) + ",\"connections_open\":" +
-                  std::to_string(stats.connections_open.load()) + ",\"upstreams\":[";
+                  std::to_string(stats.connections_open.load()) + ",\"tunnels_open\":" +
+                  std::to_string(stats.tunnels_open.load()) + ",\"upstreams\":[";
   bool first = true;
   for (const auto& e : snap.entries) {
     const auto& u = *e.upstream;

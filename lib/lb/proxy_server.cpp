@@ -249,6 +249,15 @@ void ProxyServer::drain() {
     for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_idle_sessions(kGrace); });
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   } while (im.stats.connections_open.load() > 0 && SteadyClock::now() < deadline);
+  // WebSocket tunnels are busy for as long as they last: those still open
+  // are closed now, each as any tunnel ends (both sides shut, its access
+  // line written), with a moment for that before the loops stop.
+  if (im.stats.tunnels_open.load() > 0) {
+    for (auto& w : im.workers) asio::post(w->io(), [wp = w.get()] { wp->close_tunnels(); });
+    const auto grace = SteadyClock::now() + std::chrono::seconds(1);
+    while (im.stats.tunnels_open.load() > 0 && SteadyClock::now() < grace)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   stop();
 }
 

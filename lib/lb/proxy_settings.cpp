@@ -236,6 +236,10 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
          .flag = "--max-connections",
          .help = "Client connections open at once (503 + close beyond); 0 = unlimited"},
         field(&C::limits, &L::max_connections), kinds::whole<u32>());
+  t.add({.key = "limits.tunnel_idle_timeout",
+         .flag = "--tunnel-idle-timeout",
+         .help = "A WebSocket tunnel with no byte either way for this long is closed"},
+        field(&C::limits, &L::tunnel_idle_timeout), positive_duration);
 
   // [tls]: TLS termination on a second listener
   t.add({.key = "tls.listen",

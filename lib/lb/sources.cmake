@@ -7,6 +7,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/client_table.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hash_key.cpp
   ${CMAKE_CURRENT_LIST_DIR}/http1_codec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upgrade.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/admin_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/admission.cpp
@@ -27,6 +28,7 @@ set(USERKEY_LB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/upstream_tls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_exchange.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_body.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/tunnel.cpp
   ${CMAKE_CURRENT_LIST_DIR}/upstream_router.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/proxy_config_loader.cpp

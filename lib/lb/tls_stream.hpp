@@ -24,8 +24,11 @@
 // as its system error.
 //
 // Thread-safety: one connection's; its loop's thread only. At most one read
-// and one write may be pending at a time, not a read and a write together
-// (the proxy never overlaps them on a client connection).
+// and one write may be pending at a time. A request and its answer never
+// overlap them; a WebSocket tunnel (tunnel.hpp) has one of each pending
+// together: OpenSSL lets SSL_read and SSL_write interleave on one thread,
+// each retried only after the readiness it asked for, and only writes use
+// the gather buffer.
 #pragma once
 
 #include "io_types.hpp"

@@ -56,6 +56,10 @@ struct UpstreamBody {
   /// The whole request went and the upstream keeps the connection open:
   /// pooled again when the body ends cleanly with nothing after it.
   bool reusable = false;
+  /// The upstream switched to WebSocket (a 101 to an upgrade the lb
+  /// forwarded): no body and no parser, the connection is a tunnel's now
+  /// (tunnel_session.hpp) and is never pooled again.
+  bool upgraded = false;
   /// For passive health should the body fail: the configuration it was
   /// chosen from and its upstream there.
   std::shared_ptr<const Snapshot> snapshot;

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "http1_codec.hpp"
+#include "upgrade.hpp"
 #include "upstream_exchange.hpp"
 #include "userkey/core/query_string.hpp"
 
@@ -69,8 +70,19 @@ awaitable<UpstreamRouter::Attempt> UpstreamRouter::attempt(const UpstreamEntry& 
         a.outcome = Outcome::ok;
         co_return a;
       }
-      // 101: the connection now speaks another protocol (one the lb never
-      // asked for: it does not forward Upgrade). Never pooled; a failure.
+      // 101 to a WebSocket upgrade the lb forwarded (upgrade.hpp): the
+      // connection goes back for a tunnel (tunnel_session.hpp), with the
+      // upstream in flight while it lasts; never pooled again.
+      if (http1::websocket_accepted(a.response.base()) && http1::websocket_requested(req.base())) {
+        a.body = std::make_unique<UpstreamBody>();
+        a.body->upgraded = true;
+        a.body->pool = pool;
+        a.body->conn = std::move(conn);
+        a.outcome = Outcome::ok;
+        co_return a;
+      }
+      // Any other 101: the connection now speaks a protocol the lb did not
+      // ask for (it forwards no other Upgrade). Never pooled; a failure.
       if (a.response.result_int() == 101) {
         conn.reset();
         a.outcome = Outcome::no_response;

@@ -7,7 +7,8 @@
 // available, passive verdicts are ignored; one full on this loop passes the
 // request to one with room, or the shortest queue) -> attempt (the exchange:
 // upstream_exchange; a final response that came before the whole request
-// went is the answer, never a failure, and its connection is not reused)
+// went is the answer, never a failure, and its connection is not reused;
+// a 101 to a WebSocket upgrade hands the connection back for a tunnel)
 // -> outcome -> retry on another upstream (any
 // request that never reached an upstream; idempotent ones also after no or a
 // timed-out response, at most once after a timeout; up to `retries`) or
@@ -62,7 +63,8 @@ struct ForwardReport {
   std::uint32_t retries = 0;  ///< attempts after the first
   /// Set when the answer's body is streamed: forward()'s Response is then
   /// the head only, the body is still on the upstream connection; the
-  /// caller relays it and hands it to finish_body().
+  /// caller relays it and hands it to finish_body(). With `upgraded` set,
+  /// no body: the connection a WebSocket upgrade switched, for a tunnel.
   std::unique_ptr<UpstreamBody> body;
   /// Reading the client's streamed body failed (RequestBody::client_error):
   /// forward()'s Response is then meaningless; the caller answers the

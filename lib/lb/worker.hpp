@@ -73,6 +73,9 @@ public:
   /// Ends the connections that have waited for a request for `min_idle` or
   /// longer (drain); on this loop's thread.
   void close_idle_sessions(std::chrono::milliseconds min_idle) { sessions_.close_idle(min_idle); }
+  /// Closes the connections that are WebSocket tunnels (the end of a
+  /// drain); on this loop's thread.
+  void close_tunnels() { sessions_.close_tunnels(); }
 
   /// Spawns the loop's periodic sweeps (before run()).
   void start_housekeeping(bool sweep_rate_limits);

@@ -54,6 +54,11 @@ struct LimitsConfig {
   /// Client connections open at once, all event loops together; beyond, a
   /// new connection gets 503 with Connection: close. 0 = unlimited.
   std::uint32_t max_connections = 10'000;
+  /// A WebSocket tunnel with no byte either way for this long is closed. An
+  /// hour, as HAProxy's documented `timeout tunnel`: WebSocket applications
+  /// ping far more often than that, so only a dead or abandoned tunnel
+  /// (whose peer vanished without a close) reaches it.
+  std::chrono::milliseconds tunnel_idle_timeout{std::chrono::hours(1)};
 };
 
 /// TLS termination: a second listener whose clients speak HTTP/1.1 over TLS

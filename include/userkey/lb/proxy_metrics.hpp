@@ -77,6 +77,15 @@ enum class ProxyHeaderFailure : std::size_t {
   count_
 };
 std::string_view to_string(ProxyHeaderFailure f);
+/// Why a tunnel (a connection upgraded to WebSocket) ended.
+enum class TunnelEnd : std::size_t {
+  client,        // the client closed its connection (or it failed)
+  upstream,      // the upstream closed its connection (or it failed)
+  idle_timeout,  // no byte either way for limits.tunnel_idle_timeout
+  drain,         // still open at the end of a drain (SIGTERM)
+  count_
+};
+std::string_view to_string(TunnelEnd e);
 
 struct ProxyStats {
   std::atomic<std::uint64_t> requests{0};
@@ -104,6 +113,13 @@ struct ProxyStats {
   std::atomic<std::int64_t> tls_certificate_expiry{0};
   /// --proxy-protocol: connections closed for want of a valid header.
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ProxyHeaderFailure::count_)> proxy_header_failures{};
+  /// WebSocket tunnels: open now, opened in all, the bytes relayed each way
+  /// (past the 101), and the closed ones by why.
+  std::atomic<std::int64_t> tunnels_open{0};
+  std::atomic<std::uint64_t> tunnels{0};
+  std::atomic<std::uint64_t> tunnel_bytes_to_upstream{0};
+  std::atomic<std::uint64_t> tunnel_bytes_to_client{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TunnelEnd::count_)> tunnels_closed{};
 
   void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
   void tls_failed(TlsFailure f) {
@@ -112,6 +128,7 @@ struct ProxyStats {
   void reject(ProxyHeaderFailure f) {
     proxy_header_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
   }
+  void tunnel_closed(TunnelEnd e) { tunnels_closed[static_cast<std::size_t>(e)].fetch_add(1, std::memory_order_relaxed); }
 };
 
 }  // namespace userkey::lb

@@ -94,7 +94,7 @@ public:
   bool reopen_logs(std::string* error = nullptr);
 
   /// Stops accepting, lets in-flight requests finish (up to drain_timeout),
-  /// then stops. Blocks until done.
+  /// closes the WebSocket tunnels still open, then stops. Blocks until done.
   void drain();
   /// Stops at once. Blocks until the loops have exited.
   void stop();

@@ -17,6 +17,9 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_config_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_settings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_http1_codec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_upgrade.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_tunnel.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_tunnel_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_upstream_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admission.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_cluster.cpp

@@ -1,6 +1,7 @@
 // Unit tests for a client connection's lasting state and a loop's registry
 // (lib/lb/client_connection): accounting from accept to close, deadlines
-// fired by the sweep, drain's cancel of idle connections.
+// fired by the sweep, drain's cancel of idle connections and its close of
+// tunnels.
 #include <utility>  // Boost 1.74: before asio/awaitable.hpp under GCC 12
 
 #include <doctest/doctest.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 
 #include "lb/client_connection.hpp"
+#include "lb/tunnel.hpp"
 #include "support/run_loop.hpp"
 #include "unit/lb/session_fixture.hpp"
 
@@ -72,6 +74,30 @@ TEST_CASE("client connection: drain cancels only connections idle for at least m
   a.close();
   b.close();
   userkey::test::run_until(f.io, [&] { return cancelled == 1 && f.io.poll() == 0; });
+}
+
+TEST_CASE("client connection: the end of a drain closes the connections that are tunnels, and only those") {
+  SessionFixture f;
+  engine::Socket a(f.io), b(f.io), up_peer(f.io);
+  auto tunnel = f.connect(a);
+  auto plain = f.connect(b);
+  engine::Acceptor acceptor(f.io, engine::tcp::endpoint{boost::asio::ip::make_address("127.0.0.1"), 0});
+  up_peer.connect(acceptor.local_endpoint());
+  engine::Socket upstream = acceptor.accept();
+  const auto state = std::make_shared<engine::TunnelState>(tunnel->socket, upstream, 1h);
+  tunnel->tunnel = state.get();
+  bool plain_cancelled = false;
+  plain->socket.async_wait(engine::tcp::socket::wait_read, [&](const engine::error_code& ec) {
+    plain_cancelled = ec == boost::asio::error::operation_aborted;
+  });
+  f.sessions.close_tunnels();
+  CHECK(state->closed());
+  CHECK(state->end() == userkey::lb::TunnelEnd::drain);
+  f.io.poll();
+  CHECK_FALSE(plain_cancelled);  // a connection that is no tunnel waits on
+  tunnel->tunnel = nullptr;
+  b.close();
+  userkey::test::run_until(f.io, [&] { return f.io.poll() == 0; });
 }
 
 TEST_CASE("client connection: the sweep runs at a quarter of the shortest client timeout, within 10-250 ms") {

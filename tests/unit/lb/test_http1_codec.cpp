@@ -194,6 +194,32 @@ TEST_CASE("upstream request: hop-by-hop headers and Connection-named tokens are 
         "\r\n");
 }
 
+TEST_CASE("upstream request: a WebSocket upgrade goes on with the lb's own Connection and Upgrade fields") {
+  const auto req = parse_request(
+      "GET /chat HTTP/1.1\r\n"
+      "Host: lb\r\n"
+      "Connection: keep-alive, Upgrade\r\n"
+      "Upgrade: WebSocket\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n"
+      "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+      "\r\n");
+  std::string out;
+  http1::serialize_upstream_request(out, req, "127.0.0.9", "");
+  CHECK(out ==
+        "GET /chat HTTP/1.1\r\n"
+        "Host: lb\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        "X-Forwarded-For: 127.0.0.9\r\n"
+        "X-Real-IP: 127.0.0.9\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "Connection: Upgrade\r\n"
+        "Upgrade: websocket\r\n"
+        "\r\n");
+}
+
 TEST_CASE("upstream request: X-Forwarded-For appended, client's proxy headers and X-Request-Id replaced") {
   const auto req = parse_request(
       "PUT /k HTTP/1.1\r\n"

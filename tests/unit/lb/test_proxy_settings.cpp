@@ -57,6 +57,7 @@ lb::ProxyConfig everything_changed() {
   c.limits.body_timeout = 32s;
   c.limits.max_buffered_body_bytes = 1234567;
   c.limits.max_connections = 12;
+  c.limits.tunnel_idle_timeout = 5min;
   c.connect_timeout = 2s;
   c.upstream_timeout = 11s;
   c.upstream_idle_timeout = 3s;
@@ -108,7 +109,7 @@ TEST_CASE("every lb setting has a unique key, flag and USERKEY_LB_ environment n
     CHECK_FALSE(s.help().empty());
     CHECK(s.info().in_file);
   }
-  CHECK(keys.size() == 51);
+  CHECK(keys.size() == 52);
   CHECK(lb::proxy_settings().find("health.rise")->flag() == "--rise");
   CHECK(lb::proxy_settings().find("health.rise")->env() == "USERKEY_LB_RISE");
   CHECK(lb::proxy_settings().find("upstreams")->env() == "USERKEY_LB_UPSTREAM");
