@@ -35,9 +35,11 @@ namespace {
 // nothing about the lb's: a smaller upload, no RSS bounds.
 constexpr bool kSanitized = true;
 constexpr std::uint64_t kUpload = 16 << 20;
+constexpr int kStalled = 100;
 #else
 constexpr bool kSanitized = false;
 constexpr std::uint64_t kUpload = 100 << 20;
+constexpr int kStalled = 300;
 #endif
 
 bool readable(int fd, int ms) {
@@ -275,14 +277,14 @@ TEST_CASE("a chunked upload longer than the replay buffer goes upstream chunked;
 
 TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffered-body-bytes: 503, counted") {
   SinkUpstream up;
-  // (max_conns above the 300: none waits in the queue for a connection.)
+  // (max_conns above the uploads: none waits in the queue for a connection.)
   LbProcess lb({"--upstream", up.upstream() + ",max_conns=400", "--no-active-health", "--access-log", "false",
                 "--max-body-bytes", "2000000", "--body-timeout", "60s"});
   REQUIRE(status_of(raw_exchange(lb.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200);
   const long rss_before = lb.rss_kib();
   constexpr std::uint64_t kLength = 1 << 20;
   std::vector<int> fds;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < kStalled; ++i) {
     const int fd = connect_loopback(lb.port);
     REQUIRE(fd >= 0);
     RawUpstream::send_all(fd, post_head(kLength));
@@ -292,11 +294,11 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
   // Everything the clients sent has reached the upstream (streamed through,
   // not held by the lb).
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (up.body_bytes < 300 * (kLength - 1) && std::chrono::steady_clock::now() < deadline)
+  while (up.body_bytes < kStalled * (kLength - 1) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(50ms);
-  CHECK(up.body_bytes == 300 * (kLength - 1));
+  CHECK(up.body_bytes == kStalled * (kLength - 1));
   const long rss_stalled = lb.rss_kib();
-  MESSAGE("300 stalled 1 MiB uploads: lb RSS " << rss_before << " -> " << rss_stalled << " KiB; reserved "
+  MESSAGE(kStalled << " stalled 1 MiB uploads: lb RSS " << rss_before << " -> " << rss_stalled << " KiB; reserved "
                                                << lb.metric("userkey_lb_request_body_bytes_reserved") << " bytes");
   if (!kSanitized) CHECK(rss_stalled - rss_before <= 64 * 1024);
   CHECK(lb.metric("userkey_lb_request_body_bytes_reserved") > 0);
@@ -307,7 +309,7 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
     answered += body_of(read_response(fd)) == std::to_string(kLength) + " ok length" ? 1 : 0;
     ::close(fd);
   }
-  CHECK(answered == 300);
+  CHECK(answered == kStalled);
 
   // A bound of four streamed bodies: the fifth is refused at once.
   LbProcess small({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false", "--max-body-bytes",
