@@ -22,6 +22,8 @@
 #   4. bench/stack.py: the whole stack against the seed's on one FerretDB,
 #      and the backend alone (dump, MongoDB + cache, no cache, logs on/off,
 #      a constant cpp-httplib server as the yardstick);
+#   5. bench/streams.py: a 1 GiB download, 300 stalled uploads and WebSocket
+#      echo through each front (time to first byte, RSS, messages/s);
 # and bench/report.py collects the parts into one JSON and renders the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,6 +122,9 @@ run bench/tls.sh --threads 1 --duration "$duration" --rounds "$rounds" --settle 
 cat "$parts/tls-1.md" >&2
 run python3 bench/stack.py --bin "$bin" --duration "$duration" --rounds "$rounds" --settle "$settle" \
   --stack-conns "$stack_conns" --backend-conns "$backend_conns" --json "$parts/stack.json"
+quick_streams=()
+[ $quick -eq 1 ] && quick_streams=(--quick)
+run python3 bench/streams.py --bin "$bin" "${quick_streams[@]}" --json "$parts/streams.json"
 
 # --- the report ----------------------------------------------------------------------
 elapsed=$(($(date +%s) - started))
@@ -128,6 +133,7 @@ report_cmd=(python3 bench/report.py collect --out "$results" --bin "$bin" --elap
 for f in "$parts/fronts-1.json" "$parts/fronts-2.json"; do [ -f "$f" ] && report_cmd+=("$f"); done
 [ -f "$parts/tls-1.json" ] && report_cmd+=(--tls "$parts/tls-1.json")
 [ -f "$parts/stack.json" ] && report_cmd+=(--stack "$parts/stack.json")
+[ -f "$parts/streams.json" ] && report_cmd+=(--streams "$parts/streams.json")
 for c in "${commands[@]}"; do report_cmd+=(--command "$c"); done
 "${report_cmd[@]}"
 render=(python3 bench/report.py render "$results" --md "$md" --svg-dir "$svg")

@@ -125,7 +125,11 @@ def collect(args):
         "backend": stack.get("backend"),
         "ferretdb": stack.get("ferretdb"),
         "stack_settings": stack.get("settings"),
+        "streams": None,
     }
+    if args.streams:
+        with open(args.streams) as f:
+            result["streams"] = json.load(f)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
@@ -756,6 +760,34 @@ def render_markdown(data, svg_rel, results_rel, svg_names):
               f"{_rps(load.get('rps'))} | {load.get('errors', '-')} |")
         w("")
 
+    streams = data.get("streams")
+    if streams:
+        w(f"## Streams: a {streams.get('download_mib')} MiB download, {streams.get('uploads')} stalled uploads, "
+          f"WebSocket\n")
+        w("bench/streams.py, each front fresh for each measurement, one thread / worker each: the first body byte "
+          "of a download (and whether it came while the upstream still sent), the transfer and the front's peak RSS "
+          f"growth; {streams.get('uploads')} clients each sending all but the last byte of a "
+          f"{streams.get('upload_kib')} KiB POST, then stalling: the front's RSS growth and how much reached the "
+          "upstream (nginx's default request buffering holds bodies in temp files until they are whole); "
+          "WebSocket messages echoed per second through each front to one python3-websockets upstream (the "
+          "Python ends bound the rate: the ratio says whether a front costs anything).\n")
+        w("| front | first byte | while the upstream still sent | transfer | RSS growth, peak | uploads: RSS growth | "
+          "through to the upstream | answered 200 | WebSocket msgs/s | vs HAProxy |")
+        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        fr = streams.get("fronts") or {}
+        ha_ws = (fr.get("haproxy") or {}).get("websocket_msgs_per_s")
+        for name in FRONT_ORDER:
+            r = fr.get(FRONT_NAMES[name]) or fr.get(name)
+            if not r:
+                continue
+            d, u, ws = r.get("download") or {}, r.get("uploads") or {}, r.get("websocket_msgs_per_s")
+            through = (u.get("upstream_bytes_when_stalled") or 0) / u["sent_bytes"] * 100 if u.get("sent_bytes") else None
+            w(f"| {FRONT_NAMES[name]} | {_ms(d.get('ttfb_ms'))} ms | {'yes' if d.get('first_byte_while_sending') else 'no'} | "
+              f"{d.get('seconds', 0):.2f} s | {_kib(d.get('rss_growth_kib'))} | {_kib(u.get('rss_growth_kib'))} | "
+              f"{'-' if through is None else f'{through:.0f}%'} | {u.get('answered_200', '-')} | "
+              f"{'-' if ws is None else f'{ws:,.0f}'} | {_fr(_ratio(ws, ha_ws)) if ws and ha_ws else '-'} |")
+        w("")
+
     st = data.get("stack")
     if st:
         db = data.get("ferretdb") or {}
@@ -878,6 +910,7 @@ def main(argv=None):
     c.add_argument("--fronts", nargs="*", default=[])
     c.add_argument("--tls", nargs="*", default=[], help="bench/tls.sh --json outputs")
     c.add_argument("--stack")
+    c.add_argument("--streams", help="bench/streams.py --json output")
     c.add_argument("--bin", default="")
     c.add_argument("--elapsed", type=int, default=None)
     c.add_argument("--quick", default="0")

@@ -5,7 +5,7 @@ and nginx (Debian's, one thread / worker each) in front of one upstream.
   bench/streams.py [--bin DIR] [--download-mib 1024] [--uploads 300]
                    [--upload-kib 1024] [--quick] [--json FILE]
 
-Two measurements per front, each on a fresh front process:
+Three measurements per front, each on a fresh front process:
 
 - a download: the upstream answers GET /big with a Content-Length body of
   --download-mib; the client reads it at full speed. Recorded: the time to
@@ -16,7 +16,10 @@ Two measurements per front, each on a fresh front process:
   --upload-kib and all but its last byte, then stall. Recorded: the front's
   RSS growth once the upstream has received all it will get (or after 20 s),
   how many body bytes reached the upstream by then, and, after each client
-  sends its last byte, how many were answered 200.
+  sends its last byte, how many were answered 200;
+- WebSocket: --ws-conns clients each echo --ws-messages messages of
+  --ws-bytes through the front to one python3-websockets echo upstream
+  (rounds interleaved, the median): messages per second.
 
 The fronts run as their operators would start them: userkey-lb with its
 defaults (max_conns raised so no request queues), HAProxy with the
@@ -156,7 +159,12 @@ class Upstream:
             conn.close()
 
 
-def start_front(name, work, bin_dir, up_port, body_limit):
+def start_front(name, work, bin_dir, up_port, body_limit, ws_port=None):
+    """One front before the upstream on `up_port` (with `ws_port`: before the
+    WebSocket upstream instead; nginx routes /ws there itself)."""
+    ws_port = ws_port or up_port
+    if name != "nginx":
+        up_port = ws_port
     port = free_port()
     log = open(os.path.join(work, f"{name}.log"), "w")
     if name == "userkey-lb":
@@ -191,6 +199,9 @@ def start_front(name, work, bin_dir, up_port, body_limit):
                     f"  upstream be {{ server 127.0.0.1:{up_port}; keepalive 64; }}\n"
                     f"  server {{ listen 127.0.0.1:{port};\n"
                     "    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+                    f"\n    location /ws {{ proxy_pass http://127.0.0.1:{ws_port}; proxy_http_version 1.1;"
+                    " proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";"
+                    " proxy_read_timeout 120s; }"
                     " } }\n")
         proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
         pids = lambda: children(proc.pid) or [proc.pid]  # noqa: E731  (the workers)
@@ -301,6 +312,48 @@ def stalled_uploads(port, pids, up, count, size):
     return {"rss_growth_kib": grown, "upstream_bytes_when_stalled": reached, "sent_bytes": want, "answered_200": ok}
 
 
+WS_UPSTREAM = """
+import asyncio, sys, websockets
+async def echo(ws, *_):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1]), max_size=None, compression=None):
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+WS_CLIENT = """
+import asyncio, sys, time, websockets
+port, conns, messages, size = (int(a) for a in sys.argv[1:5])
+async def one(payload):
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None, compression=None) as ws:
+        for _ in range(messages):
+            await ws.send(payload)
+            assert await ws.recv() == payload
+async def main():
+    payload = bytes(size)
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(payload) for _ in range(conns)))
+    print(conns * messages / (time.monotonic() - t0))
+asyncio.run(main())
+"""
+
+
+# Debian's python3-websockets is on the system Python, which may not be the
+# one running this script.
+WS_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def websocket_rate(port, conns, messages, size):
+    """Echoed messages per second through the front on `port` (a python3-websockets client)."""
+    out = subprocess.run([WS_PYTHON, "-c", WS_CLIENT, str(port), str(conns), str(messages), str(size)],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"websocket client failed: {out.stderr.strip()[-300:]}")
+    return float(out.stdout.strip())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.environ.get("USERKEY_BIN", "build-release/apps"))
@@ -308,10 +361,14 @@ def main():
     ap.add_argument("--uploads", type=int, default=300)
     ap.add_argument("--upload-kib", type=int, default=1024)
     ap.add_argument("--quick", action="store_true", help="256 MiB download, 100 uploads")
+    ap.add_argument("--ws-conns", type=int, default=16)
+    ap.add_argument("--ws-messages", type=int, default=2000, help="round trips per WebSocket connection")
+    ap.add_argument("--ws-bytes", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3, help="WebSocket rounds, fronts interleaved; the median")
     ap.add_argument("--json")
     args = ap.parse_args()
     if args.quick:
-        args.download_mib, args.uploads = 256, 100
+        args.download_mib, args.uploads, args.ws_messages, args.rounds = 256, 100, 500, 1
     for tool in ("haproxy", "nginx"):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
             sys.exit(f"{sys.argv[0]}: needs {tool}")
@@ -336,20 +393,44 @@ def main():
                 stop_front(proc)
             results[name] = r
             print(f"streams: {name}: {json.dumps(r)}", file=sys.stderr)
+        # WebSocket: the same echo upstream behind each front, rounds
+        # interleaved (the fronts tunnel bytes; the Python ends bound the
+        # rate, so the ratios say whether a front costs anything).
+        ws_port = free_port()
+        ws_up = subprocess.Popen([WS_PYTHON, "-c", WS_UPSTREAM, str(ws_port)])
+        try:
+            wait_port(ws_port)
+            rates = {name: [] for name in results}
+            fronts = {name: start_front(name, work, args.bin, up.port, 2 * upload, ws_port) for name in results}
+            try:
+                for _ in range(args.rounds):
+                    for name, (proc, port, pids) in fronts.items():
+                        rates[name].append(websocket_rate(port, args.ws_conns, args.ws_messages, args.ws_bytes))
+            finally:
+                for proc, _, _ in fronts.values():
+                    stop_front(proc)
+            for name, rs in rates.items():
+                results[name]["websocket_msgs_per_s"] = sorted(rs)[len(rs) // 2]
+        finally:
+            ws_up.terminate()
+            ws_up.wait()
     finally:
         up.stop = True
         shutil.rmtree(work, ignore_errors=True)
     print(f"# Streams: a {args.download_mib} MiB download and {args.uploads} stalled {args.upload_kib} KiB uploads, "
           f"one thread / worker per front\n")
     print("| front | download: first byte | while the upstream still sent | transfer | RSS growth, peak | "
-          "uploads: RSS growth | body bytes through to the upstream | answered 200 |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+          "uploads: RSS growth | body bytes through to the upstream | answered 200 | WebSocket msgs/s | "
+          "vs HAProxy |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    ha_ws = results.get("haproxy", {}).get("websocket_msgs_per_s")
     for name, r in results.items():
         d, u = r["download"], r["uploads"]
+        ws = r.get("websocket_msgs_per_s")
         print(f"| {name} | {d['ttfb_ms']:.1f} ms | {'yes' if d['first_byte_while_sending'] else 'no'} | "
               f"{d['seconds']:.2f} s{'' if d['complete'] else ' (incomplete)'} | {d['rss_growth_kib'] / 1024:.1f} MiB | "
               f"{u['rss_growth_kib'] / 1024:.1f} MiB | {u['upstream_bytes_when_stalled'] / u['sent_bytes'] * 100:.0f}% | "
-              f"{u['answered_200']} / {args.uploads} |")
+              f"{u['answered_200']} / {args.uploads} | {ws:,.0f} | {ws / ha_ws:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"download_mib": args.download_mib, "uploads": args.uploads, "upload_kib": args.upload_kib,

@@ -71,6 +71,9 @@ def main():
             except (OSError, ET.ParseError) as e:
                 check(False, f"{name}.svg parses ({e})")
             check(f"benchmarks/{name}.svg" in text, f"benchmarks.md links {name}.svg")
+        check("## Streams: a 1024 MiB download, 300 stalled uploads, WebSocket" in text and
+              "| userkey-lb | 4.20 ms | yes | 0.90 s |" in text and "| nginx |" in text and "| 0% | 300 |" in text
+              and "| 6,400 | 1.00x |" in text, "streams section with each front's row and the WebSocket ratio")
         rps_svg = open(svg_dir + "/fronts-rps.svg").read()
         check("successful requests/s" in rps_svg and "900 errors" in rps_svg and "120 errors" in rps_svg,
               "fronts-rps.svg plots successful requests/s and rings the points that had errors")
