@@ -4,7 +4,8 @@
 The test of lib/<part>/<path>/<file>.cpp is tests/unit/<part>/<path>/test_<file>.cpp
 (a header-only piece, lib/<part>/<path>/<file>.hpp, is tested the same way).
 This check fails, listing the offenders, when a tests/unit/**/test_X.cpp has
-no lib/**/X.cpp or X.hpp at the mirrored path.
+no lib/**/X.cpp or X.hpp at the mirrored path, or is named by no test target
+(then it would never be compiled).
 
 usage: check_test_paths.py [SOURCE_DIR]   (default: this script's parent's parent)
 """
@@ -32,6 +33,16 @@ def offenders(root: Path) -> list[str]:
         if not any((lib / parent / (stem + ext)).is_file() for ext in (".cpp", ".hpp")):
             found.append(f"tests/unit/{rel.as_posix()}: no lib/{(parent / stem).as_posix()}.cpp "
                          f"(or .hpp)")
+    # A test file the build does not name is never compiled: it passes
+    # without running. Every one must appear in tests/CMakeLists.txt or a
+    # tests/unit/**/sources.cmake list.
+    lists = [root / "tests" / "CMakeLists.txt", *sorted(unit.rglob("sources.cmake"))]
+    named = "\n".join(p.read_text() for p in lists if p.is_file())
+    for test in sorted(unit.rglob("test_*.cpp")):
+        rel = test.relative_to(unit).as_posix()
+        short = test.relative_to(unit / rel.split("/")[0]).as_posix() if "/" in rel else rel
+        if f"unit/{rel}" not in named and f"/{short}" not in named:
+            found.append(f"tests/unit/{rel}: not in any test target (tests/CMakeLists.txt, sources.cmake)")
     for entry in sorted(EXCEPTIONS):
         if not (unit / entry).is_file():
             found.append(f"tests/unit/{entry}: listed in EXCEPTIONS but does not exist; drop the entry")

@@ -16,6 +16,8 @@
 #include "io_types.hpp"
 
 #include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 
 #include <openssl/ssl.h>
 #include <sys/socket.h>
@@ -109,6 +111,25 @@ struct TlsLayer {
 
 template <class Layer>
 using ClientPtr = std::shared_ptr<typename Layer::Connection>;
+
+// Whether a request's bytes are already here (buffered above the socket or
+// readable from it): then it is served without going idle.
+template <class Layer>
+inline bool input_waiting(typename Layer::Connection& c, error_code& ec) {
+  return Layer::holds_input(c) || (c.socket.available(ec) > 0 && !ec);
+}
+
+// After a response: takes what the client has sent since into `buffer`,
+// without waiting (see ReadNow).
+template <class Layer>
+inline ReadNow read_now_into(typename Layer::Connection& c, beast::flat_buffer& buffer) {
+  const std::size_t room = beast::read_size(buffer, 65536);
+  if (room == 0) return ReadNow::data;  // (full: there is a request to parse)
+  std::size_t n = 0;
+  const ReadNow result = Layer::read_now(c, buffer.prepare(room), n);
+  if (result == ReadNow::data) buffer.commit(n);
+  return result;
+}
 
 /// Why a handshake failed, from its error.
 TlsFailure classify_handshake_error(const error_code& ec);

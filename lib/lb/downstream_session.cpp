@@ -34,25 +34,6 @@ namespace userkey::lb::engine {
 
 namespace {
 
-// Whether a request's bytes are already here (buffered above the socket or
-// readable from it): then it is served without going idle.
-template <class Layer>
-bool input_waiting(typename Layer::Connection& c, error_code& ec) {
-  return Layer::holds_input(c) || (c.socket.available(ec) > 0 && !ec);
-}
-
-// After a response: takes what the client has sent since into `buffer`,
-// without waiting (see ReadNow).
-template <class Layer>
-ReadNow read_now(typename Layer::Connection& c, beast::flat_buffer& buffer) {
-  const std::size_t room = beast::read_size(buffer, 65536);
-  if (room == 0) return ReadNow::data;  // (full: there is a request to parse)
-  std::size_t n = 0;
-  const ReadNow result = Layer::read_now(c, buffer.prepare(room), n);
-  if (result == ReadNow::data) buffer.commit(n);
-  return result;
-}
-
 // The client of a request: the connection's (`c.client_ip` itself), or,
 // when the connection comes from a trusted proxy, the client its
 // X-Forwarded-For / Forwarded names (written into `buffer`, returned).
@@ -265,6 +246,9 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
           if (c.clear_deadline()) ec = asio::error::timed_out;
           written = !ec;
         }
+        const auto took = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started);
+        ctx.stats.answered(res.result_int());
+        ctx.stats.client_latency.observe(took);
         if (logging) {
           AccessRecord r;
           r.time = started_wall;
@@ -274,7 +258,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
           r.status = res.result_int();
           r.bytes_in = bytes_in;
           r.bytes_out = bytes_out;
-          r.duration = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started);
+          r.duration = took;
           r.upstream_time = report.upstream_time;
           r.upstream = report.upstream;
           r.request_id = request_id.view();
@@ -292,7 +276,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
       // The next request is already here (pipelined, or sent at once): serve
       // it in this run. Otherwise go idle, holding none of this.
       if (buffer.size() == 0) {
-        switch (read_now<Layer>(c, buffer)) {
+        switch (read_now_into<Layer>(c, buffer)) {
           case ReadNow::data: break;
           case ReadNow::nothing: wait_for_request<Layer>(conn); co_return;  // (a copy: `c` stays valid should this throw)
           case ReadNow::closed: co_return;

@@ -66,6 +66,7 @@ awaitable<void> write_error(typename Layer::Connection& c, unsigned status, std:
   const std::array<asio::const_buffer, 2> out{
       asio::buffer(head), asio::buffer(head_request ? std::string_view{} : std::string_view(res.body()))};
   c.deadline_after(std::chrono::seconds(5));
+  c.ctx.stats.answered(status);
   error_code ec;
   co_await asio::async_write(Layer::stream(c), out, nothrow(ec));
   if (c.clear_deadline()) ec = asio::error::timed_out;

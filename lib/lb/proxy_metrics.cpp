@@ -12,14 +12,25 @@ namespace userkey::lb {
 
 using detail::json_string;
 
-void LatencyHistogram::observe(std::chrono::microseconds d) {
-  const double s = static_cast<double>(d.count()) / 1e6;
-  std::size_t i = 0;
-  while (i < kLatencyBuckets.size() && s > kLatencyBuckets[i]) ++i;
-  buckets[i].fetch_add(1, std::memory_order_relaxed);
-  count.fetch_add(1, std::memory_order_relaxed);
-  sum_us.fetch_add(static_cast<std::uint64_t>(d.count()), std::memory_order_relaxed);
+namespace {
+
+// The _bucket, _sum and _count lines of `h` as metric `name` with `labels`
+// ("" or `key="value",...` without braces).
+template <class Histogram, class Line>
+void render_histogram(const Line& line, const std::string& name, const std::string& labels, const Histogram& h) {
+  const std::string sep = labels.empty() ? "" : ",";
+  std::uint64_t cum = 0;
+  for (std::size_t b = 0; b < h.buckets.size(); ++b) {
+    cum += h.buckets[b].load();
+    const std::string le = b < Histogram::bounds.size() ? fmt::format("{}", Histogram::bounds[b]) : "+Inf";
+    line(name + "_bucket{" + labels + sep + "le=\"" + le + "\"} " + std::to_string(cum));
+  }
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  line(name + "_sum" + braces + " " + fmt::format("{:.6f}", static_cast<double>(h.sum_us.load()) / 1e6));
+  line(name + "_count" + braces + " " + std::to_string(h.count.load()));
 }
+
+}  // namespace
 
 void UpstreamStats::count_status(unsigned status) {
   auto& c = status < 300 ? responses_2xx : status < 400 ? responses_3xx : status < 500 ? responses_4xx : responses_5xx;
@@ -108,6 +119,15 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
   line("# HELP userkey_lb_connections_open Client connections open now.");
   line("# TYPE userkey_lb_connections_open gauge");
   line("userkey_lb_connections_open " + num(stats.connections_open.load()));
+  line("# HELP userkey_lb_client_responses_total Answers to clients by status class, the lb's own included.");
+  line("# TYPE userkey_lb_client_responses_total counter");
+  for (std::size_t i = 0; i < stats.client_responses.size(); ++i)
+    line("userkey_lb_client_responses_total{code=\"" + std::to_string(i + 1) + "xx\"} " +
+         num(stats.client_responses[i].load()));
+  line("# HELP userkey_lb_client_request_duration_seconds Routed requests: from the head in to the answer's "
+       "last byte out (retries, queueing and the upstream included).");
+  line("# TYPE userkey_lb_client_request_duration_seconds histogram");
+  render_histogram(line, "userkey_lb_client_request_duration_seconds", "", stats.client_latency);
   line("# HELP userkey_lb_request_body_bytes_reserved Request-body bytes held or reserved now (bounded by "
        "limits.max_buffered_body_bytes).");
   line("# TYPE userkey_lb_request_body_bytes_reserved gauge");
@@ -200,16 +220,8 @@ std::string render_metrics_text(const ProxyStats& stats, const engine::Snapshot&
       } else if (n == "userkey_lb_upstream_up") line(n + "{" + lbl + "} " + (e.upstream->available(now) ? "1" : "0"));
       else if (n == "userkey_lb_upstream_in_flight") line(n + "{" + lbl + "} " + num(e.upstream->in_flight()));
       else if (n == "userkey_lb_upstream_connections") line(n + "{" + lbl + "} " + num(st.open_connections.load()));
-      else {
-        std::uint64_t cum = 0;
-        for (std::size_t b = 0; b < st.latency.buckets.size(); ++b) {
-          cum += st.latency.buckets[b].load();
-          std::string le = b < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[b]) : "+Inf";
-          line(n + "_bucket{" + lbl + ",le=\"" + le + "\"} " + num(cum));
-        }
-        line(n + "_sum{" + lbl + "} " + fmt::format("{:.6f}", static_cast<double>(st.latency.sum_us.load()) / 1e6));
-        line(n + "_count{" + lbl + "} " + num(st.latency.count.load()));
-      }
+      else
+        render_histogram(line, n, lbl, st.latency);
     }
   }
   return o;

@@ -336,6 +336,10 @@ TEST_CASE("300 stalled 1 MiB uploads grow the lb by <= 64 MiB; past --max-buffer
   CHECK(small.metric("userkey_lb_rejections_total{reason=\"body_memory\"}") == 1);
   // A request without a body needs none of it.
   CHECK(status_of(raw_exchange(small.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200);
+  // The client-facing series count the lb's own refusal beside the answer.
+  CHECK(small.metric("userkey_lb_client_responses_total{code=\"5xx\"}") == 1);
+  CHECK(small.metric("userkey_lb_client_responses_total{code=\"2xx\"}") == 1);
+  CHECK(small.metric("userkey_lb_client_request_duration_seconds_count") == 1);  // (routed requests only)
   for (int fd : held) ::close(fd);
 }
 

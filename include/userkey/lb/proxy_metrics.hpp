@@ -17,13 +17,31 @@ namespace userkey::lb {
 inline constexpr std::array<double, 12> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                            0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 
-struct LatencyHistogram {
-  std::array<std::atomic<std::uint64_t>, kLatencyBuckets.size() + 1> buckets{};  // last = +Inf
+/// Upper bounds (seconds) of the client-facing latency histogram: the
+/// upstream ones, then on to a minute, past the default upstream_timeout
+/// (10 s) and its retries; +Inf is implied.
+inline constexpr std::array<double, 16> kClientLatencyBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0};
+
+/// A Prometheus histogram over `Bounds` (seconds), updated with relaxed atomics.
+template <const auto& Bounds>
+struct BucketHistogram {
+  static constexpr const auto& bounds = Bounds;
+  std::array<std::atomic<std::uint64_t>, Bounds.size() + 1> buckets{};  // last = +Inf
   std::atomic<std::uint64_t> count{0};
   std::atomic<std::uint64_t> sum_us{0};
 
-  void observe(std::chrono::microseconds d);
+  void observe(std::chrono::microseconds d) {
+    const double s = static_cast<double>(d.count()) / 1e6;
+    std::size_t i = 0;
+    while (i < Bounds.size() && s > Bounds[i]) ++i;
+    buckets[i].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    sum_us.fetch_add(static_cast<std::uint64_t>(d.count()), std::memory_order_relaxed);
+  }
 };
+using LatencyHistogram = BucketHistogram<kLatencyBuckets>;
+using ClientLatencyHistogram = BucketHistogram<kClientLatencyBuckets>;
 
 struct UpstreamStats {
   std::atomic<std::uint64_t> requests{0};       ///< attempts sent to this upstream
@@ -100,6 +118,11 @@ struct ProxyStats {
   /// Request-body bytes reserved now by requests being read or forwarded
   /// (bounded by limits.max_buffered_body_bytes).
   std::atomic<std::uint64_t> body_bytes_reserved{0};
+  /// What clients got: every answer by status class (1xx-5xx; the lb's own
+  /// refusals and errors included), and for each routed request the time
+  /// from its head to its answer's last byte.
+  std::array<std::atomic<std::uint64_t>, 5> client_responses{};
+  ClientLatencyHistogram client_latency;
 
   /// TLS listener: handshakes completed, and those that failed by why.
   std::atomic<std::uint64_t> tls_handshakes{0};
@@ -122,6 +145,9 @@ struct ProxyStats {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TunnelEnd::count_)> tunnels_closed{};
 
   void reject(Rejection r) { rejections[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void answered(unsigned status) {
+    if (status >= 100 && status < 600) client_responses[status / 100 - 1].fetch_add(1, std::memory_order_relaxed);
+  }
   void tls_failed(TlsFailure f) {
     tls_handshake_failures[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
   }

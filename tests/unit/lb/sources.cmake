@@ -36,4 +36,6 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_header_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_admin_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_tls_ticket_keys.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_body_budget.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_proxy_metrics.cpp
 )
