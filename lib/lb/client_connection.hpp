@@ -39,6 +39,7 @@ class UpstreamRouter;
 class SessionRegistry;
 class RequestIdGenerator;
 class AccessLog;
+class RefusalLog;
 class TunnelState;
 struct SessionContext;
 
@@ -140,6 +141,7 @@ struct SessionContext {
   RequestIdGenerator& request_ids;  ///< the loop's (used when cfg.request_id)
   AccessLog& access_log;            ///< the loop's
   const TlsContextStore* tls;       ///< the TLS context new connections get; null without a TLS listener
+  RefusalLog& refusals;             ///< the loop's (its log lines for refused requests)
 };
 
 /// How a listener's clients reach the lb: plain TCP, or TLS over it.

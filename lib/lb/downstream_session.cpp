@@ -148,7 +148,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
             cl && *cl <= kReplayLimit ? *cl : kReplayLimit + http1::read_buffer_limit(lim);
         lease = BodyLease::reserve(ctx.stats.body_bytes_reserved, lim.max_buffered_body_bytes, want);
         if (!lease) {
-          ctx.stats.reject(Rejection::body_memory);
+          count_refusal(c, Rejection::body_memory, 503);
           co_await write_error<Layer>(c, 503, "proxy busy: request bodies in progress hold its memory bound", false,
                                       parser.get().version(), std::chrono::seconds(1), head_request,
                                       request_id.view());
@@ -199,7 +199,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
 
       bool written = true;
       if (const auto refused = ctx.admission.admit_request(client, &client != &c.client_ip)) {
-        ctx.stats.reject(refused->reason);
+        count_refusal(c, refused->reason, refused->status);
         keep_alive = keep_alive && body.read_through();  // (a streamed body's rest is unread)
         co_await write_error<Layer>(c, refused->status, refused->message, keep_alive, version,
                                     refused->retry_after, head_request, request_id.view());
@@ -346,7 +346,7 @@ void admit_and_serve(ClientPtr<Layer> conn, std::int64_t open) {
   else
     refused = ctx.admission.admit_connection(c.client_ip, c.pass);
   if (refused) {
-    ctx.stats.reject(refused->reason);
+    count_refusal(c, refused->reason, Layer::secure ? 0u : refused->status);
     // A TLS client is refused before its handshake, as HAProxy's `tcp-request
     // connection reject`: no handshake CPU is spent on it, and the
     // connection closes unanswered (an HTTP answer would need the handshake).

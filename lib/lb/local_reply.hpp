@@ -34,6 +34,7 @@
 #include "client_transport.hpp"
 #include "http1_codec.hpp"
 #include "net/lingering_close.hpp"
+#include "refusal_log.hpp"
 
 namespace userkey::lb::engine {
 
@@ -75,12 +76,21 @@ awaitable<void> write_error(typename Layer::Connection& c, unsigned status, std:
   if (!keep_alive && !ec) co_await net::linger_close(c.socket);
 }
 
+// A refusal for `why`, answered `status` (0: closed unanswered): counted,
+// and logged once per reason per interval (refusal_log).
+template <class Connection>
+void count_refusal(Connection& c, Rejection why, unsigned status) {
+  c.ctx.stats.reject(why);
+  c.ctx.refusals.note(c.ctx.log, why, status, c.client_ip);
+}
+
 // A request the lb answers itself (or drops), counted; then the connection
 // closes. `head_request`: the request was a HEAD (no body in the answer).
 template <class Layer>
 awaitable<void> answer(typename Layer::Connection& c, const http1::RequestDecision& d, bool head_request,
                        std::string_view request_id = {}) {
-  if (d.reason) c.ctx.stats.reject(*d.reason);
+  if (d.reason)
+    count_refusal(c, *d.reason, d.action == http1::RequestDecision::Action::reject ? d.status : 0);
   if (d.action == http1::RequestDecision::Action::reject)
     co_await write_error<Layer>(c, d.status, d.message, false, 11, std::chrono::seconds(0), head_request, request_id);
 }

@@ -34,7 +34,7 @@ Worker::Worker(const EngineContext& ctx, std::size_t index, std::size_t loops)
       access_log_(ctx.cfg.access_log, ctx.cfg.access_log_format, ctx.text_access_log ? *ctx.text_access_log : ctx.log,
                   ctx.json_access_log),
       session_ctx_{io_,     ctx.cfg,      ctx.stats,   ctx.admission, router_, sessions_, ctx.draining,
-                   ctx.log, request_ids_, access_log_, ctx.tls} {}
+                   ctx.log, request_ids_, access_log_, ctx.tls, refusals_} {}
 
 void Worker::start_session(Socket sock, ClientTransport transport) {
   start_downstream_session(session_ctx_, std::move(sock), transport);

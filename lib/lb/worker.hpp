@@ -23,6 +23,7 @@
 #include <span>
 
 #include "access_log.hpp"
+#include "refusal_log.hpp"
 #include "admission.hpp"
 #include "cluster.hpp"
 #include "downstream_session.hpp"
@@ -97,6 +98,7 @@ private:
   UpstreamRouter router_;
   RequestIdGenerator request_ids_;
   AccessLog access_log_;
+  RefusalLog refusals_;
   SessionContext session_ctx_;
 };
 

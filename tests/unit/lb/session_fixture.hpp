@@ -18,6 +18,7 @@
 #include <string>
 
 #include "lb/access_log.hpp"
+#include "lb/refusal_log.hpp"
 #include "lb/admission.hpp"
 #include "lb/client_connection.hpp"
 #include "lb/cluster.hpp"
@@ -73,7 +74,9 @@ struct SessionFixture {
   lbe::SessionRegistry sessions;
   lbe::RequestIdGenerator request_ids{42};
   lbe::AccessLog access_log{false, lb::AccessLogFormat::text, log, nullptr};
-  lbe::SessionContext ctx{io, cfg, stats, admission, router, sessions, draining, log, request_ids, access_log, nullptr};
+  lbe::RefusalLog refusals;
+  lbe::SessionContext ctx{io,  cfg,         stats,      admission, router,  sessions,
+                          draining, log, request_ids, access_log, nullptr, refusals};
 };
 
 }  // namespace userkey::test

@@ -38,4 +38,5 @@ set(USERKEY_LB_TEST_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/test_tls_ticket_keys.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_body_budget.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_proxy_metrics.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_refusal_log.cpp
 )
