@@ -15,6 +15,8 @@
 
 #include "backend/http_wire.hpp"
 #include "backend/request_reader.hpp"
+#include "core/request_id.hpp"
+#include "core/trace_context.hpp"
 #include "net/lingering_close.hpp"
 
 namespace userkey::detail {
@@ -88,6 +90,11 @@ asio::awaitable<void> serve(ConnectionContext& ctx, beast::tcp_stream& stream, c
     const auto started = SteadyClock::now();
     RequestLine line{std::string(req.method_string()), std::string(req.target()),
                      std::string(req[http::field::accept])};
+    // Who the request is, as the lb (or a client) says: a well-formed
+    // X-Request-Id and a valid traceparent; views of the request's fields.
+    const std::string_view request_id = request_id_of(req);
+    TraceParent trace;
+    trace.parse(single_field(req, kTraceParentField));
     const Route route = route_of(line.method, line.target, listener, cfg.admin.has_value());
     HttpResponse out = co_await ctx.dispatch.respond(line, route);
     ctx.metrics.count_response(out.status);
@@ -96,7 +103,7 @@ asio::awaitable<void> serve(ConnectionContext& ctx, beast::tcp_stream& stream, c
     const bool keep_alive = req.keep_alive() && served < cfg.keep_alive_max_requests && !ctx.stopping;
     const bool head_only = req.method() == http::verb::head;
     head.clear();
-    append_response_head(head, out, out.body.size(), keep_alive, req.version() == 10);
+    append_response_head(head, out, out.body.size(), keep_alive, req.version() == 10, request_id);
     const std::array<asio::const_buffer, 2> wire{asio::buffer(head),
                                                  asio::buffer(head_only ? std::string_view{} : out.body)};
     stream.expires_after(std::chrono::seconds(cfg.read_timeout_s));
@@ -104,7 +111,9 @@ asio::awaitable<void> serve(ConnectionContext& ctx, beast::tcp_stream& stream, c
     co_await asio::async_write(stream, wire, nothrow(write_ec));
     if (cfg.access_log && ctx.log) {
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started).count();
-      ctx.log->info("{} {} {} {}us {}", line.method, line.target, out.status, us, peer);
+      ctx.log->info("{} {} {} {}us {} id={} trace={}", line.method, line.target, out.status, us, peer,
+                    request_id.empty() ? std::string_view("-") : request_id,
+                    trace.empty() ? std::string_view("-") : trace.trace_id());
     }
     if (write_ec || !keep_alive) co_return;
   }

@@ -6,7 +6,9 @@
 // the keep-alive loop (up to `keep_alive_max_requests`, `Connection: close`
 // once stopping), refusing a request that cannot go on (malformed, too
 // large) with the router's error and a lingering close (net/), writing the
-// answer (headers only for a HEAD), counting it and the access log line.
+// answer (headers only for a HEAD; a well-formed X-Request-Id echoed),
+// counting it and the access log line (with the request id and the trace-id
+// of a valid traceparent, core/request_id.hpp and core/trace_context.hpp).
 //
 // Leaves to others: reading a request (request_reader.hpp), where it is
 // answered (route_dispatch.hpp), accepting (net/accept_loop.hpp).

@@ -24,7 +24,7 @@ int status_for_read_error(const boost::system::error_code& ec, std::string_view 
 }
 
 void append_response_head(std::string& out, const HttpResponse& res, std::size_t body_size, bool keep_alive,
-                          bool http10_client) {
+                          bool http10_client, std::string_view request_id) {
   out += "HTTP/1.1 ";
   out += std::to_string(res.status);
   out += ' ';
@@ -39,6 +39,11 @@ void append_response_head(std::string& out, const HttpResponse& res, std::size_t
     out += name;
     out += ": ";
     out += value;
+    out += "\r\n";
+  }
+  if (!request_id.empty()) {
+    out += "X-Request-Id: ";
+    out.append(request_id);
     out += "\r\n";
   }
   if (!keep_alive) out += "Connection: close\r\n";

@@ -1,5 +1,6 @@
 // HTTP/1.1 framing for BackendServer (internal): request limits, what a
-// failed request read is answered with, and the response head.
+// failed request read is answered with, and the response head (with the
+// request's X-Request-Id echoed).
 #pragma once
 
 #include <boost/system/error_code.hpp>
@@ -28,9 +29,11 @@ inline constexpr std::size_t kMaxRequestBody = 64 * 1024;
 int status_for_read_error(const boost::system::error_code& ec, std::string_view target);
 
 /// Appends the head of `res` (status line, Content-Type, Content-Length,
-/// res.headers, Connection) to `out`. `body_size` is what Content-Length
-/// says, also for a HEAD request whose body is not sent.
+/// res.headers, X-Request-Id when `request_id` is not empty, Connection) to
+/// `out`. `body_size` is what Content-Length says, also for a HEAD request
+/// whose body is not sent. `request_id` must be well-formed
+/// (core/request_id.hpp): it is written as it is.
 void append_response_head(std::string& out, const HttpResponse& res, std::size_t body_size, bool keep_alive,
-                          bool http10_client);
+                          bool http10_client, std::string_view request_id = {});
 
 }  // namespace userkey::detail

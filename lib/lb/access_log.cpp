@@ -115,6 +115,8 @@ void format_json_line(std::string& out, const AccessRecord& r) {
   append_string_or_null(out, r.upstream);
   append_key(out, "request_id");
   append_string_or_null(out, r.request_id);
+  append_key(out, "trace_id");
+  append_string_or_null(out, r.trace_id);
   append_key(out, "retries");
   append_uint(out, r.retries);
   append_key(out, "tls");
@@ -137,14 +139,16 @@ void AccessLog::write(const AccessRecord& r) {
     json_log_.log(spdlog::level::info, spdlog::string_view_t(line_.data(), line_.size()));
     return;
   }
-  // The text line, as it has always been, with the request id at the end.
+  // The text line, as it has always been, with the request id and the
+  // trace-id at the end (`-` for one missing while the other is there).
   const auto us = r.duration.count();
   const std::string_view upstream = r.upstream.empty() ? std::string_view("-") : r.upstream;
-  if (r.request_id.empty())
+  if (r.request_id.empty() && r.trace_id.empty())
     text_log_.info("{} {} {} {} {}us upstream={}", r.client, r.method, r.target, r.status, us, upstream);
   else
-    text_log_.info("{} {} {} {} {}us upstream={} id={}", r.client, r.method, r.target, r.status, us, upstream,
-                   r.request_id);
+    text_log_.info("{} {} {} {} {}us upstream={} id={} trace={}", r.client, r.method, r.target, r.status, us,
+                   upstream, r.request_id.empty() ? std::string_view("-") : r.request_id,
+                   r.trace_id.empty() ? std::string_view("-") : r.trace_id);
 }
 
 }  // namespace userkey::lb::engine

@@ -36,6 +36,7 @@ struct AccessRecord {
   std::chrono::microseconds upstream_time{-1};  ///< negative: no upstream was tried
   std::string_view upstream;                      ///< the upstream that answered; empty: none
   std::string_view request_id;                    ///< empty: none (request ids off)
+  std::string_view trace_id;                      ///< the traceparent's sent upstream; empty: none (request ids off)
   std::uint32_t retries = 0;
   std::string_view tls;  ///< the TLS version; empty: plain HTTP
 };

@@ -99,6 +99,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
     std::string wire;  // serialized heads, reused for every request of this run
     ForwardReport report;
     RequestId request_id;
+    RequestTrace trace;
     std::string log_method, log_target;  // only for the access log line; reused
     std::string request_client;          // a client named by a trusted proxy; reused
     const bool logging = ctx.access_log.enabled();
@@ -129,9 +130,9 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
       const auto started = SteadyClock::now();
       const auto started_wall = logging ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{};
       if (ctx.cfg.request_id)
-        take_request_id(parser.get(), ctx.request_ids, request_id);
+        take_identity(parser.get(), ctx.request_ids, request_id, trace);
       else
-        request_id.clear();
+        clear_identity(request_id, trace);
       if (const auto framing = http1::check_framing(parser, lim.max_body_bytes); !framing.forwards()) {
         co_await answer<Layer>(c, framing, head_request, request_id.view());
         co_return;
@@ -205,8 +206,9 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
                                     refused->retry_after, head_request, request_id.view());
         // (A keep-alive refusal that failed to go out ends at the next read.)
       } else {
-        Response res = co_await ctx.router.forward(req, body, client, request_id.view(), tried, report, wire,
-                                                   Layer::forwarded_proto, xff);
+        const http1::UpstreamIds ids(request_id.view(), trace.parent.text(), trace.continued);
+        Response res =
+            co_await ctx.router.forward(req, body, client, ids, tried, report, wire, Layer::forwarded_proto, xff);
         bytes_in += body.bytes_read();
         if (report.client_failed) {
           // The client's streamed body failed (stalled, cut short, malformed,
@@ -262,6 +264,7 @@ awaitable<void> serve(ClientPtr<Layer> conn) {
           r.upstream_time = report.upstream_time;
           r.upstream = report.upstream;
           r.request_id = request_id.view();
+          r.trace_id = trace.parent.trace_id();
           r.retries = report.retries;
           r.tls = Layer::version(c);
           ctx.access_log.write(r);

@@ -252,7 +252,7 @@ bool HopByHop::skip(http::field name, beast::string_view name_string) const {
 }
 
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id, std::string_view forwarded_proto, ForwardedFor xff,
+                                UpstreamIds ids, std::string_view forwarded_proto, ForwardedFor xff,
                                 std::optional<BodyFrame> frame) {
   out.clear();
   append_sv(out, req.method_string());
@@ -271,7 +271,10 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
     }
     if (iequal(name, "X-Real-IP") || iequal(name, "X-Forwarded-Proto")) continue;
     if (f.name() == http::field::expect) continue;  // the lb already has the whole body
-    if (!request_id.empty() && iequal(name, "X-Request-Id")) continue;  // ours replaces it
+    if (!ids.request_id.empty() && iequal(name, "X-Request-Id")) continue;  // ours replaces it
+    if (!ids.traceparent.empty() &&
+        (iequal(name, "traceparent") || (!ids.keep_tracestate && iequal(name, "tracestate"))))
+      continue;  // ours replaces it; the client's tracestate goes with its own trace only
     if (f.name() == http::field::host) has_host = true;
     append_sv(out, name);
     out += ": ";
@@ -298,7 +301,8 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   out += "\r\n";
   append_header(out, "X-Real-IP", client_ip);
   append_header(out, "X-Forwarded-Proto", forwarded_proto);
-  if (!request_id.empty()) append_header(out, "X-Request-Id", request_id);
+  if (!ids.request_id.empty()) append_header(out, "X-Request-Id", ids.request_id);
+  if (!ids.traceparent.empty()) append_header(out, "traceparent", ids.traceparent);
   if (!frame) {
     frame.emplace();
     if (!req.body().empty() || req.has_content_length()) frame.emplace(BodyFrame::Kind::length, req.body().size());

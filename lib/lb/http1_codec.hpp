@@ -163,6 +163,24 @@ struct BodyFrame {
   std::uint64_t length = 0;
 };
 
+/// The request's identity as sent upstream. Made from a request id alone
+/// (a string), nothing of the trace changes.
+struct UpstreamIds {
+  UpstreamIds() = default;
+  UpstreamIds(std::string_view id) : request_id(id) {}  // NOLINT(google-explicit-constructor): by design
+  UpstreamIds(const char* id) : request_id(id) {}       // NOLINT(google-explicit-constructor): by design
+  UpstreamIds(std::string_view id, std::string_view trace, bool keep_state)
+      : request_id(id), traceparent(trace), keep_tracestate(keep_state) {}
+
+  /// Non-empty: replaces the client's X-Request-Id fields.
+  std::string_view request_id;
+  /// Non-empty: replaces the client's traceparent fields.
+  std::string_view traceparent;
+  /// With a traceparent: whether the client's tracestate fields go on (they
+  /// belong to the client's trace) or are dropped (a new trace).
+  bool keep_tracestate = true;
+};
+
 /// The request as sent upstream, head only, into `out` (cleared first):
 /// hop-by-hop headers and Expect dropped, X-Forwarded-For as `xff` says
 /// (by default: the client's X-Forwarded-For fields joined in order into one
@@ -171,12 +189,13 @@ struct BodyFrame {
 /// (HTTP/1.0) sent none (the absolute-form target's authority, or empty),
 /// framed as `frame` says (none given: by Content-Length, the size of
 /// `req.body()`, written when there is a body or the client sent a
-/// Content-Length), HTTP/1.1 keep-alive. A non-empty `request_id` replaces
-/// the client's X-Request-Id fields; an empty one leaves them as they are.
-/// A WebSocket upgrade (upgrade.hpp) ends with `Connection: Upgrade` and
+/// Content-Length), HTTP/1.1 keep-alive. X-Request-Id, traceparent and
+/// tracestate as `ids` says (empty values leave the client's fields as they
+/// are); the lb's own fields come after X-Forwarded-Proto. A WebSocket
+/// upgrade (upgrade.hpp) ends with `Connection: Upgrade` and
 /// `Upgrade: websocket`.
 void serialize_upstream_request(std::string& out, const Request& req, std::string_view client_ip,
-                                std::string_view request_id, std::string_view forwarded_proto = "http",
+                                UpstreamIds ids, std::string_view forwarded_proto = "http",
                                 ForwardedFor xff = {}, std::optional<BodyFrame> frame = std::nullopt);
 
 /// The response head as sent to the client, into `out` (cleared first):

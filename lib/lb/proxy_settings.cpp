@@ -312,7 +312,8 @@ SettingsTable<ProxyConfig> make_table(ValueKind<std::string> policy) {
         field(&C::access_log_format), access_log_format());
   t.add({.key = "request_id",
          .flag = "--request-id",
-         .help = "Keep a well-formed X-Request-Id or make one; send it upstream and echo it (on/off)"},
+         .help = "Keep a well-formed X-Request-Id or make one, and a valid traceparent's trace or start one; send "
+                 "both upstream, echo the id (on/off)"},
         field(&C::request_id), kinds::boolean());
   t.add({.key = "log_level", .flag = "--log-level", .help = "Log level"}, field(&C::log_level), kinds::log_level());
   t.add({.key = "log_file",

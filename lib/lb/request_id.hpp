@@ -1,42 +1,31 @@
-// Request ids: which client X-Request-Id is kept, and the fresh ones made on
-// each event loop.
+// Request ids and trace context as the lb handles them: which client
+// X-Request-Id and traceparent are kept, and the fresh ones each event loop
+// makes.
 //
-// Owns: the rule for a well-formed id (1-128 characters of [A-Za-z0-9._:-],
-// in exactly one X-Request-Id field), the in-place holder a session keeps an
-// id in (no allocation), and the per-loop generator of fresh ids (128 bits
-// of xoshiro256** as 32 lower-case hex digits, seeded from std::random_device;
-// one per loop, so generating takes no lock and touches no shared state).
+// Owns: the in-place holder a session keeps an id in (no allocation), the
+// per-loop generator of fresh ids (128 bits of xoshiro256** as 32 lower-case
+// hex digits, seeded from std::random_device; one per loop, so generating
+// takes no lock and touches no shared state), and what the lb does with a
+// request's trace (RequestTrace): the client's valid traceparent keeps its
+// trace-id and flags and gets a parent-id of the lb's own hop; otherwise a
+// new trace starts (random trace-id and parent-id from the same generator,
+// flags 00: the lb records no spans, so it asks no one to sample).
 //
-// Leaves to others: putting the id in the upstream request and the client's
-// response (http1_codec), deciding when to do it (downstream_session).
+// Leaves to others: the rules for a well-formed id and a valid traceparent
+// (core/request_id.hpp, core/trace_context.hpp, shared with the backend),
+// putting them in the upstream request and the client's response
+// (http1_codec), deciding when to do it (downstream_session).
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 #include <string_view>
 
+#include "core/request_id.hpp"
+#include "core/trace_context.hpp"
+
 namespace userkey::lb::engine {
-
-/// The longest client request id kept.
-inline constexpr std::size_t kMaxRequestIdLength = 128;
-
-/// The header field the id travels in, both ways.
-inline constexpr std::string_view kRequestIdField = "X-Request-Id";
-
-/// True when `id` is 1-128 characters, each a letter, a digit or one of
-/// `.`, `_`, `:`, `-` (enough for UUIDs, ULIDs and hex or dotted ids, and
-/// nothing that could break a header, a log line or a JSON string).
-constexpr bool valid_request_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
-  for (const char ch : id) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-                    ch == '_' || ch == ':' || ch == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 /// A request id held in place (up to kMaxRequestIdLength characters); empty
 /// when the request has none.
@@ -81,17 +70,52 @@ private:
 /// fresh id from `ids` and the result is false.
 template <class Fields>
 bool take_request_id(const Fields& fields, RequestIdGenerator& ids, RequestId& out) {
-  auto [first, last] = fields.equal_range({kRequestIdField.data(), kRequestIdField.size()});
-  if (first != last && std::next(first) == last) {
-    const auto v = first->value();
-    const std::string_view value(v.data(), v.size());
-    if (valid_request_id(value)) {
-      out.assign(value);
-      return true;
-    }
+  if (const std::string_view id = request_id_of(fields); !id.empty()) {
+    out.assign(id);
+    return true;
   }
   ids.next(out);
   return false;
+}
+
+/// A request's trace as the lb sends it upstream (traceparent) and logs it.
+struct RequestTrace {
+  TraceParent parent;      ///< what goes upstream; empty: none (request ids off)
+  bool continued = false;  ///< the client's trace goes on: so does its tracestate
+  void clear() noexcept {
+    parent.clear();
+    continued = false;
+  }
+};
+
+/// The trace a request goes on with. `fields` are its head's fields: when
+/// they hold exactly one traceparent and it is valid, `out` continues its
+/// trace (trace-id and flags kept, a new parent-id for the lb's hop) and the
+/// result is true; otherwise (none, several, invalid) `out` starts a new
+/// trace (flags 00) and the result is false. Both from `ids`.
+template <class Fields>
+bool take_trace(const Fields& fields, RequestIdGenerator& ids, RequestTrace& out) {
+  out.continued = out.parent.parse(single_field(fields, kTraceParentField));
+  if (out.continued) {
+    out.parent.set_parent_id(ids.next64());
+  } else {
+    const std::uint64_t high = ids.next64(), low = ids.next64();
+    out.parent.start(high, low, ids.next64(), 0);
+  }
+  return out.continued;
+}
+
+/// What a session does with a request's head: take_request_id, then take_trace.
+template <class Fields>
+void take_identity(const Fields& fields, RequestIdGenerator& ids, RequestId& id, RequestTrace& trace) {
+  take_request_id(fields, ids, id);
+  take_trace(fields, ids, trace);
+}
+
+/// Request ids off: no id and no trace of the lb's.
+inline void clear_identity(RequestId& id, RequestTrace& trace) noexcept {
+  id.clear();
+  trace.clear();
 }
 
 }  // namespace userkey::lb::engine

@@ -209,15 +209,15 @@ void UpstreamRouter::report(const Snapshot& s, const UpstreamEntry& e, Outcome o
             will_retry ? "will retry on another upstream if one is eligible" : "not retrying");
 }
 
-awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, std::string_view request_id,
+awaitable<Response> UpstreamRouter::forward(Request req, const std::string& client_ip, http1::UpstreamIds ids,
                                             std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
                                             std::string_view forwarded_proto, http1::ForwardedFor xff) {
   HeldBody body(std::move(req.body()));
-  co_return co_await forward(req, body, client_ip, request_id, tried, summary, wire, forwarded_proto, xff);
+  co_return co_await forward(req, body, client_ip, ids, tried, summary, wire, forwarded_proto, xff);
 }
 
 awaitable<Response> UpstreamRouter::forward(const Request& req, RequestBody& body, const std::string& client_ip,
-                                            std::string_view request_id, std::vector<bool>& tried,
+                                            http1::UpstreamIds ids, std::vector<bool>& tried,
                                             ForwardReport& summary, std::string& wire,
                                             std::string_view forwarded_proto, http1::ForwardedFor xff) {
   refresh();
@@ -238,7 +238,7 @@ awaitable<Response> UpstreamRouter::forward(const Request& req, RequestBody& bod
                           : http1::BodyFrame{http1::BodyFrame::Kind::chunked, 0};
   else if (!body.held().empty() || req.has_content_length())
     frame = http1::BodyFrame{http1::BodyFrame::Kind::length, body.held().size()};
-  http1::serialize_upstream_request(wire, req, client_ip, request_id, forwarded_proto, xff, frame);
+  http1::serialize_upstream_request(wire, req, client_ip, ids, forwarded_proto, xff, frame);
 
   auto header = [&req](std::string_view name) -> std::string_view {
     auto it = req.find(beast::string_view(name.data(), name.size()));

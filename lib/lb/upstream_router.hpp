@@ -86,19 +86,20 @@ public:
   /// The upstream's response to `req` with `body`, or the lb's own 502 /
   /// 503 / 504. An attempt is retried only while body.replayable() (a body
   /// longer than the replay buffer cannot be sent twice once streaming
-  /// began). `request_id` goes upstream in X-Request-Id in place of the client's
-  /// (empty: the client's fields go as they are). `tried` and `wire` are the
+  /// began). `ids`: the X-Request-Id and traceparent that go upstream in place
+  /// of the client's (empty: the client's fields go as they are; see
+  /// http1::serialize_upstream_request). `tried` and `wire` are the
   /// session's reusable buffers; `summary` says how it went;
   /// `forwarded_proto` is the X-Forwarded-Proto sent ("https" for a client
   /// of the TLS listener); `xff` what X-Forwarded-For says (`client_ip`,
   /// the real client, goes in X-Real-IP and is what ip_hash hashes).
   /// Everything passed by reference or view must outlive the coroutine.
   awaitable<Response> forward(const Request& req, RequestBody& body, const std::string& client_ip,
-                              std::string_view request_id, std::vector<bool>& tried, ForwardReport& summary,
+                              http1::UpstreamIds ids, std::vector<bool>& tried, ForwardReport& summary,
                               std::string& wire, std::string_view forwarded_proto = "http",
                               http1::ForwardedFor xff = {});
   /// forward() with the body `req` holds.
-  awaitable<Response> forward(Request req, const std::string& client_ip, std::string_view request_id,
+  awaitable<Response> forward(Request req, const std::string& client_ip, http1::UpstreamIds ids,
                               std::vector<bool>& tried, ForwardReport& summary, std::string& wire,
                               std::string_view forwarded_proto = "http", http1::ForwardedFor xff = {});
 

@@ -2,7 +2,8 @@
 // in front of a raw upstream that records the request heads it gets: which
 // X-Request-Id reaches the upstream and comes back to the client (the lb's
 // own error replies included), --request-id off, the text line's id and the
-// JSON lines (parsed, a hostile target included).
+// JSON lines (parsed, a hostile target included); the traceparent and
+// tracestate the upstream gets.
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -201,7 +202,7 @@ TEST_CASE("access log: --access-log-format json writes one parseable object per 
   CHECK(lb.read("stderr.log").find("json-1") == std::string::npos);
 
   const json& first = lines[0];
-  CHECK(first.size() == 13);
+  CHECK(first.size() == 14);
   const std::string time = first["time"].get<std::string>();
   CHECK(time.size() == 24);  // 2026-11-29T14:03:07.042Z
   CHECK(time[10] == 'T');
@@ -219,13 +220,14 @@ TEST_CASE("access log: --access-log-format json writes one parseable object per 
   CHECK(first["duration_ms"].get<double>() >= first["upstream_ms"].get<double>());
   CHECK(first["upstream"] == up.upstream());
   CHECK(first["request_id"] == "json-1");
+  CHECK(first["trace_id"].get<std::string>().size() == 32);  // a trace the lb started
   CHECK(first["retries"] == 0);
   CHECK(first["tls"].is_null());
 
   // The hostile target comes back byte for byte (bytes from 0x80 as U+0080..U+00FF),
   // and did not add or change a field.
   const json& second = lines[1];
-  CHECK(second.size() == 13);
+  CHECK(second.size() == 14);
   CHECK(second["status"] == 200);
   std::string bytes;
   const std::string decoded = second["target"].get<std::string>();
@@ -244,4 +246,50 @@ TEST_CASE("access log: --access-log-format json writes one parseable object per 
 
   CHECK(lines[2]["method"] == "HEAD");
   CHECK(lines[2]["target"] == "/h");
+}
+
+TEST_CASE("trace context: what reaches the upstream (kept trace with the lb's parent-id, or a new one; tracestate)") {
+  RecordingUpstream up(kUpstreamOwnId);
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false"});
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const std::string client = "00-" + trace + "-00f067aa0ba902b7-01";
+
+  // Valid: the trace-id and flags go on, under a parent-id of the lb's; tracestate as it was.
+  REQUIRE(status_of(get(lb.port, "/t", "traceparent: " + client + "\r\ntracestate: congo=t61rcWkgMzE\r\n")) == 200);
+  auto sent = header_values(up.last_head(), "traceparent");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].size() == 55);
+  CHECK(sent[0].substr(0, 36) == "00-" + trace + "-");
+  CHECK(sent[0].substr(52) == "-01");
+  CHECK(sent[0] != client);
+  CHECK(header_values(up.last_head(), "tracestate") == std::vector<std::string>{"congo=t61rcWkgMzE"});
+
+  // Absent: a new trace, flags 00.
+  REQUIRE(status_of(get(lb.port, "/t")) == 200);
+  sent = header_values(up.last_head(), "traceparent");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].size() == 55);
+  CHECK(sent[0].substr(0, 3) == "00-");
+  CHECK(is_generated_id(sent[0].substr(3, 32)));
+  CHECK(sent[0].substr(52) == "-00");
+
+  // Invalid (upper case): replaced by a new trace, and its tracestate dropped.
+  std::string upper = client;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  REQUIRE(status_of(get(lb.port, "/t", "traceparent: " + upper + "\r\ntracestate: congo=t61rcWkgMzE\r\n")) == 200);
+  sent = header_values(up.last_head(), "traceparent");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].find(trace) == std::string::npos);
+  CHECK(sent[0].substr(52) == "-00");
+  CHECK(header_values(up.last_head(), "tracestate").empty());
+}
+
+TEST_CASE("trace context with request ids off: traceparent and tracestate pass through untouched") {
+  RecordingUpstream up(kUpstreamOwnId);
+  LbProcess lb({"--upstream", up.upstream(), "--no-active-health", "--access-log", "false", "--request-id", "off"});
+  REQUIRE(status_of(get(lb.port, "/", "traceparent: not-checked\r\ntracestate: a=b\r\n")) == 200);
+  CHECK(header_values(up.last_head(), "traceparent") == std::vector<std::string>{"not-checked"});
+  CHECK(header_values(up.last_head(), "tracestate") == std::vector<std::string>{"a=b"});
+  REQUIRE(status_of(get(lb.port, "/")) == 200);
+  CHECK(header_values(up.last_head(), "traceparent").empty());
 }

@@ -1,10 +1,16 @@
 // Unit tests for the access log (lib/lb/access_log): the JSON escaping of
-// client-controlled text, the time and duration formats, and the JSON line.
+// client-controlled text, the time and duration formats, the JSON line and
+// the text line's end (request id, trace-id).
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <string>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 #include "lb/access_log.hpp"
 
@@ -94,12 +100,13 @@ TEST_CASE("access log: a JSON line is one object with every field, null where th
   r.upstream_time = 1200us;
   r.upstream = "127.0.0.1:5001";
   r.request_id = "abc-1";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   r.retries = 1;
   std::string line = "left over";
   engine::format_json_line(line, r);
   CHECK(line.find('\n') == std::string::npos);
   const json j = json::parse(line);
-  CHECK(j.size() == 13);
+  CHECK(j.size() == 14);
   CHECK(j["time"] == "1970-01-02T00:00:00.123Z");
   CHECK(j["client"] == "192.0.2.1");
   CHECK(j["method"] == "GET");
@@ -111,6 +118,7 @@ TEST_CASE("access log: a JSON line is one object with every field, null where th
   CHECK(j["upstream_ms"].get<double>() == doctest::Approx(1.2));
   CHECK(j["upstream"] == "127.0.0.1:5001");
   CHECK(j["request_id"] == "abc-1");
+  CHECK(j["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736");
   CHECK(j["retries"] == 1);
   CHECK(j["tls"].is_null());
 
@@ -125,5 +133,34 @@ TEST_CASE("access log: a JSON line is one object with every field, null where th
   CHECK(k["upstream_ms"].is_null());
   CHECK(k["upstream"].is_null());
   CHECK(k["request_id"].is_null());
+  CHECK(k["trace_id"].is_null());
   CHECK(k["retries"] == 0);
+}
+
+TEST_CASE("access log: the text line ends with the request id and the trace-id, or neither with ids off") {
+  std::ostringstream text;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(text);
+  sink->set_pattern("%v");
+  spdlog::logger log("access-test", sink);
+  engine::AccessLog access(true, userkey::lb::AccessLogFormat::text, log, nullptr);
+  REQUIRE(access.enabled());
+
+  engine::AccessRecord r;
+  r.client = "192.0.2.1";
+  r.method = "GET";
+  r.target = "/?user_id=1";
+  r.status = 200;
+  r.duration = 412us;
+  r.upstream = "backend-2:5000";
+  r.request_id = "edge-1";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  access.write(r);
+  r.request_id = {};
+  r.trace_id = {};
+  r.upstream = {};
+  access.write(r);
+  log.flush();
+  CHECK(text.str() ==
+        "192.0.2.1 GET /?user_id=1 200 412us upstream=backend-2:5000 id=edge-1 trace=4bf92f3577b34da6a3ce929d0e0e4736\n"
+        "192.0.2.1 GET /?user_id=1 200 412us upstream=-\n");
 }

@@ -255,6 +255,58 @@ TEST_CASE("upstream request: X-Forwarded-For appended, client's proxy headers an
         "\r\n");
 }
 
+TEST_CASE("upstream request: the lb's traceparent replaces the client's; tracestate goes on only with its trace") {
+  const auto req = parse_request(
+      "GET /t HTTP/1.1\r\n"
+      "Host: lb\r\n"
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+      "TraceState: congo=t61rcWkgMzE\r\n"
+      "tracestate: rojo=00f067aa0ba902b7\r\n"
+      "\r\n");
+  const std::string ours = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+  std::string out;
+  // The client's trace goes on (trace-id kept, the lb's parent-id): its
+  // tracestate fields too, as they were, in order.
+  http1::serialize_upstream_request(out, req, "192.0.2.7", {"rid", ours, true});
+  CHECK(out ==
+        "GET /t HTTP/1.1\r\n"
+        "Host: lb\r\n"
+        "TraceState: congo=t61rcWkgMzE\r\n"
+        "tracestate: rojo=00f067aa0ba902b7\r\n"
+        "X-Forwarded-For: 192.0.2.7\r\n"
+        "X-Real-IP: 192.0.2.7\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "X-Request-Id: rid\r\n"
+        "traceparent: " + ours + "\r\n"
+        "\r\n");
+  // A new trace (the client's traceparent was invalid): its tracestate is dropped.
+  const std::string fresh = "00-0123456789abcdeffedcba9876543210-00000000deadbeef-00";
+  http1::serialize_upstream_request(out, req, "192.0.2.7", {"rid", fresh, false});
+  CHECK(out ==
+        "GET /t HTTP/1.1\r\n"
+        "Host: lb\r\n"
+        "X-Forwarded-For: 192.0.2.7\r\n"
+        "X-Real-IP: 192.0.2.7\r\n"
+        "X-Forwarded-Proto: http\r\n"
+        "X-Request-Id: rid\r\n"
+        "traceparent: " + fresh + "\r\n"
+        "\r\n");
+  // Request ids off (no traceparent of the lb's): the client's fields go as they are.
+  http1::serialize_upstream_request(out, req, "192.0.2.7", "");
+  CHECK(out.find("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n") != std::string::npos);
+  CHECK(out.find("TraceState: congo=t61rcWkgMzE\r\ntracestate: rojo=00f067aa0ba902b7\r\n") != std::string::npos);
+  CHECK(out.find("X-Request-Id") == std::string::npos);
+  // Without a tracestate, a new trace is just the traceparent; several
+  // traceparent fields all go.
+  const auto twice = parse_request(
+      "GET / HTTP/1.1\r\nHost: lb\r\ntraceparent: a\r\nTRACEPARENT: b\r\n\r\n");
+  http1::serialize_upstream_request(out, twice, "::1", {"rid", fresh, false});
+  CHECK(out ==
+        "GET / HTTP/1.1\r\nHost: lb\r\n"
+        "X-Forwarded-For: ::1\r\nX-Real-IP: ::1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: rid\r\n"
+        "traceparent: " + fresh + "\r\n\r\n");
+}
+
 TEST_CASE("upstream request with trusted proxies: a trusted chain plus the peer, or the peer alone") {
   const auto req = parse_request(
       "GET / HTTP/1.1\r\n"

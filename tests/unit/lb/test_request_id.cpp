@@ -1,5 +1,7 @@
-// Unit tests for request ids (lib/lb/request_id): which client ids are kept,
-// and the fresh ones each loop makes.
+// Unit tests for request ids and traces in the lb (lib/lb/request_id): which
+// client ids and traceparents are kept, and the fresh ones each loop makes.
+// (The rules themselves: tests/unit/core/test_request_id.cpp and
+// test_trace_context.cpp.)
 #include <utility>  // Boost 1.74: before any Asio/Beast header under GCC 12
 
 #include <doctest/doctest.h>
@@ -24,21 +26,6 @@ bool all_lower_hex(std::string_view s) {
 
 }  // namespace
 
-TEST_CASE("request id: well-formed is 1-128 characters of letters, digits and . _ : -") {
-  CHECK(engine::valid_request_id("a"));
-  CHECK(engine::valid_request_id("0123456789abcdef0123456789abcdef"));
-  CHECK(engine::valid_request_id("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"));  // a UUID
-  CHECK(engine::valid_request_id("01ARZ3NDEKTSV4RRFFQ69G5FAV"));            // a ULID
-  CHECK(engine::valid_request_id("svc.front:req_42-b"));
-  CHECK(engine::valid_request_id(std::string(128, 'x')));
-
-  CHECK_FALSE(engine::valid_request_id(""));
-  CHECK_FALSE(engine::valid_request_id(std::string(129, 'x')));
-  for (const std::string& bad : std::vector<std::string>{"a b", "a\tb", "a,b", "a;b", "a\"b", "a\\b", "a/b", "a=b", "{}", "a\r\nX-Evil: 1",
-                                "caf\xc3\xa9", std::string("a\0b", 3), "a\x7f"})
-    CHECK_MESSAGE(!engine::valid_request_id(bad), bad);
-}
-
 TEST_CASE("request id: the generator gives 32 lower-case hex digits, different every time") {
   engine::RequestIdGenerator gen;
   engine::RequestId id;
@@ -47,7 +34,7 @@ TEST_CASE("request id: the generator gives 32 lower-case hex digits, different e
     gen.next(id);
     REQUIRE(id.view().size() == 32);
     REQUIRE(all_lower_hex(id.view()));
-    CHECK(engine::valid_request_id(id.view()));
+    CHECK(userkey::valid_request_id(id.view()));
     seen.emplace(id.view());
   }
   CHECK(seen.size() == 10000);
@@ -111,4 +98,89 @@ TEST_CASE("request id: a client's single well-formed id is kept; none, several o
   CHECK(id.view().size() == 128);
   id.clear();
   CHECK(id.empty());
+}
+
+TEST_CASE("trace: a client's one valid traceparent keeps its trace-id and flags under the lb's own parent-id") {
+  engine::RequestIdGenerator gen(11);
+  engine::RequestTrace trace;
+  namespace http = boost::beast::http;
+  const std::string client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+  http::fields given;
+  given.set("traceparent", client);
+  given.set("tracestate", "vendor=x");
+  CHECK(engine::take_trace(given, gen, trace));
+  CHECK(trace.continued);
+  CHECK(trace.parent.trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736");
+  CHECK(trace.parent.flags() == 0x01);
+  CHECK(trace.parent.parent_id() != "00f067aa0ba902b7");  // the lb's hop
+  CHECK(all_lower_hex(trace.parent.parent_id()));
+  const std::string first_hop(trace.parent.parent_id());
+  CHECK(engine::take_trace(given, gen, trace));  // the next request: a hop of its own
+  CHECK(trace.parent.parent_id() != first_hop);
+
+  // A later version: the same trace, sent on as version 00.
+  http::fields later;
+  later.set("TraceParent", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more");
+  CHECK(engine::take_trace(later, gen, trace));
+  CHECK(trace.parent.text().substr(0, 36) == "00-4bf92f3577b34da6a3ce929d0e0e4736-");
+  CHECK(trace.parent.text().substr(52) == "-00");
+}
+
+TEST_CASE("trace: none, several or invalid traceparents start a new trace, flags 00") {
+  engine::RequestIdGenerator gen(12);
+  engine::RequestTrace trace;
+  namespace http = boost::beast::http;
+  std::set<std::string> traces;
+
+  http::fields none;
+  CHECK_FALSE(engine::take_trace(none, gen, trace));
+  CHECK_FALSE(trace.continued);
+  traces.emplace(trace.parent.trace_id());
+
+  const std::string valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  http::fields several;
+  several.insert("traceparent", valid);
+  several.insert("traceparent", valid);
+  CHECK_FALSE(engine::take_trace(several, gen, trace));
+  traces.emplace(trace.parent.trace_id());
+
+  for (const std::string& bad : {std::string("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+                                 std::string("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+                                 std::string("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), valid + "-x"}) {
+    http::fields f;
+    f.set("traceparent", bad);
+    CHECK_FALSE(engine::take_trace(f, gen, trace));
+    CHECK(trace.parent.trace_id() != "4bf92f3577b34da6a3ce929d0e0e4736");
+    traces.emplace(trace.parent.trace_id());
+  }
+  for (const auto& t : traces) {
+    CHECK(t.size() == 32);
+    CHECK(all_lower_hex(t));
+  }
+  CHECK(traces.size() == 6);  // a fresh trace each time
+  // What was made is itself valid, with flags 00 (the lb records no spans).
+  userkey::TraceParent check;
+  CHECK(check.parse(trace.parent.text()));
+  CHECK(trace.parent.flags() == 0);
+
+  // Request ids off: nothing of the lb's.
+  engine::RequestId id;
+  engine::clear_identity(id, trace);
+  CHECK(id.empty());
+  CHECK(trace.parent.empty());
+  CHECK_FALSE(trace.continued);
+}
+
+TEST_CASE("identity: a session takes the id and the trace from one head") {
+  engine::RequestIdGenerator gen(13);
+  engine::RequestId id;
+  engine::RequestTrace trace;
+  boost::beast::http::fields f;
+  f.set("X-Request-Id", "edge-7");
+  f.set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  engine::take_identity(f, gen, id, trace);
+  CHECK(id.view() == "edge-7");
+  CHECK(trace.continued);
+  CHECK(trace.parent.trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736");
 }
