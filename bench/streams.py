@@ -40,6 +40,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import rss_kib  # noqa: E402 (beside this file: VmRSS of processes and their children)
+
 BLOCK = bytes(1 << 20)
 
 
@@ -60,32 +63,6 @@ def wait_port(port, timeout=10.0):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"port {port} never opened")
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
 
 
 class Upstream:
@@ -204,7 +181,7 @@ def start_front(name, work, bin_dir, up_port, body_limit, ws_port=None):
                     " proxy_read_timeout 120s; }"
                     " } }\n")
         proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-        pids = lambda: children(proc.pid) or [proc.pid]  # noqa: E731  (the workers)
+        pids = lambda: [proc.pid]  # noqa: E731  (the master and, through rss_kib, its workers)
     wait_port(port)
     time.sleep(0.2)
     return proc, port, pids

@@ -21,23 +21,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-  int rc = -1;
-  std::string out, err;
-};
+using Outcome = RunOutcome;
 
 // Runs the backend with `args` to its exit; stdout and stderr apart.
 Outcome backend(const std::vector<std::string>& args, std::map<std::string, std::string> env = {}) {
-  TempDir dir;
   std::vector<std::string> argv{USERKEY_BACKEND_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   env.try_emplace("MONGOC_DISABLE_SHM", "1");
-  ChildProcess p(argv, dir.path() / "out.log", std::move(env), dir.path() / "err.log");
-  Outcome o;
-  o.rc = p.wait(30s).value_or(-1);
-  o.out = read_text_file(dir.path() / "out.log");
-  o.err = read_text_file(dir.path() / "err.log");
-  return o;
+  return run_to_exit(argv, std::move(env));
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

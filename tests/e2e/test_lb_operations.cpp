@@ -22,22 +22,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-  int rc = -1;
-  std::string out, err;
-};
+using Outcome = RunOutcome;
 
 // Runs the lb with `args` to its exit; stdout and stderr apart.
 Outcome lb(const std::vector<std::string>& args, std::map<std::string, std::string> env = {}) {
-  TempDir dir;
   std::vector<std::string> argv{USERKEY_LB_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess p(argv, dir.path() / "out.log", std::move(env), dir.path() / "err.log");
-  Outcome o;
-  o.rc = p.wait(30s).value_or(-1);
-  o.out = read_text_file(dir.path() / "out.log");
-  o.err = read_text_file(dir.path() / "err.log");
-  return o;
+  return run_to_exit(argv, std::move(env));
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -200,6 +200,16 @@ std::string read_text_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
+RunOutcome run_to_exit(const std::vector<std::string>& argv, std::map<std::string, std::string> env) {
+  TempDir dir;
+  ChildProcess p(argv, dir.path() / "out.log", std::move(env), dir.path() / "err.log");
+  RunOutcome o;
+  o.rc = p.wait(std::chrono::seconds(30)).value_or(-1);
+  o.out = read_text_file(dir.path() / "out.log");
+  o.err = read_text_file(dir.path() / "err.log");
+  return o;
+}
+
 bool file_contains(const std::filesystem::path& path, const std::string& text) {
   return read_text_file(path).find(text) != std::string::npos;
 }

@@ -66,6 +66,17 @@ private:
 
 /// The whole of a file ("" when it cannot be read).
 std::string read_text_file(const std::filesystem::path& path);
+
+/// How a program run to its exit went: its status (-1: still running after
+/// the wait, then killed) and its stdout and stderr apart.
+struct RunOutcome {
+  int rc = -1;
+  std::string out, err;
+};
+
+/// Runs `argv` with `env` added to the environment until it exits (30 s at
+/// most).
+RunOutcome run_to_exit(const std::vector<std::string>& argv, std::map<std::string, std::string> env = {});
 /// Whether `path` holds `text` now.
 bool file_contains(const std::filesystem::path& path, const std::string& text);
 
