@@ -1,10 +1,11 @@
 # The two commands of the README, and a few more.
-#   make demo        three backends + the lb on the embedded dump
+#   make demo        three backends + the lb on the embedded dump (ports: USERKEY_DEMO_*_PORT[S],
+#                    see scripts/demo.sh; a taken one stops it with exit status 3)
 #   make demo-mongo  the same topology on a local FerretDB seeded from dump/
 #   make test        everything CI runs: make check, make test-sanitizers, make fuzz
 #   make check       the suite in the default build (unit, integration on FerretDB,
 #                    end-to-end, fault battery, packaging, docs, compose)
-#   make test-sanitizers  ASan+UBSan: every test but package/docs/docker/compose/bench; TSan: unit + e2e
+#   make test-sanitizers  ASan+UBSan: every test but package/docs/docker/compose/bench/deps/demo; TSan: unit + e2e
 #   make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench       the scoreboard (<= 20 min): userkey-lb vs HAProxy vs nginx, the whole stack
 #                    vs the seed's, the backend alone, idle memory -> docs/benchmarks.md
@@ -52,10 +53,16 @@ fuzz: test-deps
 	scripts/run-fuzzers.sh $(FUZZ_SECONDS)
 	$(STAMP)
 
-demo: build
+# The demo's ports are checked before the build too, so a taken one is named
+# at once (scripts/demo.sh lists the USERKEY_DEMO_*_PORT variables that move them).
+demo:
+	@scripts/demo.sh --check-ports embedded
+	@$(MAKE) --no-print-directory build
 	scripts/demo.sh embedded
 
-demo-mongo: build
+demo-mongo:
+	@scripts/demo.sh --check-ports mongo
+	@$(MAKE) --no-print-directory build
 	USERKEY_NEED_FERRETDB=1 scripts/install-deps.sh
 	scripts/demo.sh mongo
 

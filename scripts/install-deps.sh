@@ -14,6 +14,8 @@ if [ "${1:-}" = "--test" ]; then
   want_test=1
   packages+=(doctest-dev python3 python3-yaml python3-websockets clang-14 libfuzzer-14-dev libclang-rt-14-dev openssl
             ccache)
+elif [ "${USERKEY_NEED_FERRETDB:-0}" = 1 ]; then
+  packages+=(python3)  # scripts/install-go.sh checks and unpacks a Go toolchain with it
 fi
 
 missing=()
@@ -29,6 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ $want_test -eq 1 ] || [ "${USERKEY_NEED_FERRETDB:-0}" = 1 ]; then
+  # A Go >= 1.24 on PATH builds FerretDB when it is missing; without one,
+  # scripts/install-go.sh installs its pinned toolchain (see there).
   if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; fi
   if [ "$(id -u)" -eq 0 ]; then
     scripts/install-ferretdb.sh

@@ -5,7 +5,15 @@
 #  2. builds a program that embeds only a balancing policy with
 #     find_package(userkey COMPONENTS lb) on a machine view where
 #     mongo-c-driver cannot be found, and checks it links no libmongoc;
-#  3. builds a tiny project that pulls userkey in with add_subdirectory, to
+#  3. builds the README's embedding snippets (the blocks marked
+#     `<!-- snippet: NAME -->`: a CMakeLists.txt and the programs it builds)
+#     exactly as they stand, warnings as errors;
+#  4. builds and runs tests/package/lb_only, a ProxyServer serving one
+#     request through to a tiny upstream, linking userkey::lb alone with
+#     cpp-httplib (no pkg-config file) and mongo-c-driver unfindable, and checks that
+#     no installed header includes Boost, cpp-httplib, mongo-c-driver or
+#     OpenSSL;
+#  5. builds a tiny project that pulls userkey in with add_subdirectory, to
 #     show userkey::userkey names the same target both ways (through a core
 #     header, <userkey/core/user_id.hpp>).
 #   tests/package/consume.sh BUILD_DIR SOURCE_DIR
@@ -79,11 +87,40 @@ int main() {
 CPP
 # mongo-c-driver made unfindable: the lb part must not ask for it.
 cmake -S "$work/policy_only" -B "$work/policy_only/build" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" \
-  -DCMAKE_DISABLE_FIND_PACKAGE_mongoc-1.0=ON -DCMAKE_DISABLE_FIND_PACKAGE_bson-1.0=ON >/dev/null
+  -DCMAKE_DISABLE_FIND_PACKAGE_mongoc-1.0=ON -DCMAKE_DISABLE_FIND_PACKAGE_bson-1.0=ON --no-warn-unused-cli >/dev/null
 cmake --build "$work/policy_only/build"
 "$work/policy_only/build/policy_only"
 if ldd "$work/policy_only/build/policy_only" | grep -q mongoc; then
   echo "policy_only links libmongoc" >&2
+  exit 1
+fi
+
+echo "== the README's embedding snippets against the installed package"
+python3 "$src/tests/package/readme_snippets.py" "$src/README.md" "$work/readme" \
+  --require CMakeLists.txt my_router.cpp my_proxy.cpp
+cmake -S "$work/readme" -B "$work/readme/build" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" >/dev/null
+cmake --build "$work/readme/build"
+if ldd "$work/readme/build/my_proxy" | grep -E -q 'mongoc|httplib'; then
+  echo "the README's my_proxy (userkey::lb alone) links mongo-c-driver or cpp-httplib" >&2
+  exit 1
+fi
+
+echo "== userkey::lb alone runs a ProxyServer, without cpp-httplib or mongo-c-driver"
+if grep -rE '^#\s*include\s*<(boost/|httplib|mongoc|bson|openssl/)' "$work/prefix/include/userkey"; then
+  echo "an installed header includes a dependency a consumer would then need" >&2
+  exit 1
+fi
+# pkg-config sees no .pc file at all (so no cpp-httplib; FindOpenSSL falls
+# back to its own search), and mongo-c-driver's CMake packages are disabled.
+mkdir -p "$work/no-pc"
+PKG_CONFIG_LIBDIR="$work/no-pc" PKG_CONFIG_PATH="" \
+  cmake -S "$src/tests/package/lb_only" -B "$work/lb_only" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_mongoc-1.0=ON -DCMAKE_DISABLE_FIND_PACKAGE_bson-1.0=ON --no-warn-unused-cli >/dev/null
+cmake --build "$work/lb_only"
+timeout --kill-after=5 30 "$work/lb_only/lb_only"
+if ldd "$work/lb_only/lb_only" | grep -E -q 'mongoc|httplib'; then
+  echo "lb_only links mongo-c-driver or cpp-httplib" >&2
   exit 1
 fi
 
