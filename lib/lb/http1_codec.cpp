@@ -305,7 +305,9 @@ void serialize_upstream_request(std::string& out, const Request& req, std::strin
   if (!ids.traceparent.empty()) append_header(out, "traceparent", ids.traceparent);
   if (!frame) {
     frame.emplace();
-    if (!req.body().empty() || req.has_content_length()) frame.emplace(BodyFrame::Kind::length, req.body().size());
+    // Assigned, not emplace(kind, size): clang 14 (the fuzz preset) has no
+    // parenthesized aggregate initialization.
+    if (!req.body().empty() || req.has_content_length()) frame = BodyFrame{BodyFrame::Kind::length, req.body().size()};
   }
   if (frame->kind == BodyFrame::Kind::length) {
     out += "Content-Length: ";
