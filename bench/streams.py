@@ -41,28 +41,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import rss_kib  # noqa: E402 (beside this file: VmRSS of processes and their children)
+import benchlib  # noqa: E402 (beside this file)
+from benchlib import free_port, rss_kib  # noqa: E402 (VmRSS of processes and their children)
 
 BLOCK = bytes(1 << 20)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} never opened")
+def wait_port(port, proc=None):
+    """benchlib's wait, failing loudly."""
+    if not benchlib.wait_port(port, timeout=10.0, proc=proc):
+        raise RuntimeError(f"port {port} never opened")
 
 
 class Upstream:
